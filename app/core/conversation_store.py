@@ -1,0 +1,433 @@
+"""The SQLite file that keeps every conversation and its messages.
+
+Ownership: a ``ConversationStore`` is not thread-safe. The thread that creates it (the GUI
+thread) must be the only one that uses it; sqlite3 enforces this by raising
+``sqlite3.ProgrammingError`` when another thread touches the connection. Worker threads hand
+their results to the owner instead of writing themselves.
+
+Every public write method runs in its own transaction and has committed before it returns, so
+callers never call ``commit``. Failures while opening are reported as ``StoreError``; ids that
+do not exist are reported as ``NotFoundError`` (a ``KeyError``). Any other SQLite failure while
+reading or writing (a full disk, for example) propagates as the ``sqlite3.Error`` it is.
+
+Messages of a conversation are ordered by id: ``id`` is an ``INTEGER PRIMARY KEY``, for which
+SQLite picks a value above every id already in the table, so id order is the order in which
+messages were added. Nothing in the app inserts a message in the middle of a conversation, so a
+separate position column would only be something to keep consistent.
+
+Schema versions live in ``PRAGMA user_version``; ``_MIGRATIONS`` holds one step per version.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from app.core.generation_stats import GenerationStats, StopReason
+
+
+class StoreError(Exception):
+    """The conversation file cannot be opened or used as a conversation store."""
+
+
+class NotFoundError(KeyError):
+    """No conversation or message has the requested id."""
+
+
+class MessageState(StrEnum):
+    """Where a message is in its life."""
+
+    STREAMING = "streaming"  # the reply is still being generated
+    COMPLETE = "complete"
+    INTERRUPTED = "interrupted"  # the app stopped (crash, kill, power cut) while it streamed
+    FAILED = "failed"  # generation raised an error; ``Message.error`` says which
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """One conversation; timestamps are seconds since the epoch.
+
+    ``updated_at`` is the time of the latest added message: it orders the conversation list by
+    activity, so renaming or changing settings deliberately leaves it alone.
+    """
+
+    id: int
+    title: str
+    created_at: float
+    updated_at: float
+    model: str
+    system_prompt: str
+    generation_settings: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Message:
+    """One message; ``stats`` is set only on assistant replies whose generation has ended."""
+
+    id: int
+    conversation_id: int
+    role: str
+    content: str
+    reasoning: str
+    state: MessageState
+    created_at: float
+    stats: GenerationStats | None
+    error: str | None
+
+
+# One step per schema version: _MIGRATIONS[0] builds version 1 in an empty file,
+# _MIGRATIONS[1] turns version 1 into version 2, and so on. Only ever append: files written by
+# released versions must keep upgrading through exactly the steps they were written with.
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """
+        CREATE TABLE conversations (
+            id INTEGER PRIMARY KEY,
+            title TEXT NOT NULL DEFAULT '',
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            model TEXT NOT NULL DEFAULT ''
+        )
+        """,
+        """
+        CREATE TABLE messages (
+            id INTEGER PRIMARY KEY,
+            conversation_id INTEGER NOT NULL
+                REFERENCES conversations(id) ON DELETE CASCADE,
+            role TEXT NOT NULL,
+            content TEXT NOT NULL DEFAULT '',
+            state TEXT NOT NULL,
+            created_at REAL NOT NULL
+        )
+        """,
+        "CREATE INDEX messages_by_conversation ON messages(conversation_id)",
+    ),
+    (
+        "ALTER TABLE conversations ADD COLUMN system_prompt TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE conversations ADD COLUMN generation_settings TEXT NOT NULL DEFAULT '{}'",
+        "ALTER TABLE messages ADD COLUMN reasoning TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE messages ADD COLUMN prompt_tokens INTEGER NULL",
+        "ALTER TABLE messages ADD COLUMN evaluated_prompt_tokens INTEGER NULL",
+        "ALTER TABLE messages ADD COLUMN generated_tokens INTEGER NULL",
+        "ALTER TABLE messages ADD COLUMN time_to_first_token_s REAL NULL",
+        "ALTER TABLE messages ADD COLUMN tokens_per_second REAL NULL",
+        "ALTER TABLE messages ADD COLUMN stop_reason TEXT NULL",
+        "ALTER TABLE messages ADD COLUMN error TEXT NULL",
+    ),
+)
+
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+
+class ConversationStore:
+    """Conversations and messages in one SQLite file; see the module docstring for the rules."""
+
+    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
+        """Open (creating if needed) the store at ``path`` and bring its schema up to date.
+
+        ``clock`` supplies the timestamps; tests replace it to get distinct, known times.
+        Raises ``StoreError`` when the file is not a SQLite database, was written by a newer
+        version of the app, or cannot be opened or upgraded.
+        """
+        self._clock = clock
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Autocommit mode: transactions are begun explicitly in _transaction, not implicitly
+            # by the sqlite3 module before some statements and not others.
+            self._connection = sqlite3.connect(path, isolation_level=None)
+        except (OSError, sqlite3.Error) as error:
+            raise StoreError(f"Cannot open the conversation file {path}: {error}") from error
+        try:
+            self._open(path)
+        except BaseException:
+            self._connection.close()
+            raise
+
+    def _open(self, path: Path) -> None:
+        connection = self._connection
+        connection.row_factory = sqlite3.Row
+        try:
+            # The first statement that reads the file; this is where a non-database fails.
+            version = connection.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.DatabaseError as error:
+            raise StoreError(
+                f"{path} is not a conversation file (it is not a SQLite database): {error}"
+            ) from error
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{path} was created by a newer version of Qwen Local Chat (schema version "
+                f"{version}; this version understands up to {SCHEMA_VERSION}). "
+                "Update the app to open it."
+            )
+        try:
+            connection.execute("PRAGMA journal_mode = WAL")
+            # In WAL mode, synchronous=NORMAL may lose already committed transactions on a power
+            # cut; FULL syncs the log at every commit, so a power cut loses at most the save that
+            # was in progress. Saves are a few per second at most, so the cost is negligible.
+            connection.execute("PRAGMA synchronous = FULL")
+            # SQLite ignores REFERENCES clauses (and so ON DELETE CASCADE) unless asked, per
+            # connection; it must be set outside a transaction.
+            connection.execute("PRAGMA foreign_keys = ON")
+            self._migrate()
+            # Nothing can still be streaming into a file that is only now being opened: such
+            # messages were cut short by a crash or kill of the previous run.
+            connection.execute(
+                "UPDATE messages SET state = ? WHERE state = ?",
+                (MessageState.INTERRUPTED, MessageState.STREAMING),
+            )
+        except sqlite3.Error as error:
+            raise StoreError(f"Cannot prepare the conversation file {path}: {error}") from error
+
+    def _migrate(self) -> None:
+        while True:
+            with self._transaction():
+                # Read inside the write lock: another instance may have upgraded the file since.
+                version = self._connection.execute("PRAGMA user_version").fetchone()[0]
+                if version >= SCHEMA_VERSION:
+                    return
+                for statement in _MIGRATIONS[version]:
+                    self._connection.execute(statement)
+                # PRAGMA takes no parameters; the value is an int computed here.
+                self._connection.execute(f"PRAGMA user_version = {version + 1}")
+
+    def close(self) -> None:
+        """Close the file; the store cannot be used afterwards. Closing twice is harmless."""
+        self._connection.close()
+
+    def __enter__(self) -> ConversationStore:
+        return self
+
+    def __exit__(
+        self,
+        exception_type: type[BaseException] | None,
+        exception: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        # IMMEDIATE takes the write lock up front, so a transaction that reads and then writes
+        # cannot fail halfway with "database is locked".
+        self._connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._connection.execute("ROLLBACK")
+            raise
+        self._connection.execute("COMMIT")
+
+    # Conversations
+
+    def create_conversation(
+        self,
+        title: str = "",
+        model: str = "",
+        system_prompt: str = "",
+        generation_settings: dict[str, Any] | None = None,
+    ) -> Conversation:
+        """Add an empty conversation and return it as stored."""
+        now = self._clock()
+        cursor = self._connection.execute(
+            "INSERT INTO conversations"
+            " (title, created_at, updated_at, model, system_prompt, generation_settings)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (title, now, now, model, system_prompt, json.dumps(generation_settings or {})),
+        )
+        return self.get_conversation(cursor.lastrowid)
+
+    def list_conversations(self) -> list[Conversation]:
+        """All conversations, most recently active first (creation order breaks ties)."""
+        rows = self._connection.execute(
+            "SELECT * FROM conversations ORDER BY updated_at DESC, id DESC"
+        )
+        return [_conversation_from_row(row) for row in rows]
+
+    def get_conversation(self, conversation_id: int) -> Conversation:
+        """The conversation with this id; ``NotFoundError`` if there is none."""
+        row = self._connection.execute(
+            "SELECT * FROM conversations WHERE id = ?", (conversation_id,)
+        ).fetchone()
+        if row is None:
+            raise NotFoundError(f"no conversation with id {conversation_id}")
+        return _conversation_from_row(row)
+
+    def rename_conversation(self, conversation_id: int, title: str) -> None:
+        """Change the title; ``NotFoundError`` if there is no such conversation."""
+        self._update_row("conversations", conversation_id, {"title": title})
+
+    def update_conversation(
+        self,
+        conversation_id: int,
+        *,
+        model: str | None = None,
+        system_prompt: str | None = None,
+        generation_settings: dict[str, Any] | None = None,
+    ) -> None:
+        """Change the given fields and leave those passed as ``None`` as they are."""
+        changes: dict[str, object] = {}
+        if model is not None:
+            changes["model"] = model
+        if system_prompt is not None:
+            changes["system_prompt"] = system_prompt
+        if generation_settings is not None:
+            changes["generation_settings"] = json.dumps(generation_settings)
+        self._update_row("conversations", conversation_id, changes)
+
+    def delete_conversation(self, conversation_id: int) -> None:
+        """Delete the conversation and, through ON DELETE CASCADE, all its messages."""
+        self._delete_row("conversations", conversation_id)
+
+    # Messages
+
+    def add_message(
+        self,
+        conversation_id: int,
+        role: str,
+        content: str = "",
+        *,
+        reasoning: str = "",
+        state: MessageState = MessageState.COMPLETE,
+    ) -> Message:
+        """Append a message to the conversation, mark the conversation active, return the message."""
+        now = self._clock()
+        with self._transaction():
+            touched = self._connection.execute(
+                "UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id)
+            )
+            if touched.rowcount == 0:
+                raise NotFoundError(f"no conversation with id {conversation_id}")
+            cursor = self._connection.execute(
+                "INSERT INTO messages"
+                " (conversation_id, role, content, reasoning, state, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (conversation_id, role, content, reasoning, MessageState(state), now),
+            )
+        return self.get_message(cursor.lastrowid)
+
+    def update_message(
+        self,
+        message_id: int,
+        *,
+        content: str | None = None,
+        reasoning: str | None = None,
+        state: MessageState | None = None,
+        stats: GenerationStats | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Change the given fields and leave those passed as ``None`` as they are.
+
+        Does not touch the conversation's ``updated_at``: the reply being written was already
+        counted as activity when it was added.
+        """
+        changes: dict[str, object] = {}
+        if content is not None:
+            changes["content"] = content
+        if reasoning is not None:
+            changes["reasoning"] = reasoning
+        if state is not None:
+            changes["state"] = MessageState(state)
+        if stats is not None:
+            changes.update(
+                prompt_tokens=stats.prompt_tokens,
+                evaluated_prompt_tokens=stats.evaluated_prompt_tokens,
+                generated_tokens=stats.generated_tokens,
+                time_to_first_token_s=stats.time_to_first_token_s,
+                tokens_per_second=stats.tokens_per_second,
+                stop_reason=StopReason(stats.stop_reason),
+            )
+        if error is not None:
+            changes["error"] = error
+        self._update_row("messages", message_id, changes)
+
+    def get_message(self, message_id: int) -> Message:
+        """The message with this id; ``NotFoundError`` if there is none."""
+        row = self._connection.execute(
+            "SELECT * FROM messages WHERE id = ?", (message_id,)
+        ).fetchone()
+        if row is None:
+            raise NotFoundError(f"no message with id {message_id}")
+        return _message_from_row(row)
+
+    def messages(self, conversation_id: int) -> list[Message]:
+        """The conversation's messages in the order they were added."""
+        rows = self._connection.execute(
+            "SELECT * FROM messages WHERE conversation_id = ? ORDER BY id", (conversation_id,)
+        ).fetchall()
+        if not rows:
+            # Tell an empty conversation from a missing one.
+            self.get_conversation(conversation_id)
+        return [_message_from_row(row) for row in rows]
+
+    def delete_message(self, message_id: int) -> None:
+        """Delete one message; ``NotFoundError`` if there is none."""
+        self._delete_row("messages", message_id)
+
+    # Shared by the methods above; ``table`` and the column names are always literals of this
+    # module, never caller input, so formatting them into the SQL is safe.
+
+    def _update_row(self, table: str, row_id: int, changes: dict[str, object]) -> None:
+        if not changes:
+            self._require_row(table, row_id)
+            return
+        assignments = ", ".join(f"{column} = ?" for column in changes)
+        cursor = self._connection.execute(
+            f"UPDATE {table} SET {assignments} WHERE id = ?", (*changes.values(), row_id)
+        )
+        if cursor.rowcount == 0:
+            raise NotFoundError(f"no row with id {row_id} in {table}")
+
+    def _delete_row(self, table: str, row_id: int) -> None:
+        cursor = self._connection.execute(f"DELETE FROM {table} WHERE id = ?", (row_id,))
+        if cursor.rowcount == 0:
+            raise NotFoundError(f"no row with id {row_id} in {table}")
+
+    def _require_row(self, table: str, row_id: int) -> None:
+        found = self._connection.execute(f"SELECT 1 FROM {table} WHERE id = ?", (row_id,))
+        if found.fetchone() is None:
+            raise NotFoundError(f"no row with id {row_id} in {table}")
+
+
+def _conversation_from_row(row: sqlite3.Row) -> Conversation:
+    return Conversation(
+        id=row["id"],
+        title=row["title"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        model=row["model"],
+        system_prompt=row["system_prompt"],
+        generation_settings=json.loads(row["generation_settings"]),
+    )
+
+
+def _message_from_row(row: sqlite3.Row) -> Message:
+    # update_message writes the statistics columns all together, so one stands for all.
+    stats = None
+    if row["stop_reason"] is not None:
+        stats = GenerationStats(
+            prompt_tokens=row["prompt_tokens"],
+            evaluated_prompt_tokens=row["evaluated_prompt_tokens"],
+            generated_tokens=row["generated_tokens"],
+            time_to_first_token_s=row["time_to_first_token_s"],
+            tokens_per_second=row["tokens_per_second"],
+            stop_reason=StopReason(row["stop_reason"]),
+        )
+    return Message(
+        id=row["id"],
+        conversation_id=row["conversation_id"],
+        role=row["role"],
+        content=row["content"],
+        reasoning=row["reasoning"],
+        state=MessageState(row["state"]),
+        created_at=row["created_at"],
+        stats=stats,
+        error=row["error"],
+    )

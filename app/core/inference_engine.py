@@ -1,0 +1,611 @@
+"""Runs a Qwen3.5 GGUF model with llama.cpp: load, render the prompt, stream the reply.
+
+The engine talks to llama.cpp's C API through llama-cpp-python's ctypes bindings rather than the
+high-level ``Llama`` class, for three reasons: the per-token loop must cost next to nothing on
+top of ``llama_decode`` (``Llama.eval`` costs ~15 % per token), we need the per-sequence state
+API to reuse work across turns of a hybrid (recurrent) model, and we need the load-progress and
+abort callbacks.
+
+Threading: an engine is used from one thread at a time (the inference worker's). The only thing
+another thread may touch is the ``threading.Event`` passed to :meth:`InferenceEngine.generate`,
+which it sets to cancel.
+
+State reuse across turns. Qwen3.5 mixes attention layers with recurrent (Gated-DeltaNet) layers,
+and a recurrent state cannot be rolled back to an earlier position: llama.cpp can only extend what
+it evaluated or start over. The chat template re-renders past turns differently from how they
+were generated (reasoning dropped), so the next turn's prompt always diverges from the evaluated
+tokens right after ``<|im_start|>assistant\\n``. So while evaluating each prompt, the engine
+stops at the end of the part that will stay the same in the next turn's prompt (found by
+rendering that next turn with placeholder text), and copies the sequence state there. The next
+turn restores that copy and evaluates only the last answer and the new message.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import llama_cpp
+import psutil
+
+from app.core.chat_template import ChatMessage, ChatTemplate, ChatTemplateError, prompt_opens_reasoning
+from app.core.generation_stats import GenerationStats, StopReason
+from app.core.reasoning_splitter import ReasoningSplitter
+
+logger = logging.getLogger(__name__)
+
+GGUF_MAGIC = b"GGUF"
+_ALL_LAYERS = 999  # llama.cpp clamps this to the model's layer count
+_PLACEHOLDER = "\u2063"  # invisible separator: text no real conversation contains
+
+
+class ModelLoadError(Exception):
+    """The model file could not be loaded; the message is written for the user."""
+
+
+class ModelLoadCancelled(ModelLoadError):
+    """Loading was abandoned because its cancel flag was set."""
+
+
+class PromptTooLongError(Exception):
+    """The rendered prompt does not leave room for a reply in the context window."""
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    """How to load a model. ``gpu_layers=None`` offloads every layer when a GPU backend exists."""
+
+    context_size: int = 8192
+    gpu_layers: int | None = None
+    threads: int | None = None
+    batch_size: int = 512
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """Sampling parameters; defaults are the Qwen3.5 model card's non-thinking text preset."""
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 20
+    min_p: float = 0.0
+    presence_penalty: float = 2.0
+    max_tokens: int = 32768
+    seed: int | None = None
+
+    @classmethod
+    def for_mode(cls, *, thinking: bool, max_tokens: int = 32768) -> "SamplingSettings":
+        """The model card's recommended text preset for thinking or non-thinking mode."""
+        if thinking:
+            return cls(top_p=0.95, presence_penalty=1.5, max_tokens=max_tokens)
+        return cls(max_tokens=max_tokens)
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What the loaded model is and how it runs."""
+
+    path: Path
+    name: str
+    architecture: str
+    size_label: str
+    parameter_count: int
+    file_size: int
+    trained_context: int
+    context_size: int
+    chat_template: str
+    thinks_by_default: bool
+    backend: str
+    gpu_layers: int
+    threads: int
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    reasoning: str
+    answer: str
+    stats: GenerationStats
+
+
+@dataclass
+class _StateSnapshot:
+    """A copy of sequence 0's state after evaluating exactly ``tokens``."""
+
+    tokens: tuple[int, ...]
+    data: ctypes.Array = field(repr=False)
+
+
+def compiled_backend() -> str:
+    """The accelerator llama.cpp was compiled with: "CUDA", "Metal", … or "CPU"."""
+    info = llama_cpp.llama_print_system_info().decode("utf-8", "replace")
+    # The report reads "CPU : SSE3 = 1 | … | CUDA : ARCHS = 890 | …": one "NAME :" per backend.
+    names = [part.split(" : ")[0].strip() for part in info.split("|") if " : " in part]
+    accelerators = [name for name in names if name and name != "CPU"]
+    return accelerators[0] if accelerators else "CPU"
+
+
+def default_thread_count() -> int:
+    # Decoding is memory-bound: hyper-threads add contention, not speed.
+    return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+
+
+class _LlamaLog:
+    """Routes llama.cpp's log lines to Python logging and keeps recent errors for messages."""
+
+    # ggml_log_level: 1 debug, 2 info, 3 warn, 4 error, 5 continues the previous line. llama.cpp's
+    # info lines are a chatty load report, so they go to DEBUG here.
+    _LEVELS = {1: logging.DEBUG, 2: logging.DEBUG, 3: logging.WARNING, 4: logging.ERROR}
+    _CONTINUATION = 5
+
+    def __init__(self) -> None:
+        self.recent_errors: list[str] = []
+        self._previous_level = logging.DEBUG
+        self._callback = llama_cpp.llama_log_callback(self._on_log)
+        llama_cpp.llama_log_set(self._callback, ctypes.c_void_p(0))
+
+    def _on_log(self, level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
+        python_level = self._previous_level if level == self._CONTINUATION else self._LEVELS.get(level, logging.DEBUG)
+        self._previous_level = python_level
+        line = text.decode("utf-8", "replace").strip()
+        if not line:
+            return
+        logger.log(python_level, "llama.cpp: %s", line)
+        if python_level >= logging.ERROR:
+            self.recent_errors = (self.recent_errors + [line])[-5:]
+
+
+_log: _LlamaLog | None = None
+_backend_lock = threading.Lock()
+
+
+def _init_llama_backend() -> _LlamaLog:
+    global _log
+    with _backend_lock:
+        if _log is None:
+            llama_cpp.llama_backend_init()
+            _log = _LlamaLog()
+        return _log
+
+
+class InferenceEngine:
+    """One loaded model and its context. Not thread-safe: see the module docstring."""
+
+    def __init__(self, *, max_snapshots: int = 4) -> None:
+        self._model = None
+        self._context = None
+        self._vocab = None
+        self._template: ChatTemplate | None = None
+        self.facts: ModelFacts | None = None
+        self._evaluated: list[int] = []  # tokens whose effect sequence 0 holds right now
+        self._snapshots: list[_StateSnapshot] = []  # most recently used last
+        self._max_snapshots = max_snapshots
+        self._cancel: threading.Event | None = None
+        # Kept referenced for as long as llama.cpp may call them.
+        self._abort_callback = llama_cpp.ggml_abort_callback(self._should_abort)
+        self._piece_buffer = ctypes.create_string_buffer(256)
+
+    # ----------------------------------------------------------------------------------- loading
+
+    def load(
+        self,
+        path: Path,
+        settings: LoadSettings = LoadSettings(),
+        progress: Callable[[float], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> ModelFacts:
+        """Loads ``path`` (replacing any loaded model) and returns its facts.
+
+        ``progress`` receives 0.0 … 1.0 while llama.cpp reads the weights; setting ``cancel``
+        abandons the load (raising :class:`ModelLoadCancelled`).
+        """
+        log = _init_llama_backend()
+        self.unload()
+        path = Path(path)
+        _check_gguf_file(path)
+
+        model_params = llama_cpp.llama_model_default_params()
+        gpu_layers = settings.gpu_layers
+        if gpu_layers is None:
+            gpu_layers = _ALL_LAYERS if llama_cpp.llama_supports_gpu_offload() else 0
+        model_params.n_gpu_layers = gpu_layers
+        if progress is not None or cancel is not None:
+            progress_callback = llama_cpp.llama_progress_callback(
+                lambda value, _data: _report_progress(progress, cancel, value)
+            )
+            model_params.progress_callback = progress_callback
+        log.recent_errors = []
+        model = llama_cpp.llama_model_load_from_file(str(path).encode(), model_params)
+        if not model and cancel is not None and cancel.is_set():
+            raise ModelLoadCancelled(f"Loading “{path.name}” was cancelled.")
+        if not model:
+            detail = "; ".join(log.recent_errors) or "llama.cpp could not read it"
+            raise ModelLoadError(
+                f"“{path.name}” could not be loaded. The file may be damaged, incomplete or "
+                f"made for a newer version of llama.cpp. ({detail})"
+            )
+        try:
+            self._open_context(model, path, settings, gpu_layers, log)
+        except Exception:
+            if self._context:
+                llama_cpp.llama_free(self._context)
+            llama_cpp.llama_model_free(model)
+            self._model = self._context = self._vocab = None
+            raise
+        assert self.facts is not None
+        return self.facts
+
+    def _open_context(self, model, path: Path, settings: LoadSettings, gpu_layers: int, log) -> None:
+        self._model = model
+        self._vocab = llama_cpp.llama_model_get_vocab(model)
+        trained_context = llama_cpp.llama_model_n_ctx_train(model)
+        context_size = max(256, min(settings.context_size, trained_context))
+        threads = settings.threads or default_thread_count()
+
+        context_params = llama_cpp.llama_context_default_params()
+        context_params.n_ctx = context_size
+        context_params.n_batch = settings.batch_size
+        context_params.n_ubatch = settings.batch_size
+        context_params.n_seq_max = 1
+        context_params.n_threads = threads
+        context_params.n_threads_batch = threads
+        context_params.no_perf = True
+        log.recent_errors = []
+        self._context = llama_cpp.llama_init_from_model(model, context_params)
+        if not self._context:
+            detail = "; ".join(log.recent_errors) or "not enough memory?"
+            raise ModelLoadError(
+                f"“{path.name}” loaded, but llama.cpp could not set up a {context_size:,}-token "
+                f"context for it ({detail}). Try a smaller context size."
+            )
+
+        template_source = self._metadata("tokenizer.chat_template")
+        try:
+            self._template = ChatTemplate(
+                template_source,
+                eos_token=self._token_text(llama_cpp.llama_vocab_eos(self._vocab)),
+            )
+            thinks_by_default = self._template.thinks_by_default()
+        except ChatTemplateError as error:
+            raise ModelLoadError(f"“{path.name}” cannot be used for chat: {error}") from error
+
+        self.facts = ModelFacts(
+            path=path,
+            name=self._metadata("general.name") or path.stem,
+            architecture=self._metadata("general.architecture"),
+            size_label=self._metadata("general.size_label"),
+            parameter_count=llama_cpp.llama_model_n_params(model),
+            file_size=path.stat().st_size,
+            trained_context=trained_context,
+            context_size=llama_cpp.llama_n_ctx(self._context),
+            chat_template=template_source,
+            thinks_by_default=thinks_by_default,
+            backend=compiled_backend(),
+            gpu_layers=gpu_layers if llama_cpp.llama_supports_gpu_offload() else 0,
+            threads=threads,
+        )
+
+    def unload(self) -> None:
+        """Frees the model and context (safe to call when nothing is loaded)."""
+        self._snapshots.clear()
+        self._evaluated = []
+        if self._context:
+            llama_cpp.llama_free(self._context)
+        if self._model:
+            llama_cpp.llama_model_free(self._model)
+        self._model = self._context = self._vocab = None
+        self._template = None
+        self.facts = None
+
+    @property
+    def is_loaded(self) -> bool:
+        return self._context is not None
+
+    # ----------------------------------------------------------------------------------- prompts
+
+    def render_prompt(self, messages: Sequence[ChatMessage], *, enable_thinking: bool) -> str:
+        return self._require_template().render(messages, enable_thinking=enable_thinking)
+
+    def tokenize(self, text: str) -> list[int]:
+        """Tokens of ``text`` with special tokens (``<|im_start|>``…) parsed, no BOS added."""
+        data = text.encode("utf-8")
+        capacity = len(data) + 16
+        buffer = (llama_cpp.llama_token * capacity)()
+        count = llama_cpp.llama_tokenize(self._vocab, data, len(data), buffer, capacity, False, True)
+        if count < 0:  # too small: llama.cpp returns minus the size it needs
+            capacity = -count
+            buffer = (llama_cpp.llama_token * capacity)()
+            count = llama_cpp.llama_tokenize(self._vocab, data, len(data), buffer, capacity, False, True)
+        return list(buffer[:count])
+
+    # -------------------------------------------------------------------------------- generating
+
+    def generate(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        enable_thinking: bool,
+        sampling: SamplingSettings,
+        cancel: threading.Event,
+        on_text: Callable[[str, str], None],
+        on_prompt_progress: Callable[[int, int], None] | None = None,
+    ) -> GenerationResult:
+        """Streams the assistant's reply to ``messages``.
+
+        ``on_text(reasoning_delta, answer_delta)`` is called for each piece as it is generated;
+        ``on_prompt_progress(done, total)`` after each batch of prompt tokens is evaluated.
+        Setting ``cancel`` from any thread stops it within one ``llama_decode`` step, also while
+        the prompt is still being evaluated. Raises :class:`PromptTooLongError` if the prompt
+        leaves no room for a reply.
+        """
+        template = self._require_template()
+        started = time.perf_counter()
+        prompt = template.render(messages, enable_thinking=enable_thinking)
+        prompt_tokens = self.tokenize(prompt)
+        context_size = self.facts.context_size if self.facts else 0
+        if len(prompt_tokens) >= context_size:
+            raise PromptTooLongError(
+                f"The conversation needs {len(prompt_tokens):,} tokens but the context holds "
+                f"{context_size:,}."
+            )
+        stable_length = self._stable_prefix_length(messages, enable_thinking, prompt_tokens)
+        splitter = ReasoningSplitter(starts_in_reasoning=prompt_opens_reasoning(prompt))
+
+        def emit(reasoning: str, answer: str) -> None:
+            if reasoning or answer:
+                on_text(reasoning, answer)
+
+        self._cancel = cancel
+        evaluated_prompt_tokens = 0
+        generated = 0
+        first_token_at = generation_started = None
+        stop_reason = StopReason.CANCELLED
+        sampler = self._make_sampler(sampling)
+        try:
+            evaluated_prompt_tokens = self._evaluate_prompt(prompt_tokens, stable_length, on_prompt_progress)
+            generation_started = time.perf_counter()
+            if evaluated_prompt_tokens >= 0:
+                decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+                stop_reason, generated, first_token_at = self._generate_tokens(
+                    sampler, sampling.max_tokens, cancel, decoder, splitter, emit
+                )
+                emit(*splitter.feed(decoder.decode(b"", final=True)))
+        finally:
+            llama_cpp.llama_sampler_free(sampler)
+            self._cancel = None
+        emit(*splitter.finish())
+        finished = time.perf_counter()
+        decode_seconds = finished - generation_started if generation_started else 0.0
+        stats = GenerationStats(
+            prompt_tokens=len(prompt_tokens),
+            evaluated_prompt_tokens=max(evaluated_prompt_tokens, 0),
+            generated_tokens=generated,
+            time_to_first_token_s=(first_token_at or finished) - started,
+            tokens_per_second=generated / decode_seconds if generated and decode_seconds > 0 else 0.0,
+            stop_reason=stop_reason,
+        )
+        return GenerationResult(splitter.reasoning, splitter.answer, stats)
+
+    def _generate_tokens(self, sampler, max_tokens, cancel, decoder, splitter, emit):
+        """The hot loop: sample, detokenize, stream, decode, one token at a time."""
+        context, vocab = self._context, self._vocab
+        context_size = llama_cpp.llama_n_ctx(context)
+        token_array = (llama_cpp.llama_token * 1)()
+        generated = 0
+        first_token_at = None
+        while True:
+            if cancel.is_set():
+                return StopReason.CANCELLED, generated, first_token_at
+            if generated >= max_tokens:
+                return StopReason.MAX_TOKENS, generated, first_token_at
+            token = llama_cpp.llama_sampler_sample(sampler, context, -1)
+            if first_token_at is None:
+                first_token_at = time.perf_counter()
+            if llama_cpp.llama_vocab_is_eog(vocab, token):
+                return StopReason.END_OF_TURN, generated, first_token_at
+            generated += 1
+            emit(*splitter.feed(decoder.decode(self._token_bytes(token))))
+            if len(self._evaluated) + 1 >= context_size:
+                return StopReason.CONTEXT_FULL, generated, first_token_at
+            token_array[0] = token
+            if llama_cpp.llama_decode(context, llama_cpp.llama_batch_get_one(token_array, 1)) != 0:
+                self._forget_live_state()
+                raise RuntimeError("llama.cpp failed to evaluate the generated token")
+            self._evaluated.append(token)
+
+    # ------------------------------------------------------------------------------ state reuse
+
+    def _stable_prefix_length(
+        self, messages: Sequence[ChatMessage], enable_thinking: bool, prompt_tokens: list[int]
+    ) -> int:
+        """How many leading prompt tokens the *next* turn's prompt will start with as well."""
+        future = list(messages) + [
+            ChatMessage("assistant", _PLACEHOLDER, _PLACEHOLDER),
+            ChatMessage("user", _PLACEHOLDER),
+        ]
+        try:
+            future_tokens = self.tokenize(self._require_template().render(future, enable_thinking=enable_thinking))
+        except ChatTemplateError:
+            return 0
+        # At least one token must stay to evaluate, so the restored state yields fresh logits.
+        return min(_common_prefix_length(prompt_tokens, future_tokens), len(prompt_tokens) - 1)
+
+    def _evaluate_prompt(
+        self,
+        prompt_tokens: list[int],
+        stable_length: int,
+        on_progress: Callable[[int, int], None] | None,
+    ) -> int:
+        """Brings sequence 0 to exactly ``prompt_tokens``; returns how many had to be evaluated.
+
+        Returns -1 if cancelled.
+        """
+        self._restore_best_state(prompt_tokens)
+        start = len(self._evaluated)
+        # Evaluate up to the stable point, copy the state there, then evaluate the rest.
+        boundaries = [stable_length, len(prompt_tokens)] if stable_length > start else [len(prompt_tokens)]
+        batch_size = llama_cpp.llama_n_batch(self._context)
+        llama_cpp.llama_set_abort_callback(self._context, self._abort_callback, None)
+        try:
+            position = start
+            for boundary in boundaries:
+                while position < boundary:
+                    if self._cancel is not None and self._cancel.is_set():
+                        self._forget_live_state()
+                        return -1
+                    chunk = prompt_tokens[position:min(boundary, position + batch_size)]
+                    array = (llama_cpp.llama_token * len(chunk))(*chunk)
+                    result = llama_cpp.llama_decode(self._context, llama_cpp.llama_batch_get_one(array, len(chunk)))
+                    if result != 0:
+                        self._forget_live_state()
+                        if result == 2:  # aborted by the cancel flag
+                            return -1
+                        raise RuntimeError(f"llama.cpp failed to evaluate the prompt (code {result})")
+                    self._evaluated.extend(chunk)
+                    position += len(chunk)
+                    if on_progress is not None:
+                        on_progress(position, len(prompt_tokens))
+                if boundary == stable_length and boundary < len(prompt_tokens):
+                    self._save_snapshot()
+        finally:
+            # The abort check runs between graph nodes; one token's decode is short enough to
+            # check between tokens instead, so the hot loop pays nothing for it.
+            llama_cpp.llama_set_abort_callback(self._context, llama_cpp.ggml_abort_callback(), None)
+        return len(prompt_tokens) - start
+
+    def _restore_best_state(self, prompt_tokens: list[int]) -> None:
+        """Starts from the longest held state that is a strict prefix of ``prompt_tokens``."""
+        live_usable = len(self._evaluated) < len(prompt_tokens) and _is_prefix(self._evaluated, prompt_tokens)
+        best_live = len(self._evaluated) if live_usable else 0
+        candidates = [
+            snapshot
+            for snapshot in self._snapshots
+            if len(snapshot.tokens) < len(prompt_tokens) and _is_prefix(snapshot.tokens, prompt_tokens)
+        ]
+        best = max(candidates, key=lambda snapshot: len(snapshot.tokens), default=None)
+        if best is not None and len(best.tokens) > best_live:
+            memory = llama_cpp.llama_get_memory(self._context)
+            llama_cpp.llama_memory_clear(memory, True)
+            written = llama_cpp.llama_state_seq_set_data(self._context, best.data, len(best.data), 0)
+            if written:
+                self._evaluated = list(best.tokens)
+                self._snapshots.remove(best)
+                self._snapshots.append(best)
+                return
+            logger.warning("llama.cpp rejected a saved state; evaluating the prompt from the start")
+            self._snapshots.remove(best)
+            self._forget_live_state()
+        elif not live_usable:
+            self._forget_live_state()
+
+    def _save_snapshot(self) -> None:
+        tokens = tuple(self._evaluated)
+        if any(snapshot.tokens == tokens for snapshot in self._snapshots):
+            return
+        size = llama_cpp.llama_state_seq_get_size(self._context, 0)
+        data = (ctypes.c_uint8 * size)()
+        if llama_cpp.llama_state_seq_get_data(self._context, data, size, 0) != size:
+            logger.warning("llama.cpp could not copy the sequence state; the next turn starts over")
+            return
+        self._snapshots.append(_StateSnapshot(tokens, data))
+        del self._snapshots[: -self._max_snapshots]
+
+    def _forget_live_state(self) -> None:
+        if self._context:
+            llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self._context), True)
+        self._evaluated = []
+
+    # ----------------------------------------------------------------------------------- helpers
+
+    def _should_abort(self, _data) -> bool:
+        cancel = self._cancel
+        return cancel is not None and cancel.is_set()
+
+    def _make_sampler(self, sampling: SamplingSettings):
+        chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+
+        def add(sampler) -> None:
+            llama_cpp.llama_sampler_chain_add(chain, sampler)
+
+        if sampling.temperature <= 0:
+            add(llama_cpp.llama_sampler_init_greedy())
+            return chain
+        # top-k first keeps the penalty pass over 20 candidates, not the 248k-token vocabulary.
+        add(llama_cpp.llama_sampler_init_top_k(sampling.top_k))
+        if sampling.presence_penalty:
+            n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
+            add(llama_cpp.llama_sampler_init_penalties(n_vocab, 256, 1.0, 0.0, sampling.presence_penalty))
+        add(llama_cpp.llama_sampler_init_top_p(sampling.top_p, 1))
+        add(llama_cpp.llama_sampler_init_min_p(sampling.min_p, 1))
+        add(llama_cpp.llama_sampler_init_temp(sampling.temperature))
+        seed = sampling.seed if sampling.seed is not None else llama_cpp.LLAMA_DEFAULT_SEED
+        add(llama_cpp.llama_sampler_init_dist(seed))
+        return chain
+
+    def _token_bytes(self, token: int) -> bytes:
+        buffer = self._piece_buffer
+        length = llama_cpp.llama_token_to_piece(self._vocab, token, buffer, len(buffer), 0, True)
+        if length < 0:
+            self._piece_buffer = buffer = ctypes.create_string_buffer(-length)
+            length = llama_cpp.llama_token_to_piece(self._vocab, token, buffer, len(buffer), 0, True)
+        return buffer.raw[:length]
+
+    def _token_text(self, token: int) -> str:
+        return self._token_bytes(token).decode("utf-8", "replace") if token >= 0 else ""
+
+    def _metadata(self, key: str) -> str:
+        size = llama_cpp.llama_model_meta_val_str(self._model, key.encode(), None, 0)
+        if size < 0:
+            return ""
+        buffer = ctypes.create_string_buffer(size + 1)
+        llama_cpp.llama_model_meta_val_str(self._model, key.encode(), buffer, size + 1)
+        return buffer.value.decode("utf-8", "replace")
+
+    def _require_template(self) -> ChatTemplate:
+        if self._template is None:
+            raise RuntimeError("No model is loaded.")
+        return self._template
+
+
+def _report_progress(
+    progress: Callable[[float], None] | None, cancel: threading.Event | None, value: float
+) -> bool:
+    """llama.cpp's progress callback: returning False abandons the load."""
+    if progress is not None:
+        try:
+            progress(float(value))
+        except Exception:  # an exception must not unwind through llama.cpp's C frames
+            logger.exception("load progress callback failed")
+    return not (cancel is not None and cancel.is_set())
+
+
+def _check_gguf_file(path: Path) -> None:
+    """Clear messages for the common user mistakes, before llama.cpp sees the file."""
+    if not path.is_file():
+        raise ModelLoadError(f"The model file “{path}” does not exist.")
+    try:
+        with path.open("rb") as file:
+            magic = file.read(4)
+    except OSError as error:
+        raise ModelLoadError(f"The model file “{path.name}” cannot be read: {error.strerror}.") from error
+    if magic != GGUF_MAGIC:
+        raise ModelLoadError(f"“{path.name}” is not a GGUF model file.")
+
+
+def _is_prefix(prefix: Sequence[int], tokens: Sequence[int]) -> bool:
+    return len(prefix) <= len(tokens) and list(tokens[: len(prefix)]) == list(prefix)
+
+
+def _common_prefix_length(first: Sequence[int], second: Sequence[int]) -> int:
+    length = 0
+    for a, b in zip(first, second):
+        if a != b:
+            break
+        length += 1
+    return length

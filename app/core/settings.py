@@ -1,0 +1,60 @@
+"""User settings kept as a small JSON file in the config folder.
+
+Secrets never go here (the Hub token lives in the OS keyring). A damaged or unreadable file
+falls back to defaults instead of stopping the app: settings are a convenience, not data.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+MAX_RECENT_MODELS = 8
+
+
+@dataclass
+class Settings:
+    recent_models: list[str] = field(default_factory=list)
+    context_size: int = 8192
+    last_conversation_id: int | None = None
+    window_geometry: str = ""  # hex of Qt's saveGeometry(); opaque to the core
+    enable_thinking: bool | None = None  # None: follow the model's template default
+
+    def remember_model(self, path: Path) -> None:
+        """Moves ``path`` to the front of the recent-models list."""
+        text = str(path)
+        self.recent_models = [text] + [item for item in self.recent_models if item != text]
+        del self.recent_models[MAX_RECENT_MODELS:]
+
+    @property
+    def last_model(self) -> Path | None:
+        return Path(self.recent_models[0]) if self.recent_models else None
+
+
+def load_settings(path: Path) -> Settings:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return Settings()
+    except (OSError, ValueError) as error:
+        logger.warning("Ignoring unreadable settings file %s: %s", path, error)
+        return Settings()
+    known = {item.name for item in fields(Settings)}
+    settings = Settings()
+    for key, value in raw.items() if isinstance(raw, dict) else ():
+        if key in known:
+            setattr(settings, key, value)
+    return settings
+
+
+def save_settings(settings: Settings, path: Path) -> None:
+    """Writes atomically, so a crash mid-write never leaves a half file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(asdict(settings), indent=2), encoding="utf-8")
+    os.replace(temporary, path)

@@ -1,0 +1,63 @@
+"""Composition root: builds the core objects, the inference thread and the window, and wires them.
+
+This is the one module that knows both layers; ``app.core`` never learns that Qt exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from app.core.app_paths import APP_NAME, AppPaths
+from app.core.conversation_store import ConversationStore, StoreError
+from app.core.inference_engine import InferenceEngine
+from app.core.settings import load_settings, save_settings
+from app.ui.inference_worker import InferenceService
+from app.ui.main_window import MainWindow
+from app.ui.theme import apply_theme
+
+
+def build_main_window(paths: AppPaths) -> MainWindow:
+    """Creates the whole app for ``paths`` (a QApplication must exist); the caller shows it.
+
+    Everything it opens is closed when the window closes.
+    """
+    store = ConversationStore(paths.database)
+    settings = load_settings(paths.settings_file)
+    inference = InferenceService(InferenceEngine())
+    window = MainWindow(store, settings, inference)
+    window.sig_settings_changed.connect(lambda: save_settings(settings, paths.settings_file))
+    window.destroyed.connect(lambda: store.close())
+    return window
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="qwen-local-chat", description="Chat with Qwen3.5 models offline.")
+    parser.add_argument("--profile", type=Path, help="keep data and settings in this folder instead of the default")
+    parser.add_argument("--model", type=Path, help="load this GGUF model at start")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+    app = QApplication(sys.argv[:1])
+    app.setApplicationName(APP_NAME)
+    app.setDesktopFileName("qwen-local-chat")
+    apply_theme(app)
+    paths = AppPaths.under(args.profile) if args.profile else AppPaths.default()
+    try:
+        window = build_main_window(paths)
+    except StoreError as error:
+        QMessageBox.critical(None, APP_NAME, str(error))
+        return 1
+    window.show()
+    model = args.model or window.last_model_if_present()
+    if model is not None:
+        window.load_model(model)
+    return app.exec()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

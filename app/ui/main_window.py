@@ -1,0 +1,509 @@
+"""The main window: conversations on the left, the chat on the right, model and status around it.
+
+All store access happens here, on the GUI thread (the store's one owner); the inference worker
+only ever sees immutable requests.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QCoreApplication, QEvent, QModelIndex, QPoint, Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QListView,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.chat_template import ChatMessage
+from app.core.conversation_store import ConversationStore, Message, MessageState
+from app.core.generation_stats import StopReason
+from app.core.inference_engine import GenerationResult, LoadSettings, ModelFacts, SamplingSettings
+from app.core.reply_recorder import ReplyRecorder
+from app.core.settings import Settings
+from app.ui.composer_widget import ComposerWidget
+from app.ui.conversation_list_model import CONVERSATION_ID_ROLE, ConversationListModel
+from app.ui.inference_worker import GenerationRequest, InferenceService
+from app.ui.stream_coalescer import StreamCoalescer
+from app.ui.transcript_view import MessageWidget, TranscriptView
+
+logger = logging.getLogger(__name__)
+
+TITLE_LENGTH = 48
+
+
+class ErrorBanner(QFrame):
+    """A dismissible, non-blocking message shown above the transcript."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("errorBanner")
+        self.label = QLabel()
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        close = QToolButton()
+        close.setText("✕")
+        close.setAccessibleName(self.tr("Dismiss message"))
+        close.clicked.connect(self.hide)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(12, 8, 8, 8)
+        layout.addWidget(self.label, 1)
+        layout.addWidget(close, 0, Qt.AlignmentFlag.AlignTop)
+        self.hide()
+
+    def show_message(self, text: str) -> None:
+        self.label.setText(text)
+        self.show()
+
+
+class MainWindow(QMainWindow):
+    sig_settings_changed = Signal()
+    """Settings were changed in the window and should be saved by the composition root."""
+
+    def __init__(
+        self,
+        store: ConversationStore,
+        settings: Settings,
+        inference: InferenceService,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(self.tr("Qwen Local Chat"))
+        self.setAcceptDrops(True)
+        self._store = store
+        self._settings = settings
+        self._inference = inference
+        self._facts: ModelFacts | None = None
+        self._loading_path: Path | None = None
+        self._conversation_id: int | None = None
+        self._recorder: ReplyRecorder | None = None
+        self._streaming_widget: MessageWidget | None = None
+        self._coalescer = StreamCoalescer(self)
+        self._coalescer.sig_flushed.connect(self._show_streamed_text)
+
+        self._build_widgets()
+        self._build_actions()
+        self._connect_worker()
+        self._refresh_model_picker()
+        self._restore_state()
+
+    # ------------------------------------------------------------------------------- building
+
+    def _build_widgets(self) -> None:
+        self.conversation_model = ConversationListModel(self._store, self)
+        self.conversation_list = QListView()
+        self.conversation_list.setObjectName("conversationList")
+        self.conversation_list.setAccessibleName(self.tr("Conversations"))
+        self.conversation_list.setModel(self.conversation_model)
+        self.conversation_list.setEditTriggers(
+            QAbstractItemView.EditTrigger.EditKeyPressed | QAbstractItemView.EditTrigger.DoubleClicked
+        )
+        self.conversation_list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.conversation_list.customContextMenuRequested.connect(self._show_conversation_menu)
+        self.conversation_list.selectionModel().currentChanged.connect(self._on_conversation_selected)
+
+        self.new_chat_button = QPushButton(self.tr("New chat"))
+        self.new_chat_button.setObjectName("newChatButton")
+        self.new_chat_button.clicked.connect(self.new_conversation)
+        sidebar = QWidget()
+        sidebar.setObjectName("sidebar")
+        sidebar_layout = QVBoxLayout(sidebar)
+        sidebar_layout.setContentsMargins(10, 10, 10, 10)
+        sidebar_layout.addWidget(self.new_chat_button)
+        sidebar_layout.addWidget(self.conversation_list, 1)
+
+        self.model_picker = QComboBox()
+        self.model_picker.setObjectName("modelPicker")
+        self.model_picker.setAccessibleName(self.tr("Model"))
+        self.model_picker.setMinimumContentsLength(28)
+        self.model_picker.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.model_picker.activated.connect(self._on_model_picked)
+        self.open_model_button = QPushButton(self.tr("Open model file…"))
+        self.open_model_button.clicked.connect(self.choose_model_file)
+        header = QWidget()
+        header.setObjectName("chatHeader")
+        header_layout = QHBoxLayout(header)
+        header_layout.setContentsMargins(24, 10, 24, 10)
+        header_layout.addWidget(QLabel(self.tr("Model:")))
+        header_layout.addWidget(self.model_picker, 1)
+        header_layout.addWidget(self.open_model_button)
+
+        self.error_banner = ErrorBanner()
+        self.transcript = TranscriptView()
+        self.empty_hint = QLabel()
+        self.empty_hint.setObjectName("emptyHint")
+        self.empty_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_hint.setWordWrap(True)
+        self.composer = ComposerWidget()
+        self.composer.sig_send.connect(self.send_message)
+        self.composer.sig_stop.connect(self.stop_generation)
+        self.composer.thinking_switch.toggled.connect(self._on_thinking_toggled)
+
+        chat = QWidget()
+        chat.setObjectName("chatPane")
+        chat_layout = QVBoxLayout(chat)
+        chat_layout.setContentsMargins(0, 0, 0, 0)
+        chat_layout.setSpacing(0)
+        chat_layout.addWidget(header)
+        chat_layout.addWidget(self.error_banner)
+        chat_layout.addWidget(self.empty_hint, 1)
+        chat_layout.addWidget(self.transcript, 1)
+        chat_layout.addWidget(self.composer)
+
+        splitter = QSplitter()
+        splitter.addWidget(sidebar)
+        splitter.addWidget(chat)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([240, 760])
+        splitter.setChildrenCollapsible(False)
+        self.setCentralWidget(splitter)
+
+        self.model_status = QLabel(self.tr("No model loaded"))
+        self.backend_status = QLabel()
+        self.speed_status = QLabel()
+        self.load_progress = QProgressBar()
+        self.load_progress.setRange(0, 100)
+        self.load_progress.setMaximumWidth(160)
+        self.load_progress.setAccessibleName(self.tr("Model loading progress"))
+        self.load_progress.hide()
+        status = self.statusBar()
+        status.addWidget(self.model_status, 1)
+        status.addPermanentWidget(self.load_progress)
+        status.addPermanentWidget(self.speed_status)
+        status.addPermanentWidget(self.backend_status)
+        self.resize(1100, 720)
+
+    def _build_actions(self) -> None:
+        def action(text: str, shortcut, slot) -> QAction:
+            item = QAction(text, self)
+            item.setShortcut(QKeySequence(shortcut))
+            item.triggered.connect(slot)
+            self.addAction(item)
+            return item
+
+        self.new_chat_action = action(self.tr("&New Chat"), QKeySequence.StandardKey.New, self.new_conversation)
+        self.open_model_action = action(self.tr("&Open Model File…"), QKeySequence.StandardKey.Open, self.choose_model_file)
+        self.stop_action = action(self.tr("&Stop Reply"), Qt.Key.Key_Escape, self.stop_generation)
+        self.quit_action = action(self.tr("&Quit"), QKeySequence.StandardKey.Quit, self.close)
+        file_menu = self.menuBar().addMenu(self.tr("&File"))
+        file_menu.addAction(self.new_chat_action)
+        file_menu.addAction(self.open_model_action)
+        file_menu.addSeparator()
+        file_menu.addAction(self.quit_action)
+        chat_menu = self.menuBar().addMenu(self.tr("&Chat"))
+        chat_menu.addAction(self.stop_action)
+        self.new_chat_button.setToolTip(self.tr("New chat (%1)").replace("%1", self.new_chat_action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)))
+
+    def _connect_worker(self) -> None:
+        worker = self._inference.worker
+        worker.sig_load_progress.connect(self._on_load_progress)
+        worker.sig_model_loaded.connect(self._on_model_loaded)
+        worker.sig_load_failed.connect(self._on_load_failed)
+        worker.sig_text.connect(self._coalescer.add)
+        worker.sig_generation_finished.connect(self._on_generation_finished)
+        worker.sig_generation_failed.connect(self._on_generation_failed)
+
+    def _restore_state(self) -> None:
+        if self._settings.window_geometry:
+            self.restoreGeometry(QByteArray.fromHex(self._settings.window_geometry.encode()))
+        last = self._settings.last_conversation_id
+        row = self.conversation_model.row_of(last) if last is not None else -1
+        if row < 0 and self.conversation_model.rowCount():
+            row = 0
+        if row >= 0:
+            self.conversation_list.setCurrentIndex(self.conversation_model.index(row))
+        else:
+            self._show_conversation(None)
+        self._update_ready_state()
+
+    # ------------------------------------------------------------------------------- models
+
+    def load_model(self, path: Path) -> None:
+        """Starts loading ``path`` on the inference thread; the window stays responsive."""
+        if self._recorder is not None:
+            self.stop_generation()
+        self._loading_path = Path(path)
+        self._facts = None
+        self.error_banner.hide()
+        self.load_progress.setValue(0)
+        self.load_progress.show()
+        self.model_status.setText(self.tr("Loading %1…").replace("%1", self._loading_path.name))
+        self._update_ready_state()
+        self._inference.load_model(self._loading_path, LoadSettings(context_size=self._settings.context_size))
+
+    def last_model_if_present(self) -> Path | None:
+        """The model used last time, if its file is still there."""
+        last = self._settings.last_model
+        return last if last is not None and last.is_file() else None
+
+    def choose_model_file(self) -> None:
+        start = str(self._settings.last_model.parent) if self._settings.last_model else ""
+        path, _ = QFileDialog.getOpenFileName(
+            self, self.tr("Open a GGUF model"), start, self.tr("GGUF models (*.gguf);;All files (*)")
+        )
+        if path:
+            self.load_model(Path(path))
+
+    def _refresh_model_picker(self) -> None:
+        self.model_picker.blockSignals(True)
+        self.model_picker.clear()
+        for text in self._settings.recent_models:
+            self.model_picker.addItem(Path(text).name, text)
+            self.model_picker.setItemData(self.model_picker.count() - 1, text, Qt.ItemDataRole.ToolTipRole)
+        if not self._settings.recent_models:
+            self.model_picker.setPlaceholderText(self.tr("No model yet: open a .gguf file"))
+        self.model_picker.setCurrentIndex(0 if self._settings.recent_models else -1)
+        self.model_picker.blockSignals(False)
+
+    def _on_model_picked(self, index: int) -> None:
+        path = self.model_picker.itemData(index)
+        if path and (self._facts is None or Path(path) != self._facts.path):
+            self.load_model(Path(path))
+
+    def _on_load_progress(self, value: float) -> None:
+        self.load_progress.setValue(round(value * 100))
+
+    def _on_model_loaded(self, facts: ModelFacts) -> None:
+        self._facts = facts
+        self._loading_path = None
+        self.load_progress.hide()
+        self._settings.remember_model(facts.path)
+        self._refresh_model_picker()
+        self.sig_settings_changed.emit()
+        size = f" {facts.size_label}" if facts.size_label else ""
+        self.model_status.setText(
+            self.tr("%1%2 · context %3 tokens").replace("%1", facts.name).replace("%2", size).replace("%3", f"{facts.context_size:,}")
+        )
+        self.backend_status.setText(
+            self.tr("%1 · %2 threads").replace("%1", facts.backend).replace("%2", str(facts.threads))
+        )
+        thinking = self._settings.enable_thinking
+        self.composer.thinking_switch.blockSignals(True)
+        self.composer.thinking_switch.setChecked(facts.thinks_by_default if thinking is None else thinking)
+        self.composer.thinking_switch.blockSignals(False)
+        self._update_ready_state()
+
+    def _on_load_failed(self, message: str) -> None:
+        self._loading_path = None
+        self.load_progress.hide()
+        self.model_status.setText(self.tr("No model loaded"))
+        self.error_banner.show_message(message)
+        self._update_ready_state()
+
+    def _on_thinking_toggled(self, checked: bool) -> None:
+        self._settings.enable_thinking = checked
+        self.sig_settings_changed.emit()
+
+    # ------------------------------------------------------------------------ conversations
+
+    def new_conversation(self) -> None:
+        self.stop_generation()
+        conversation = self._store.create_conversation(model=self._facts.name if self._facts else "")
+        self.conversation_model.reload()
+        self.conversation_list.setCurrentIndex(self.conversation_model.index(self.conversation_model.row_of(conversation.id)))
+        self.composer.edit.setFocus()
+
+    def _on_conversation_selected(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        conversation_id = current.data(CONVERSATION_ID_ROLE) if current.isValid() else None
+        if conversation_id == self._conversation_id:
+            return
+        # A reply belongs to its conversation: leaving it stops the reply (kept as "Stopped").
+        self.stop_generation()
+        self._show_conversation(conversation_id)
+
+    def _show_conversation(self, conversation_id: int | None) -> None:
+        self._conversation_id = conversation_id
+        self._streaming_widget = None  # its transcript is being replaced
+        self.transcript.set_messages(self._store.messages(conversation_id) if conversation_id else [])
+        self._settings.last_conversation_id = conversation_id
+        self._update_empty_hint()
+
+    def _show_conversation_menu(self, position: QPoint) -> None:
+        index = self.conversation_list.indexAt(position)
+        if not index.isValid():
+            return
+        menu = QMenu(self)
+        menu.addAction(self.tr("Rename"), lambda: self.conversation_list.edit(index))
+        menu.addAction(self.tr("Delete…"), lambda: self.delete_conversation(index.data(CONVERSATION_ID_ROLE)))
+        menu.exec(self.conversation_list.viewport().mapToGlobal(position))
+
+    def delete_conversation(self, conversation_id: int, *, confirm: bool = True) -> None:
+        title = self._store.get_conversation(conversation_id).title or self.tr("New chat")
+        if confirm:
+            answer = QMessageBox.question(
+                self,
+                self.tr("Delete conversation"),
+                self.tr("Delete “%1” and all its messages? This cannot be undone.").replace("%1", title),
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+                QMessageBox.StandardButton.Cancel,
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                return
+        if conversation_id == self._conversation_id:
+            self.stop_generation()
+            self._conversation_id = None
+        self._store.delete_conversation(conversation_id)
+        self.conversation_model.reload()
+        if self.conversation_model.rowCount():
+            self.conversation_list.setCurrentIndex(self.conversation_model.index(0))
+        else:
+            self._show_conversation(None)
+
+    # ---------------------------------------------------------------------------------- chat
+
+    def send_message(self, text: str) -> None:
+        if self._facts is None or self._recorder is not None:
+            return
+        if self._conversation_id is None:
+            conversation = self._store.create_conversation(model=self._facts.name)
+            self._conversation_id = conversation.id
+        conversation_id = self._conversation_id
+        if not self._store.get_conversation(conversation_id).title:
+            self._store.rename_conversation(conversation_id, _title_from(text))
+        self._store.update_conversation(conversation_id, model=self._facts.name)
+        user_message = self._store.add_message(conversation_id, "user", text)
+        history = _chat_messages(self._store.get_conversation(conversation_id).system_prompt, self._store.messages(conversation_id))
+        reply = self._store.add_message(conversation_id, "assistant", state=MessageState.STREAMING)
+
+        self.transcript.add_message(user_message)
+        self._streaming_widget = self.transcript.add_message(reply)
+        self._recorder = ReplyRecorder(self._store, reply.id)
+        self._select_without_reload(conversation_id)
+        self._update_empty_hint()
+
+        thinking = self.composer.thinking_switch.isChecked()
+        request = GenerationRequest(
+            messages=tuple(history),
+            enable_thinking=thinking,
+            sampling=SamplingSettings.for_mode(thinking=thinking),
+        )
+        self.composer.set_generating(True)
+        self.speed_status.setText(self.tr("Generating…"))
+        self._inference.generate(request)
+
+    def stop_generation(self) -> None:
+        if self._recorder is not None:
+            self._inference.stop_generation()
+
+    @property
+    def is_generating(self) -> bool:
+        return self._recorder is not None
+
+    def _show_streamed_text(self, reasoning: str, answer: str) -> None:
+        if self._recorder is None:
+            return
+        self._recorder.append(reasoning, answer)
+        if self._streaming_widget is not None:
+            self._streaming_widget.append(reasoning, answer)
+
+    def _on_generation_finished(self, result: GenerationResult) -> None:
+        self._coalescer.flush()
+        stopped = result.stats.stop_reason == StopReason.CANCELLED
+        self._finish_reply(MessageState.INTERRUPTED if stopped else MessageState.COMPLETE, result.stats, None)
+        self.speed_status.setText(self.tr("%1 tok/s").replace("%1", f"{result.stats.tokens_per_second:.1f}"))
+
+    def _on_generation_failed(self, message: str) -> None:
+        self._coalescer.flush()
+        self._finish_reply(MessageState.FAILED, None, message)
+        self.speed_status.clear()
+        self.error_banner.show_message(message)
+
+    def _finish_reply(self, state: MessageState, stats, error: str | None) -> None:
+        recorder, widget = self._recorder, self._streaming_widget
+        self._recorder = self._streaming_widget = None
+        if recorder is not None:
+            recorder.finish(state, stats, error)
+        if widget is not None:
+            widget.set_outcome(state, stats, error)
+        self.composer.set_generating(False)
+        if self._conversation_id is not None:
+            self._select_without_reload(self._conversation_id)
+        self._update_ready_state()
+
+    # ------------------------------------------------------------------------------ helpers
+
+    def _select_without_reload(self, conversation_id: int) -> None:
+        """Highlights ``conversation_id`` in the list without rebuilding the transcript."""
+        self.conversation_model.reload()
+        row = self.conversation_model.row_of(conversation_id)
+        selection = self.conversation_list.selectionModel()
+        selection.blockSignals(True)
+        self.conversation_list.setCurrentIndex(self.conversation_model.index(row))
+        selection.blockSignals(False)
+        self.conversation_list.viewport().update()
+
+    def _update_ready_state(self) -> None:
+        if self._loading_path is not None:
+            reason = self.tr("The model is still loading.")
+        elif self._facts is None:
+            reason = self.tr("Open a model to start chatting.")
+        else:
+            reason = ""
+        self.composer.set_ready(not reason, reason)
+        self._update_empty_hint()
+
+    def _update_empty_hint(self) -> None:
+        empty = not self.transcript.message_widgets()
+        if self._facts is None and self._loading_path is None:
+            hint = self.tr("Open a Qwen3.5 GGUF model to start.\nUse “Open model file…” above, or drop a .gguf file here.")
+        else:
+            hint = self.tr("Ask anything. Everything stays on this computer.")
+        self.empty_hint.setText(hint)
+        self.empty_hint.setVisible(empty)
+        self.transcript.setVisible(not empty)
+
+    # ------------------------------------------------------------------------------- events
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt API)
+        if any(url.toLocalFile().lower().endswith(".gguf") for url in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 (Qt API)
+        for url in event.mimeData().urls():
+            if url.toLocalFile().lower().endswith(".gguf"):
+                self.load_model(Path(url.toLocalFile()))
+                return
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt API)
+        """Stops any reply, waits for the inference thread to finish, and saves state."""
+        self._inference.shutdown()
+        # The worker is gone; deliver what it sent before stopping (last text, the end of the
+        # reply) now, because the event loop may not run again.
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.MetaCall)
+        if self._recorder is not None:
+            self._coalescer.flush()
+            self._finish_reply(MessageState.INTERRUPTED, None, None)
+        self._settings.window_geometry = bytes(self.saveGeometry().toHex()).decode()
+        self.sig_settings_changed.emit()
+        super().closeEvent(event)
+
+
+def _chat_messages(system_prompt: str, messages: list[Message]) -> list[ChatMessage]:
+    """What the model sees: the system prompt, then every turn that produced text."""
+    turns = [ChatMessage("system", system_prompt)] if system_prompt.strip() else []
+    turns += [
+        ChatMessage(message.role, message.content, message.reasoning)
+        for message in messages
+        if message.state != MessageState.FAILED and (message.content or message.role == "user")
+    ]
+    return turns
+
+
+def _title_from(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= TITLE_LENGTH else line[: TITLE_LENGTH - 1].rstrip() + "…"

@@ -1,0 +1,55 @@
+"""Look and feel: native style where it supports dark mode, palettes that follow the system."""
+
+from __future__ import annotations
+
+import sys
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPalette
+from PySide6.QtWidgets import QApplication
+
+from app.core.app_paths import RESOURCES_DIR
+
+
+def apply_theme(app: QApplication) -> None:
+    """Styles ``app`` now and again whenever the system switches between light and dark."""
+    if sys.platform != "darwin":
+        # Fusion renders both colour schemes everywhere; macOS's native style already does.
+        app.setStyle("Fusion")
+    app.setWindowIcon(QIcon(str(RESOURCES_DIR / "icons" / "app.svg")))
+    hints = QGuiApplication.styleHints()
+    _apply_palette(app, hints.colorScheme())
+    hints.colorSchemeChanged.connect(lambda scheme: _apply_palette(app, scheme))
+    app.setStyleSheet((RESOURCES_DIR / "style.qss").read_text(encoding="utf-8"))
+
+
+def _apply_palette(app: QApplication, scheme: Qt.ColorScheme) -> None:
+    if sys.platform == "darwin":
+        return  # the native style follows the system by itself
+    app.setPalette(_dark_palette() if scheme == Qt.ColorScheme.Dark else app.style().standardPalette())
+
+
+def _dark_palette() -> QPalette:
+    palette = QPalette()
+    colors = {
+        QPalette.ColorRole.Window: "#202124",
+        QPalette.ColorRole.WindowText: "#e8eaed",
+        QPalette.ColorRole.Base: "#1a1b1e",
+        QPalette.ColorRole.AlternateBase: "#2a2b2f",
+        QPalette.ColorRole.Text: "#e8eaed",
+        QPalette.ColorRole.Button: "#2d2e32",
+        QPalette.ColorRole.ButtonText: "#e8eaed",
+        QPalette.ColorRole.Highlight: "#7c6ff0",
+        QPalette.ColorRole.HighlightedText: "#ffffff",
+        QPalette.ColorRole.ToolTipBase: "#2d2e32",
+        QPalette.ColorRole.ToolTipText: "#e8eaed",
+        QPalette.ColorRole.PlaceholderText: "#9aa0a6",
+        QPalette.ColorRole.Mid: "#3c3d42",
+        QPalette.ColorRole.Midlight: "#46474c",
+        QPalette.ColorRole.Link: "#a59bff",
+    }
+    for role, color in colors.items():
+        palette.setColor(role, QColor(color))
+    for role in (QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText, QPalette.ColorRole.WindowText):
+        palette.setColor(QPalette.ColorGroup.Disabled, role, QColor("#6b6e73"))
+    return palette

@@ -1,0 +1,215 @@
+"""The conversation transcript: user and assistant messages, streaming text, thinking blocks."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QCoreApplication, Qt, QTimer, QUrl
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QScrollArea,
+    QSizePolicy,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.conversation_store import Message, MessageState
+from app.core.generation_stats import GenerationStats, StopReason
+
+
+def _text_label(object_name: str, *, markdown: bool) -> QLabel:
+    label = QLabel()
+    label.setObjectName(object_name)
+    label.setWordWrap(True)
+    label.setTextFormat(Qt.TextFormat.MarkdownText if markdown else Qt.TextFormat.PlainText)
+    label.setTextInteractionFlags(
+        Qt.TextInteractionFlag.TextSelectableByMouse
+        | Qt.TextInteractionFlag.TextSelectableByKeyboard
+        | Qt.TextInteractionFlag.LinksAccessibleByMouse
+    )
+    # Links in model output open only when the user clicks them, and only in the browser.
+    label.setOpenExternalLinks(False)
+    label.linkActivated.connect(lambda url: QDesktopServices.openUrl(QUrl(url)))
+    label.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Minimum)
+    return label
+
+
+def _tr(text: str, count: int = -1) -> str:
+    return QCoreApplication.translate("TranscriptView", text, None, count)
+
+
+def describe_stats(stats: GenerationStats) -> str:
+    """One unobtrusive line: tokens, speed, time to first token, prompt reuse."""
+    parts = [
+        _tr("%n token(s)", stats.generated_tokens),
+        _tr("%1 tok/s").replace("%1", f"{stats.tokens_per_second:.1f}"),
+        _tr("%1 s to first token").replace("%1", f"{stats.time_to_first_token_s:.2f}"),
+    ]
+    if stats.prompt_tokens:
+        reused = stats.prompt_tokens - stats.evaluated_prompt_tokens
+        parts.append(
+            _tr("prompt %1 tokens, %2 reused").replace("%1", str(stats.prompt_tokens)).replace("%2", str(reused))
+        )
+    return " · ".join(parts)
+
+
+class MessageWidget(QFrame):
+    """One message. Assistant messages can stream: call :meth:`append` as text arrives."""
+
+    def __init__(self, message: Message, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.message_id = message.id
+        self.role = message.role
+        is_user = message.role == "user"
+        self.setObjectName("userMessage" if is_user else "assistantMessage")
+        self._reasoning = message.reasoning
+        self._answer = message.content
+        self._streaming = message.state == MessageState.STREAMING
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(14, 10, 14, 10)
+        layout.setSpacing(6)
+
+        author = QLabel(self.tr("You") if is_user else self.tr("Qwen"))
+        author.setObjectName("messageAuthor")
+        layout.addWidget(author)
+
+        self._thinking_toggle = QToolButton()
+        self._thinking_toggle.setObjectName("thinkingToggle")
+        self._thinking_toggle.setCheckable(True)
+        self._thinking_toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self._thinking_toggle.setAccessibleName(self.tr("Show or hide the model's thinking"))
+        self._thinking_toggle.toggled.connect(self._set_thinking_expanded)
+        self._reasoning_label = _text_label("reasoningText", markdown=False)
+        layout.addWidget(self._thinking_toggle)
+        layout.addWidget(self._reasoning_label)
+
+        self._body = _text_label("messageBody", markdown=not is_user)
+        self._body.setAccessibleName(self.tr("Your message") if is_user else self.tr("Reply"))
+        layout.addWidget(self._body)
+
+        self._footer = QLabel()
+        self._footer.setObjectName("messageFooter")
+        self._footer.setWordWrap(True)
+        layout.addWidget(self._footer)
+
+        self._thinking_toggle.setChecked(False)
+        self._refresh_text()
+        self.set_outcome(message.state, message.stats, message.error)
+
+    @property
+    def answer(self) -> str:
+        return self._answer
+
+    def append(self, reasoning: str, answer: str) -> None:
+        self._reasoning += reasoning
+        self._answer += answer
+        self._refresh_text()
+
+    def set_outcome(self, state: MessageState, stats: GenerationStats | None, error: str | None) -> None:
+        """Shows how the reply ended: stats, or that it was stopped or failed."""
+        self._streaming = state == MessageState.STREAMING
+        notes = []
+        if state == MessageState.INTERRUPTED or (stats and stats.stop_reason == StopReason.CANCELLED):
+            notes.append(self.tr("Stopped"))
+        elif stats and stats.stop_reason == StopReason.MAX_TOKENS:
+            notes.append(self.tr("Reached the reply length limit"))
+        elif stats and stats.stop_reason == StopReason.CONTEXT_FULL:
+            notes.append(self.tr("The context window is full"))
+        if state == MessageState.FAILED:
+            notes.append(self.tr("Failed: %1").replace("%1", error or self.tr("unknown error")))
+        if stats and self.role == "assistant":
+            notes.append(describe_stats(stats))
+        self._footer.setText(" — ".join(notes))
+        self._footer.setVisible(bool(notes))
+        self._refresh_text()
+
+    def _refresh_text(self) -> None:
+        has_reasoning = bool(self._reasoning.strip())
+        thinking_now = self._streaming and has_reasoning and not self._answer
+        self._thinking_toggle.setVisible(has_reasoning)
+        self._thinking_toggle.setText(self.tr("Thinking…") if thinking_now else self.tr("Thinking"))
+        self._update_arrow()
+        self._reasoning_label.setText(self._reasoning.strip())
+        self._reasoning_label.setVisible(has_reasoning and self._thinking_toggle.isChecked())
+        if self.role == "user":
+            self._body.setText(self._answer)
+        else:
+            self._body.setText(self._answer or ("" if has_reasoning else "…" if self._streaming else ""))
+        self._body.setVisible(bool(self._body.text()))
+
+    def _set_thinking_expanded(self, expanded: bool) -> None:
+        self._reasoning_label.setVisible(expanded and bool(self._reasoning.strip()))
+        self._update_arrow()
+
+    def _update_arrow(self) -> None:
+        expanded = self._thinking_toggle.isChecked()
+        self._thinking_toggle.setArrowType(Qt.ArrowType.DownArrow if expanded else Qt.ArrowType.RightArrow)
+
+
+class TranscriptView(QScrollArea):
+    """A scrolling column of :class:`MessageWidget`; follows new text while at the bottom."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("transcript")
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        container = QWidget()
+        container.setObjectName("transcriptContainer")
+        self._column = QVBoxLayout(container)
+        self._column.setContentsMargins(24, 16, 24, 16)
+        self._column.setSpacing(12)
+        self._column.addStretch(1)
+        self.setWidget(container)
+        self._widgets: list[MessageWidget] = []
+        self._follow = True
+        self.verticalScrollBar().valueChanged.connect(self._remember_follow)
+        self.verticalScrollBar().rangeChanged.connect(self._keep_following)
+
+    def set_messages(self, messages: list[Message]) -> None:
+        for widget in self._widgets:
+            widget.deleteLater()
+        self._widgets = []
+        for message in messages:
+            self.add_message(message)
+        self._follow = True
+        QTimer.singleShot(0, self.scroll_to_bottom)
+
+    def add_message(self, message: Message) -> MessageWidget:
+        widget = MessageWidget(message)
+        row = QHBoxLayout()
+        # User messages sit to the right as bubbles; replies use the full width.
+        if message.role == "user":
+            row.addStretch(1)
+            row.addWidget(widget, 4)
+        else:
+            row.addWidget(widget)
+        holder = QWidget()
+        holder.setLayout(row)
+        row.setContentsMargins(0, 0, 0, 0)
+        self._column.insertWidget(self._column.count() - 1, holder)
+        widget.destroyed.connect(holder.deleteLater)
+        self._widgets.append(widget)
+        self._follow = True
+        return widget
+
+    def message_widgets(self) -> list[MessageWidget]:
+        return list(self._widgets)
+
+    def widget_for(self, message_id: int) -> MessageWidget | None:
+        return next((widget for widget in self._widgets if widget.message_id == message_id), None)
+
+    def scroll_to_bottom(self) -> None:
+        bar = self.verticalScrollBar()
+        bar.setValue(bar.maximum())
+
+    def _remember_follow(self, value: int) -> None:
+        self._follow = value >= self.verticalScrollBar().maximum() - 24
+
+    def _keep_following(self, _minimum: int, maximum: int) -> None:
+        if self._follow:
+            self.verticalScrollBar().setValue(maximum)

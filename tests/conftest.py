@@ -1,0 +1,26 @@
+"""Shared fixtures: Qt runs offscreen, and a real tiny qwen35 GGUF is written once per session."""
+
+from __future__ import annotations
+
+import os
+
+# Set before any Qt import: tests never need a screen.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from tests.tiny_model import write_tiny_qwen35_gguf  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A qwen35 GGUF whose template thinks by default, like Qwen3.5 4B/9B."""
+    return write_tiny_qwen35_gguf(tmp_path_factory.mktemp("models") / "tiny-thinking.gguf", thinks_by_default=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_quiet(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A qwen35 GGUF whose template does not think unless asked, like Qwen3.5 0.8B/2B."""
+    return write_tiny_qwen35_gguf(tmp_path_factory.mktemp("models") / "tiny-quiet.gguf", thinks_by_default=False)

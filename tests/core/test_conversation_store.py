@@ -1,0 +1,380 @@
+"""Behaviour of the conversation store and the reply recorder, on real SQLite files."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.core.conversation_store import (
+    SCHEMA_VERSION,
+    ConversationStore,
+    MessageState,
+    NotFoundError,
+    StoreError,
+)
+from app.core.generation_stats import GenerationStats, StopReason
+from app.core.reply_recorder import ReplyRecorder
+
+
+class FakeClock:
+    """A clock that only moves when the test moves it."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def database_path(tmp_path: Path) -> Path:
+    # A folder that does not exist yet: the store must create it.
+    return tmp_path / "data" / "conversations.db"
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def store(database_path: Path, clock: FakeClock) -> Iterator[ConversationStore]:
+    with ConversationStore(database_path, clock=clock) as opened:
+        yield opened
+
+
+STATS = GenerationStats(
+    prompt_tokens=120,
+    evaluated_prompt_tokens=30,
+    generated_tokens=57,
+    time_to_first_token_s=0.25,
+    tokens_per_second=41.5,
+    stop_reason=StopReason.END_OF_TURN,
+)
+
+
+def test_conversations_and_messages_round_trip_with_every_field(
+    database_path: Path, clock: FakeClock
+) -> None:
+    settings = {"temperature": 0.7, "max_tokens": 2048, "thinking": True}
+    with ConversationStore(database_path, clock=clock) as store:
+        conversation = store.create_conversation(
+            title="Rust lifetimes",
+            model="Qwen3.5-4B-Q4_K_M.gguf",
+            system_prompt="Be brief.",
+            generation_settings=settings,
+        )
+        clock.now = 1001.0
+        question = store.add_message(conversation.id, "user", "What is 'a?")
+        clock.now = 1002.0
+        reply = store.add_message(conversation.id, "assistant", state=MessageState.STREAMING)
+        store.update_message(
+            reply.id,
+            content="A lifetime parameter.",
+            reasoning="The user asks about syntax.",
+            state=MessageState.COMPLETE,
+            stats=STATS,
+        )
+        failed = store.add_message(conversation.id, "assistant", state=MessageState.STREAMING)
+        store.update_message(failed.id, state=MessageState.FAILED, error="out of memory")
+
+    with ConversationStore(database_path, clock=clock) as reopened:
+        stored_conversation = reopened.get_conversation(conversation.id)
+        stored_messages = reopened.messages(conversation.id)
+
+    assert stored_conversation.title == "Rust lifetimes"
+    assert stored_conversation.model == "Qwen3.5-4B-Q4_K_M.gguf"
+    assert stored_conversation.system_prompt == "Be brief."
+    assert stored_conversation.generation_settings == settings
+    assert stored_conversation.created_at == 1000.0
+    assert stored_conversation.updated_at == 1002.0
+    assert [message.id for message in stored_messages] == [question.id, reply.id, failed.id]
+    stored_question, stored_reply, stored_failure = stored_messages
+    assert (stored_question.role, stored_question.content) == ("user", "What is 'a?")
+    assert stored_question.state is MessageState.COMPLETE
+    assert stored_question.stats is None
+    assert stored_question.created_at == 1001.0
+    assert stored_reply.conversation_id == conversation.id
+    assert stored_reply.role == "assistant"
+    assert stored_reply.content == "A lifetime parameter."
+    assert stored_reply.reasoning == "The user asks about syntax."
+    assert stored_reply.state is MessageState.COMPLETE
+    assert stored_reply.stats == STATS
+    assert stored_reply.error is None
+    assert stored_failure.state is MessageState.FAILED
+    assert stored_failure.error == "out of memory"
+    assert stored_failure.stats is None
+
+
+def test_list_conversations_puts_the_most_recently_active_first(
+    store: ConversationStore, clock: FakeClock
+) -> None:
+    oldest = store.create_conversation(title="oldest")
+    clock.now += 1
+    middle = store.create_conversation(title="middle")
+    clock.now += 1
+    newest = store.create_conversation(title="newest")
+    assert [c.id for c in store.list_conversations()] == [newest.id, middle.id, oldest.id]
+
+    clock.now += 1
+    store.add_message(oldest.id, "user", "back to this one")
+
+    assert [c.id for c in store.list_conversations()] == [oldest.id, newest.id, middle.id]
+
+
+def test_rename_conversation_changes_the_title_only(store: ConversationStore) -> None:
+    conversation = store.create_conversation(title="Untitled", model="a.gguf")
+
+    store.rename_conversation(conversation.id, "Trip to Lisbon")
+
+    renamed = store.get_conversation(conversation.id)
+    assert renamed.title == "Trip to Lisbon"
+    assert renamed.model == "a.gguf"
+    assert renamed.updated_at == conversation.updated_at
+
+
+def test_update_conversation_changes_only_the_given_fields(store: ConversationStore) -> None:
+    conversation = store.create_conversation(
+        title="t", model="a.gguf", system_prompt="old prompt", generation_settings={"top_k": 20}
+    )
+
+    store.update_conversation(conversation.id, model="b.gguf")
+    after_model = store.get_conversation(conversation.id)
+    store.update_conversation(
+        conversation.id, system_prompt="new prompt", generation_settings={"top_k": 40}
+    )
+    after_rest = store.get_conversation(conversation.id)
+
+    assert (after_model.model, after_model.system_prompt) == ("b.gguf", "old prompt")
+    assert after_model.generation_settings == {"top_k": 20}
+    assert (after_rest.model, after_rest.system_prompt) == ("b.gguf", "new prompt")
+    assert after_rest.generation_settings == {"top_k": 40}
+    assert after_rest.title == "t"
+
+
+def test_deleting_a_conversation_deletes_its_messages(
+    store: ConversationStore, database_path: Path
+) -> None:
+    doomed = store.create_conversation(title="doomed")
+    kept = store.create_conversation(title="kept")
+    doomed_message = store.add_message(doomed.id, "user", "bye")
+    kept_message = store.add_message(kept.id, "user", "hi")
+
+    store.delete_conversation(doomed.id)
+
+    with pytest.raises(NotFoundError):
+        store.get_conversation(doomed.id)
+    with pytest.raises(NotFoundError):
+        store.get_message(doomed_message.id)
+    assert store.messages(kept.id) == [kept_message]
+    raw = sqlite3.connect(database_path)
+    try:
+        orphans = raw.execute(
+            "SELECT COUNT(*) FROM messages WHERE conversation_id = ?", (doomed.id,)
+        ).fetchone()[0]
+    finally:
+        raw.close()
+    assert orphans == 0
+
+
+def test_deleting_a_message_keeps_the_rest_in_order(store: ConversationStore) -> None:
+    conversation = store.create_conversation()
+    first = store.add_message(conversation.id, "user", "one")
+    second = store.add_message(conversation.id, "assistant", "two")
+    third = store.add_message(conversation.id, "user", "three")
+
+    store.delete_message(second.id)
+    fourth = store.add_message(conversation.id, "assistant", "four")
+
+    assert [m.content for m in store.messages(conversation.id)] == ["one", "three", "four"]
+    assert [m.id for m in store.messages(conversation.id)] == [first.id, third.id, fourth.id]
+
+
+def test_unknown_ids_raise_not_found(store: ConversationStore) -> None:
+    conversation = store.create_conversation()
+    for operation in (
+        lambda: store.get_conversation(999),
+        lambda: store.rename_conversation(999, "x"),
+        lambda: store.update_conversation(999, model="x"),
+        lambda: store.update_conversation(999),
+        lambda: store.delete_conversation(999),
+        lambda: store.messages(999),
+        lambda: store.add_message(999, "user", "x"),
+        lambda: store.get_message(999),
+        lambda: store.update_message(999, content="x"),
+        lambda: store.delete_message(999),
+    ):
+        with pytest.raises(NotFoundError):
+            operation()
+    assert isinstance(NotFoundError("x"), KeyError)
+    assert store.messages(conversation.id) == []
+
+
+def test_store_uses_write_ahead_logging(store: ConversationStore, database_path: Path) -> None:
+    # WAL is recorded in the file itself, so a second connection sees it.
+    raw = sqlite3.connect(database_path)
+    try:
+        journal_mode = raw.execute("PRAGMA journal_mode").fetchone()[0]
+    finally:
+        raw.close()
+    assert journal_mode == "wal"
+
+
+def test_messages_left_streaming_become_interrupted_on_reopen(database_path: Path) -> None:
+    with ConversationStore(database_path) as store:
+        conversation = store.create_conversation()
+        finished = store.add_message(conversation.id, "assistant", "done")
+        cut_short = store.add_message(
+            conversation.id, "assistant", "half a sen", state=MessageState.STREAMING
+        )
+
+    with ConversationStore(database_path) as reopened:
+        assert reopened.get_message(cut_short.id).state is MessageState.INTERRUPTED
+        assert reopened.get_message(cut_short.id).content == "half a sen"
+        assert reopened.get_message(finished.id).state is MessageState.COMPLETE
+
+
+def test_version_1_database_is_upgraded_and_keeps_its_rows(database_path: Path) -> None:
+    # The layout the first release wrote, spelled out here so that the test does not depend on
+    # the store's own copy of it.
+    database_path.parent.mkdir(parents=True)
+    old = sqlite3.connect(database_path)
+    old.executescript(
+        """
+        CREATE TABLE conversations (
+            id INTEGER PRIMARY KEY,
+            title TEXT NOT NULL DEFAULT '',
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            model TEXT NOT NULL DEFAULT ''
+        );
+        CREATE TABLE messages (
+            id INTEGER PRIMARY KEY,
+            conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+            role TEXT NOT NULL,
+            content TEXT NOT NULL DEFAULT '',
+            state TEXT NOT NULL,
+            created_at REAL NOT NULL
+        );
+        CREATE INDEX messages_by_conversation ON messages(conversation_id);
+        INSERT INTO conversations VALUES (7, 'Old chat', 10.0, 20.0, 'old.gguf');
+        INSERT INTO messages VALUES (1, 7, 'user', 'hello', 'complete', 11.0);
+        INSERT INTO messages VALUES (2, 7, 'assistant', 'hi there', 'complete', 12.0);
+        PRAGMA user_version = 1;
+        """
+    )
+    old.close()
+
+    with ConversationStore(database_path) as store:
+        conversation = store.get_conversation(7)
+        old_messages = store.messages(7)
+        # The new columns must be writable too, not merely readable.
+        store.update_message(2, reasoning="thought", stats=STATS)
+        upgraded_reply = store.get_message(2)
+    raw = sqlite3.connect(database_path)
+    try:
+        version = raw.execute("PRAGMA user_version").fetchone()[0]
+    finally:
+        raw.close()
+
+    assert version == 2 == SCHEMA_VERSION
+    assert (conversation.title, conversation.model) == ("Old chat", "old.gguf")
+    assert (conversation.created_at, conversation.updated_at) == (10.0, 20.0)
+    assert conversation.system_prompt == ""
+    assert conversation.generation_settings == {}
+    assert [(m.id, m.role, m.content) for m in old_messages] == [
+        (1, "user", "hello"),
+        (2, "assistant", "hi there"),
+    ]
+    assert all(m.reasoning == "" and m.stats is None and m.error is None for m in old_messages)
+    assert upgraded_reply.reasoning == "thought"
+    assert upgraded_reply.stats == STATS
+
+
+def test_database_from_a_newer_version_is_refused(database_path: Path) -> None:
+    with ConversationStore(database_path):
+        pass
+    raw = sqlite3.connect(database_path)
+    raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    raw.close()
+
+    with pytest.raises(StoreError, match="created by a newer version of Qwen Local Chat"):
+        ConversationStore(database_path)
+
+
+def test_file_that_is_not_a_database_is_refused(database_path: Path) -> None:
+    database_path.parent.mkdir(parents=True)
+    database_path.write_bytes(b"These are my notes, not a database.\n" * 200)
+
+    with pytest.raises(StoreError, match="not a SQLite database"):
+        ConversationStore(database_path)
+    assert database_path.read_bytes().startswith(b"These are my notes")
+
+
+def test_recorder_saves_at_most_once_per_interval(
+    store: ConversationStore, clock: FakeClock
+) -> None:
+    conversation = store.create_conversation()
+    message = store.add_message(conversation.id, "assistant", state=MessageState.STREAMING)
+    recorder = ReplyRecorder(store, message.id, save_interval_s=0.5, clock=clock)
+
+    def saved_content() -> str:
+        return store.get_message(message.id).content
+
+    recorder.append("", "Hel")
+    clock.now += 0.3
+    recorder.append("", "lo")
+    assert saved_content() == ""  # 0.3 s since the recorder started: too early to save
+
+    clock.now += 0.2
+    recorder.append("hmm", ",")
+    assert saved_content() == "Hello,"  # 0.5 s: saved, everything so far
+    assert store.get_message(message.id).reasoning == "hmm"
+
+    clock.now += 0.4
+    recorder.append("", " wor")
+    assert saved_content() == "Hello,"  # 0.4 s since that save: not yet
+
+    clock.now += 0.1
+    recorder.append("", "ld")
+    assert saved_content() == "Hello, world"
+    assert recorder.content == "Hello, world"
+    assert recorder.reasoning == "hmm"
+    assert store.get_message(message.id).state is MessageState.STREAMING
+
+
+def test_recorder_finish_persists_text_state_and_stats(
+    store: ConversationStore, clock: FakeClock
+) -> None:
+    conversation = store.create_conversation()
+    message = store.add_message(conversation.id, "assistant", state=MessageState.STREAMING)
+    recorder = ReplyRecorder(store, message.id, save_interval_s=0.5, clock=clock)
+    recorder.append("Let me think.", "")
+    recorder.append("", "Forty-two.")  # no time passed: nothing saved yet
+
+    recorder.finish(MessageState.COMPLETE, STATS)
+
+    stored = store.get_message(message.id)
+    assert stored.content == "Forty-two."
+    assert stored.reasoning == "Let me think."
+    assert stored.state is MessageState.COMPLETE
+    assert stored.stats == STATS
+    with pytest.raises(RuntimeError):
+        recorder.append("", "more")
+
+
+def test_recorder_finish_records_a_failure(store: ConversationStore, clock: FakeClock) -> None:
+    conversation = store.create_conversation()
+    message = store.add_message(conversation.id, "assistant", state=MessageState.STREAMING)
+    recorder = ReplyRecorder(store, message.id, clock=clock)
+    recorder.append("", "Partial")
+
+    recorder.finish(MessageState.FAILED, error="llama_decode returned -3")
+
+    stored = store.get_message(message.id)
+    assert (stored.content, stored.state) == ("Partial", MessageState.FAILED)
+    assert stored.error == "llama_decode returned -3"
+    assert stored.stats is None

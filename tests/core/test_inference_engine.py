@@ -1,0 +1,271 @@
+"""The inference engine on a real (tiny) qwen35 model through real llama.cpp."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from app.core.chat_template import ChatMessage
+from app.core.generation_stats import StopReason
+from app.core.inference_engine import (
+    InferenceEngine,
+    LoadSettings,
+    ModelLoadError,
+    PromptTooLongError,
+    SamplingSettings,
+)
+from tests.tiny_model import CONTEXT_LENGTH, ENDLESS_CYCLE, THINKING_ANSWER, THINKING_REASONING
+
+CARD_THINKING = SamplingSettings.for_mode(thinking=True)
+CARD_PLAIN = SamplingSettings.for_mode(thinking=False)
+CANCEL_DEADLINE_S = 0.2
+
+
+@pytest.fixture
+def engine(tiny_model: Path):
+    engine = InferenceEngine()
+    engine.load(tiny_model, LoadSettings(context_size=CONTEXT_LENGTH, threads=2))
+    yield engine
+    engine.unload()
+
+
+def _generate(engine: InferenceEngine, messages, *, thinking: bool, sampling=None, cancel=None, **callbacks):
+    pieces: list[tuple[str, str]] = []
+    result = engine.generate(
+        messages,
+        enable_thinking=thinking,
+        sampling=sampling or (CARD_THINKING if thinking else CARD_PLAIN),
+        cancel=cancel or threading.Event(),
+        on_text=lambda reasoning, answer: pieces.append((reasoning, answer)),
+        **callbacks,
+    )
+    return result, pieces
+
+
+def test_loading_reports_the_model_facts(tiny_model: Path, engine: InferenceEngine) -> None:
+    progress: list[float] = []
+    facts = engine.load(tiny_model, LoadSettings(context_size=2048), progress.append)
+    assert facts.architecture == "qwen35"
+    assert facts.trained_context == CONTEXT_LENGTH
+    assert facts.context_size == 2048
+    assert facts.backend == "CPU"
+    assert facts.thinks_by_default is True
+    assert "enable_thinking" in facts.chat_template
+    assert facts.file_size == tiny_model.stat().st_size
+    assert progress and progress[-1] == pytest.approx(1.0)
+
+
+def test_context_size_is_capped_at_what_the_model_was_trained_for(tiny_model: Path, engine) -> None:
+    assert engine.load(tiny_model, LoadSettings(context_size=1_000_000)).context_size == CONTEXT_LENGTH
+
+
+def test_thinking_default_is_read_from_the_template(tiny_model_quiet: Path, engine) -> None:
+    assert engine.load(tiny_model_quiet).thinks_by_default is False
+
+
+@pytest.mark.parametrize(
+    ("thinking", "generation_prompt"),
+    [(True, "<|im_start|>assistant\n<think>\n"), (False, "<|im_start|>assistant\n<think>\n\n</think>\n\n")],
+)
+def test_prompt_renders_exactly_as_the_template_says(engine, thinking: bool, generation_prompt: str) -> None:
+    messages = [
+        ChatMessage("system", "Be brief."),
+        ChatMessage("user", "Hi"),
+        ChatMessage("assistant", "Hello!", reasoning="They greet me."),
+        ChatMessage("user", "Bye"),
+    ]
+    expected = (
+        "<|im_start|>system\nBe brief.<|im_end|>\n"
+        "<|im_start|>user\nHi<|im_end|>\n"
+        # Reasoning of turns before the last user message is dropped by the template.
+        "<|im_start|>assistant\nHello!<|im_end|>\n"
+        "<|im_start|>user\nBye<|im_end|>\n" + generation_prompt
+    )
+    assert engine.render_prompt(messages, enable_thinking=thinking) == expected
+
+
+def test_quiet_template_thinks_only_when_asked(tiny_model_quiet: Path, engine) -> None:
+    engine.load(tiny_model_quiet)
+    messages = [ChatMessage("user", "Hi")]
+    assert engine.render_prompt(messages, enable_thinking=True).endswith("assistant\n<think>\n")
+    assert engine.render_prompt(messages, enable_thinking=False).endswith("assistant\n<think>\n\n</think>\n\n")
+
+
+def test_thinking_reply_streams_reasoning_then_answer_and_stops_at_end_of_turn(engine) -> None:
+    result, pieces = _generate(engine, [ChatMessage("user", "Why?")], thinking=True)
+    assert (result.reasoning, result.answer) == (THINKING_REASONING, THINKING_ANSWER)
+    assert result.stats.stop_reason == StopReason.END_OF_TURN
+    # Streamed piece by piece, in order, adding up to the final text.
+    assert len(pieces) >= len(THINKING_REASONING) + len(THINKING_ANSWER)
+    assert "".join(reasoning for reasoning, _ in pieces) == THINKING_REASONING
+    assert "".join(answer for _, answer in pieces) == THINKING_ANSWER
+    first_answer_piece = next(index for index, (_, answer) in enumerate(pieces) if answer)
+    assert all(not answer for _, answer in pieces[:first_answer_piece])
+    # W, h, y, </think>, O, k
+    assert result.stats.generated_tokens == 6
+
+
+def test_reply_stops_at_the_max_token_limit(engine) -> None:
+    sampling = SamplingSettings(max_tokens=40)
+    result, _ = _generate(engine, [ChatMessage("user", "Go on")], thinking=False, sampling=sampling)
+    assert result.stats.stop_reason == StopReason.MAX_TOKENS
+    assert result.stats.generated_tokens == 40
+    assert result.answer == (ENDLESS_CYCLE * 20)[:40]
+    assert result.reasoning == ""
+
+
+def test_stats_describe_the_reply(engine) -> None:
+    result, _ = _generate(engine, [ChatMessage("user", "Go on")], thinking=False, sampling=SamplingSettings(max_tokens=30))
+    stats = result.stats
+    assert stats.prompt_tokens == len(engine.tokenize(engine.render_prompt([ChatMessage("user", "Go on")], enable_thinking=False)))
+    assert stats.evaluated_prompt_tokens == stats.prompt_tokens
+    assert stats.generated_tokens == 30
+    assert stats.time_to_first_token_s > 0
+    assert stats.tokens_per_second > 0
+
+
+def test_cancel_from_another_thread_stops_generation_quickly(engine) -> None:
+    cancel = threading.Event()
+    streaming = threading.Event()
+    outcome: dict = {}
+
+    def run() -> None:
+        outcome["result"] = engine.generate(
+            [ChatMessage("user", "Go on forever")],
+            enable_thinking=False,
+            sampling=SamplingSettings(max_tokens=1_000_000),
+            cancel=cancel,
+            on_text=lambda reasoning, answer: streaming.set(),
+        )
+        outcome["returned_at"] = time.perf_counter()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    assert streaming.wait(30)
+    cancelled_at = time.perf_counter()
+    cancel.set()
+    thread.join(30)
+    assert not thread.is_alive()
+    assert outcome["returned_at"] - cancelled_at < CANCEL_DEADLINE_S
+    assert outcome["result"].stats.stop_reason == StopReason.CANCELLED
+    answer = outcome["result"].answer
+    assert answer and (ENDLESS_CYCLE * len(answer)).startswith(answer)
+
+
+def test_cancel_while_a_long_prompt_is_evaluated_stops_quickly_and_keeps_the_engine_usable(tiny_model: Path) -> None:
+    engine = InferenceEngine()
+    engine.load(tiny_model, LoadSettings(context_size=CONTEXT_LENGTH, batch_size=64))
+    long_message = ChatMessage("user", "lorem ipsum dolor sit amet " * 100)
+    cancel = threading.Event()
+    first_batch_done, cancel_sent = threading.Event(), threading.Event()
+    outcome: dict = {}
+
+    def on_prompt_progress(done: int, total: int) -> None:
+        outcome["total"] = total
+        if not first_batch_done.is_set():
+            first_batch_done.set()
+            cancel_sent.wait(30)  # hold the engine here until the cancel flag is up
+
+    def run() -> None:
+        outcome["result"] = engine.generate(
+            [long_message],
+            enable_thinking=False,
+            sampling=CARD_PLAIN,
+            cancel=cancel,
+            on_text=lambda reasoning, answer: None,
+            on_prompt_progress=on_prompt_progress,
+        )
+        outcome["returned_at"] = time.perf_counter()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    assert first_batch_done.wait(30)
+    cancelled_at = time.perf_counter()
+    cancel.set()
+    cancel_sent.set()
+    thread.join(30)
+    stats = outcome["result"].stats
+    assert outcome["returned_at"] - cancelled_at < CANCEL_DEADLINE_S
+    assert outcome["total"] > 2000
+    assert stats.stop_reason == StopReason.CANCELLED
+    assert stats.generated_tokens == 0
+    assert stats.evaluated_prompt_tokens < stats.prompt_tokens
+
+    # The half-evaluated state is discarded: the same request now runs in full and correctly.
+    result, _ = _generate(engine, [long_message], thinking=True)
+    assert (result.reasoning, result.answer) == (THINKING_REASONING, THINKING_ANSWER)
+    assert result.stats.evaluated_prompt_tokens == result.stats.prompt_tokens
+    engine.unload()
+
+
+def test_follow_up_turns_evaluate_only_what_is_new(engine) -> None:
+    history = [ChatMessage("user", "Tell me about the weather in a few long sentences, please. " * 20)]
+    first, _ = _generate(engine, history, thinking=True)
+    assert first.stats.evaluated_prompt_tokens == first.stats.prompt_tokens
+
+    for turn in range(3):
+        history += [
+            ChatMessage("assistant", first.answer, first.reasoning),
+            ChatMessage("user", f"And tomorrow? ({turn})"),
+        ]
+        follow_up, _ = _generate(engine, history, thinking=True)
+        stats = follow_up.stats
+        # The template re-renders the previous answer without its reasoning, which diverges from
+        # what was generated; only the answer, the new message and the generation prompt remain.
+        new_part = f"{first.answer}<|im_end|>\n<|im_start|>user\nAnd tomorrow? ({turn})<|im_end|>\n<|im_start|>assistant\n<think>\n"
+        assert stats.evaluated_prompt_tokens == len(engine.tokenize(new_part))
+        assert stats.prompt_tokens > 20 * stats.evaluated_prompt_tokens
+        assert (follow_up.reasoning, follow_up.answer) == (THINKING_REASONING, THINKING_ANSWER)
+        first = follow_up
+
+
+def test_regenerating_the_same_prompt_reuses_the_saved_state(engine) -> None:
+    messages = [ChatMessage("user", "A question worth asking twice. " * 20)]
+    first, _ = _generate(engine, messages, thinking=True)
+    again, _ = _generate(engine, messages, thinking=True)
+    assert again.stats.evaluated_prompt_tokens < 10 < first.stats.evaluated_prompt_tokens
+    assert (again.reasoning, again.answer) == (first.reasoning, first.answer)
+
+
+def test_switching_thinking_mode_between_turns_still_answers_correctly(engine) -> None:
+    history = [ChatMessage("user", "Hi")]
+    first, _ = _generate(engine, history, thinking=True)
+    history += [ChatMessage("assistant", first.answer, first.reasoning), ChatMessage("user", "More")]
+    plain, _ = _generate(engine, history, thinking=False, sampling=SamplingSettings(max_tokens=6))
+    assert plain.answer == ENDLESS_CYCLE * 2
+
+
+def test_a_prompt_larger_than_the_context_is_refused(engine) -> None:
+    with pytest.raises(PromptTooLongError):
+        _generate(engine, [ChatMessage("user", "word " * (CONTEXT_LENGTH * 2))], thinking=False)
+    result, _ = _generate(engine, [ChatMessage("user", "Hi")], thinking=True)
+    assert result.answer == THINKING_ANSWER
+
+
+def test_missing_file_gives_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        InferenceEngine().load(tmp_path / "nowhere.gguf")
+
+
+def test_non_gguf_file_gives_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "notes.gguf"
+    path.write_text("these are not weights")
+    with pytest.raises(ModelLoadError, match="not a GGUF model"):
+        InferenceEngine().load(path)
+
+
+def test_truncated_model_gives_a_clear_error_and_the_process_survives(tiny_model: Path, tmp_path: Path) -> None:
+    truncated = tmp_path / "truncated.gguf"
+    truncated.write_bytes(tiny_model.read_bytes()[: tiny_model.stat().st_size // 2])
+    engine = InferenceEngine()
+    with pytest.raises(ModelLoadError, match="could not be loaded"):
+        engine.load(truncated)
+    assert not engine.is_loaded
+    # Still alive and able to load a good model afterwards.
+    engine.load(tiny_model)
+    result, _ = _generate(engine, [ChatMessage("user", "Hi")], thinking=True)
+    assert result.answer == THINKING_ANSWER
+    engine.unload()

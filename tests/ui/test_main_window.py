@@ -1,0 +1,178 @@
+"""The main window driven like a user would, on the real tiny model (pytest-qt, offscreen)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+
+from app.core.app_paths import AppPaths
+from app.core.conversation_store import ConversationStore, MessageState
+from app.main import build_main_window
+from app.ui.main_window import MainWindow
+from tests.tiny_model import ENDLESS_CYCLE, THINKING_ANSWER, THINKING_REASONING
+
+WAIT_MS = 30_000
+
+
+@pytest.fixture
+def paths(tmp_path: Path) -> AppPaths:
+    return AppPaths.under(tmp_path / "profile")
+
+
+def _open_window(qtbot, paths: AppPaths) -> MainWindow:
+    window = build_main_window(paths)
+    qtbot.addWidget(window)
+    window.show()
+    return window
+
+
+def _load(qtbot, window: MainWindow, model: Path) -> None:
+    window.load_model(model)
+    qtbot.waitUntil(lambda: window.composer.send_button.isEnabled(), timeout=WAIT_MS)
+
+
+def _type_and_send(qtbot, window: MainWindow, text: str) -> None:
+    window.composer.edit.setFocus()
+    qtbot.keyClicks(window.composer.edit, text)
+    qtbot.keyClick(window.composer.edit, Qt.Key.Key_Return)
+
+
+def _send_and_wait(qtbot, window: MainWindow, text: str) -> None:
+    _type_and_send(qtbot, window, text)
+    assert window.is_generating
+    qtbot.waitUntil(lambda: not window.is_generating, timeout=WAIT_MS)
+
+
+def _close(qtbot, window: MainWindow) -> None:
+    window.close()
+    assert not window._inference._thread.isRunning()
+
+
+def test_send_a_message_and_see_the_reply_with_collapsed_thinking(qtbot, paths, tiny_model) -> None:
+    window = _open_window(qtbot, paths)
+    assert not window.composer.send_button.isEnabled()  # no model yet
+    _load(qtbot, window, tiny_model)
+    assert window.composer.thinking_switch.isChecked()  # this template thinks by default
+    assert "CPU" in window.backend_status.text()
+
+    _type_and_send(qtbot, window, "Why is the sky blue?")
+    assert window.composer.send_button.text() == "Stop"
+    qtbot.waitUntil(lambda: not window.is_generating, timeout=WAIT_MS)
+    assert window.composer.send_button.text() == "Send"
+
+    user, reply = window.transcript.message_widgets()
+    assert user.answer == "Why is the sky blue?"
+    assert reply.answer == THINKING_ANSWER
+    assert reply._thinking_toggle.isVisible() and not reply._thinking_toggle.isChecked()
+    assert not reply._reasoning_label.isVisible()
+    qtbot.mouseClick(reply._thinking_toggle, Qt.MouseButton.LeftButton)
+    assert reply._reasoning_label.isVisible() and reply._reasoning_label.text() == THINKING_REASONING
+    assert "tok/s" in reply._footer.text()
+    assert "tok/s" in window.speed_status.text()
+    assert window.composer.edit.toPlainText() == ""
+    _close(qtbot, window)
+
+
+def test_shift_enter_adds_a_line_instead_of_sending(qtbot, paths, tiny_model) -> None:
+    window = _open_window(qtbot, paths)
+    _load(qtbot, window, tiny_model)
+    qtbot.keyClicks(window.composer.edit, "first line")
+    qtbot.keyClick(window.composer.edit, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
+    qtbot.keyClicks(window.composer.edit, "second line")
+    assert window.composer.edit.toPlainText() == "first line\nsecond line"
+    assert not window.is_generating
+    _close(qtbot, window)
+
+
+def test_tokens_appear_while_streaming_and_stop_ends_the_reply(qtbot, paths, tiny_model) -> None:
+    window = _open_window(qtbot, paths)
+    _load(qtbot, window, tiny_model)
+    window.composer.thinking_switch.setChecked(False)  # the endless "abc…" reply
+    _type_and_send(qtbot, window, "Count forever")
+    reply = window.transcript.message_widgets()[-1]
+    qtbot.waitUntil(lambda: len(reply.answer) >= 6, timeout=WAIT_MS)
+    assert window.is_generating  # text shows up before the reply ends
+
+    qtbot.mouseClick(window.composer.send_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not window.is_generating, timeout=WAIT_MS)
+    assert window.composer.send_button.text() == "Send"
+    assert reply.answer.startswith(ENDLESS_CYCLE)
+    assert "Stopped" in reply._footer.text()
+
+    stored = window._store.messages(window._conversation_id)[-1]
+    assert stored.state == MessageState.INTERRUPTED
+    assert stored.content == reply.answer
+    _close(qtbot, window)
+
+
+def test_closing_mid_generation_exits_cleanly_and_keeps_the_partial_reply(qtbot, paths, tiny_model) -> None:
+    window = _open_window(qtbot, paths)
+    _load(qtbot, window, tiny_model)
+    window.composer.thinking_switch.setChecked(False)
+    _type_and_send(qtbot, window, "Count forever")
+    reply = window.transcript.message_widgets()[-1]
+    qtbot.waitUntil(lambda: len(reply.answer) >= 3, timeout=WAIT_MS)
+    conversation_id = window._conversation_id
+
+    _close(qtbot, window)
+
+    with ConversationStore(paths.database) as store:
+        stored = store.messages(conversation_id)[-1]
+    assert stored.state == MessageState.INTERRUPTED
+    assert stored.content.startswith(ENDLESS_CYCLE)
+
+
+def test_reopening_shows_the_conversation_and_the_last_model(qtbot, paths, tiny_model) -> None:
+    window = _open_window(qtbot, paths)
+    _load(qtbot, window, tiny_model)
+    _send_and_wait(qtbot, window, "Remember me")
+    _close(qtbot, window)
+
+    reopened = _open_window(qtbot, paths)
+    assert reopened.conversation_model.rowCount() == 1
+    assert reopened.conversation_model.index(0).data() == "Remember me"
+    texts = [widget.answer for widget in reopened.transcript.message_widgets()]
+    assert texts == ["Remember me", THINKING_ANSWER]
+    assert reopened.last_model_if_present() == tiny_model
+    assert reopened.model_picker.currentText() == tiny_model.name
+    _close(qtbot, reopened)
+
+
+def test_a_follow_up_in_the_window_reuses_the_evaluated_history(qtbot, paths, tiny_model) -> None:
+    window = _open_window(qtbot, paths)
+    _load(qtbot, window, tiny_model)
+    _send_and_wait(qtbot, window, "A long opening question about many things. " * 10)
+    _send_and_wait(qtbot, window, "And then?")
+    stats = window._store.messages(window._conversation_id)[-1].stats
+    assert stats.evaluated_prompt_tokens < stats.prompt_tokens // 2
+    _close(qtbot, window)
+
+
+def test_a_bad_model_file_shows_a_message_and_the_window_stays_usable(qtbot, paths, tiny_model, tmp_path) -> None:
+    bad = tmp_path / "broken.gguf"
+    bad.write_text("not a model")
+    window = _open_window(qtbot, paths)
+    window.load_model(bad)
+    qtbot.waitUntil(lambda: window.error_banner.isVisible(), timeout=WAIT_MS)
+    assert "not a GGUF model" in window.error_banner.label.text()
+    assert not window.composer.send_button.isEnabled()
+
+    _load(qtbot, window, tiny_model)
+    assert not window.error_banner.isVisible()
+    _close(qtbot, window)
+
+
+def test_conversations_can_be_created_renamed_and_deleted(qtbot, paths, tiny_model) -> None:
+    window = _open_window(qtbot, paths)
+    window.new_conversation()
+    window.new_conversation()
+    assert window.conversation_model.rowCount() == 2
+    index = window.conversation_model.index(0)
+    assert window.conversation_model.setData(index, "Trip plans")
+    assert window.conversation_model.index(0).data() == "Trip plans"
+    window.delete_conversation(index.data(Qt.ItemDataRole.UserRole + 1), confirm=False)
+    assert window.conversation_model.rowCount() == 1
+    assert [c.title for c in window._store.list_conversations()] == [""]
+    _close(qtbot, window)
