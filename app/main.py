@@ -10,6 +10,7 @@ import logging
 import sys
 from pathlib import Path
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app.core.app_paths import APP_NAME, AppPaths
@@ -19,6 +20,9 @@ from app.core.settings import load_settings, save_settings
 from app.ui.inference_worker import InferenceService
 from app.ui.main_window import MainWindow
 from app.ui.theme import apply_theme
+
+
+THEMES = {"system": None, "light": Qt.ColorScheme.Light, "dark": Qt.ColorScheme.Dark}
 
 
 def build_main_window(paths: AppPaths) -> MainWindow:
@@ -39,13 +43,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="qwen-local-chat", description="Chat with Qwen3.5 models offline.")
     parser.add_argument("--profile", type=Path, help="keep data and settings in this folder instead of the default")
     parser.add_argument("--model", type=Path, help="load this GGUF model at start")
+    parser.add_argument("--theme", choices=list(THEMES), default="system", help="colour scheme (default: follow the system)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
     app = QApplication(sys.argv[:1])
     app.setApplicationName(APP_NAME)
     app.setDesktopFileName("qwen-local-chat")
-    apply_theme(app)
+    apply_theme(app, THEMES[args.theme])
     paths = AppPaths.under(args.profile) if args.profile else AppPaths.default()
     try:
         window = build_main_window(paths)

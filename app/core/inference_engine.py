@@ -160,6 +160,13 @@ class _LlamaLog:
         if python_level >= logging.ERROR:
             self.recent_errors = (self.recent_errors + [line])[-5:]
 
+    def first_error(self, fallback: str) -> str:
+        """The earliest recent error, the most specific one, without its C function prefix."""
+        if not self.recent_errors:
+            return fallback
+        function, _, message = self.recent_errors[0].partition(": ")
+        return message if message and " " not in function else self.recent_errors[0]
+
 
 _log: _LlamaLog | None = None
 _backend_lock = threading.Lock()
@@ -225,10 +232,9 @@ class InferenceEngine:
         if not model and cancel is not None and cancel.is_set():
             raise ModelLoadCancelled(f"Loading “{path.name}” was cancelled.")
         if not model:
-            detail = "; ".join(log.recent_errors) or "llama.cpp could not read it"
             raise ModelLoadError(
                 f"“{path.name}” could not be loaded. The file may be damaged, incomplete or "
-                f"made for a newer version of llama.cpp. ({detail})"
+                f"made for a newer version of llama.cpp. ({log.first_error('llama.cpp could not read it')})"
             )
         try:
             self._open_context(model, path, settings, gpu_layers, log)
@@ -259,10 +265,9 @@ class InferenceEngine:
         log.recent_errors = []
         self._context = llama_cpp.llama_init_from_model(model, context_params)
         if not self._context:
-            detail = "; ".join(log.recent_errors) or "not enough memory?"
             raise ModelLoadError(
                 f"“{path.name}” loaded, but llama.cpp could not set up a {context_size:,}-token "
-                f"context for it ({detail}). Try a smaller context size."
+                f"context for it ({log.first_error('not enough memory?')}). Try a smaller context size."
             )
 
         template_source = self._metadata("tokenizer.chat_template")

@@ -11,21 +11,23 @@ from PySide6.QtWidgets import QApplication
 from app.core.app_paths import RESOURCES_DIR
 
 
-def apply_theme(app: QApplication) -> None:
-    """Styles ``app`` now and again whenever the system switches between light and dark."""
-    if sys.platform != "darwin":
-        # Fusion renders both colour schemes everywhere; macOS's native style already does.
+def apply_theme(app: QApplication, scheme: Qt.ColorScheme | None = None) -> None:
+    """Styles ``app``: in ``scheme`` if given, else following the system's light or dark mode."""
+    if sys.platform != "darwin" or scheme is not None:
+        # Fusion renders both colour schemes everywhere; macOS's native style follows the
+        # system by itself, so it is replaced only when the user overrides the scheme.
         app.setStyle("Fusion")
     app.setWindowIcon(QIcon(str(RESOURCES_DIR / "icons" / "app.svg")))
-    hints = QGuiApplication.styleHints()
-    _apply_palette(app, hints.colorScheme())
-    hints.colorSchemeChanged.connect(lambda scheme: _apply_palette(app, scheme))
+    if scheme is not None:
+        _apply_palette(app, scheme)
+    elif sys.platform != "darwin":
+        hints = QGuiApplication.styleHints()
+        _apply_palette(app, hints.colorScheme())
+        hints.colorSchemeChanged.connect(lambda changed: _apply_palette(app, changed))
     app.setStyleSheet((RESOURCES_DIR / "style.qss").read_text(encoding="utf-8"))
 
 
 def _apply_palette(app: QApplication, scheme: Qt.ColorScheme) -> None:
-    if sys.platform == "darwin":
-        return  # the native style follows the system by itself
     app.setPalette(_dark_palette() if scheme == Qt.ColorScheme.Dark else app.style().standardPalette())
 
 

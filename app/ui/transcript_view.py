@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QCoreApplication, Qt, QTimer, QUrl
+from PySide6.QtCore import QCoreApplication, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QFrame,
@@ -42,8 +42,9 @@ def _tr(text: str, count: int = -1) -> str:
 
 def describe_stats(stats: GenerationStats) -> str:
     """One unobtrusive line: tokens, speed, time to first token, prompt reuse."""
+    tokens = stats.generated_tokens
     parts = [
-        _tr("%n token(s)", stats.generated_tokens),
+        _tr("1 token") if tokens == 1 else _tr("%1 tokens").replace("%1", str(tokens)),
         _tr("%1 tok/s").replace("%1", f"{stats.tokens_per_second:.1f}"),
         _tr("%1 s to first token").replace("%1", f"{stats.time_to_first_token_s:.2f}"),
     ]
@@ -57,6 +58,9 @@ def describe_stats(stats: GenerationStats) -> str:
 
 class MessageWidget(QFrame):
     """One message. Assistant messages can stream: call :meth:`append` as text arrives."""
+
+    sig_text_changed = Signal()
+    """The message's visible text or layout changed, so its height may have changed."""
 
     def __init__(self, message: Message, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -139,10 +143,12 @@ class MessageWidget(QFrame):
         else:
             self._body.setText(self._answer or ("" if has_reasoning else "…" if self._streaming else ""))
         self._body.setVisible(bool(self._body.text()))
+        self.sig_text_changed.emit()
 
     def _set_thinking_expanded(self, expanded: bool) -> None:
         self._reasoning_label.setVisible(expanded and bool(self._reasoning.strip()))
         self._update_arrow()
+        self.sig_text_changed.emit()
 
     def _update_arrow(self) -> None:
         expanded = self._thinking_toggle.isChecked()
@@ -150,12 +156,17 @@ class MessageWidget(QFrame):
 
 
 class TranscriptView(QScrollArea):
-    """A scrolling column of :class:`MessageWidget`; follows new text while at the bottom."""
+    """A scrolling column of :class:`MessageWidget`; follows new text while at the bottom.
+
+    The column is sized by hand (:meth:`_fit_column`): a resizable scroll area sizes its widget
+    from word-wrapped labels' minimum sizes, which are computed for a narrow width, and leaves
+    a tall blank gap under the last message.
+    """
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("transcript")
-        self.setWidgetResizable(True)
+        self.setWidgetResizable(False)
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         container = QWidget()
@@ -165,6 +176,11 @@ class TranscriptView(QScrollArea):
         self._column.setSpacing(12)
         self._column.addStretch(1)
         self.setWidget(container)
+        # Coalesces many height changes (streamed text) into one re-fit per event-loop pass.
+        self._fit_timer = QTimer(self)
+        self._fit_timer.setSingleShot(True)
+        self._fit_timer.setInterval(0)
+        self._fit_timer.timeout.connect(self._fit_column)
         self._widgets: list[MessageWidget] = []
         self._follow = True
         self.verticalScrollBar().valueChanged.connect(self._remember_follow)
@@ -176,8 +192,7 @@ class TranscriptView(QScrollArea):
         self._widgets = []
         for message in messages:
             self.add_message(message)
-        self._follow = True
-        QTimer.singleShot(0, self.scroll_to_bottom)
+        self._follow = True  # the re-fit then scrolls to the newest message
 
     def add_message(self, message: Message) -> MessageWidget:
         widget = MessageWidget(message)
@@ -195,6 +210,8 @@ class TranscriptView(QScrollArea):
         widget.destroyed.connect(holder.deleteLater)
         self._widgets.append(widget)
         self._follow = True
+        widget.sig_text_changed.connect(self.fit_column_later)
+        self.fit_column_later()
         return widget
 
     def message_widgets(self) -> list[MessageWidget]:
@@ -203,9 +220,19 @@ class TranscriptView(QScrollArea):
     def widget_for(self, message_id: int) -> MessageWidget | None:
         return next((widget for widget in self._widgets if widget.message_id == message_id), None)
 
-    def scroll_to_bottom(self) -> None:
-        bar = self.verticalScrollBar()
-        bar.setValue(bar.maximum())
+    def fit_column_later(self) -> None:
+        """Resizes the column once control returns to the event loop, however many changes came."""
+        if not self._fit_timer.isActive():
+            self._fit_timer.start()
+
+    def _fit_column(self) -> None:
+        width = self.viewport().width()
+        height = max(self._column.heightForWidth(width), self.viewport().height())
+        self.widget().resize(width, height)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt API)
+        super().resizeEvent(event)
+        self._fit_column()
 
     def _remember_follow(self, value: int) -> None:
         self._follow = value >= self.verticalScrollBar().maximum() - 24

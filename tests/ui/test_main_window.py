@@ -176,3 +176,21 @@ def test_conversations_can_be_created_renamed_and_deleted(qtbot, paths, tiny_mod
     assert window.conversation_model.rowCount() == 1
     assert [c.title for c in window._store.list_conversations()] == [""]
     _close(qtbot, window)
+
+
+def test_a_long_conversation_opens_scrolled_to_the_newest_message_without_a_blank_gap(qtbot, paths) -> None:
+    with ConversationStore(paths.database) as store:
+        conversation = store.create_conversation(title="Long")
+        for turn in range(30):
+            store.add_message(conversation.id, "user", f"Question {turn}: " + "why? " * 30)
+            store.add_message(conversation.id, "assistant", f"Answer {turn}: " + "because. " * 60)
+    window = _open_window(qtbot, paths)
+    transcript = window.transcript
+    last = transcript.message_widgets()[-1]
+    bar = transcript.verticalScrollBar()
+    qtbot.waitUntil(lambda: bar.maximum() > 0 and bar.value() == bar.maximum())
+    column = transcript.widget()
+    last_bottom = last.mapTo(column, last.rect().bottomLeft()).y()
+    assert column.height() - last_bottom < 40  # only the column's bottom margin below it
+    assert last.visibleRegion().boundingRect().height() > 0
+    _close(qtbot, window)
