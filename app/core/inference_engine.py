@@ -184,7 +184,9 @@ def _init_llama_backend() -> _LlamaLog:
 class InferenceEngine:
     """One loaded model and its context. Not thread-safe: see the module docstring."""
 
-    def __init__(self, *, max_snapshots: int = 4) -> None:
+    def __init__(self, *, max_snapshots: int = 4, snapshot_budget_bytes: int | None = None) -> None:
+        """``max_snapshots`` and ``snapshot_budget_bytes`` bound the saved states kept for reuse
+        (default budget: an eighth of the RAM). The newest one is always kept."""
         self._model = None
         self._context = None
         self._vocab = None
@@ -193,6 +195,9 @@ class InferenceEngine:
         self._evaluated: list[int] = []  # tokens whose effect sequence 0 holds right now
         self._snapshots: list[_StateSnapshot] = []  # most recently used last
         self._max_snapshots = max_snapshots
+        self._snapshot_budget = (
+            snapshot_budget_bytes if snapshot_budget_bytes is not None else psutil.virtual_memory().total // 8
+        )
         self._cancel: threading.Event | None = None
         # Kept referenced for as long as llama.cpp may call them.
         self._abort_callback = llama_cpp.ggml_abort_callback(self._should_abort)
@@ -519,7 +524,15 @@ class InferenceEngine:
             logger.warning("llama.cpp could not copy the sequence state; the next turn starts over")
             return
         self._snapshots.append(_StateSnapshot(tokens, data))
-        del self._snapshots[: -self._max_snapshots]
+        while len(self._snapshots) > 1 and (
+            len(self._snapshots) > self._max_snapshots or self.saved_state_bytes > self._snapshot_budget
+        ):
+            del self._snapshots[0]  # least recently used first
+
+    @property
+    def saved_state_bytes(self) -> int:
+        """Memory held by the states saved for reuse in later turns."""
+        return sum(len(snapshot.data) for snapshot in self._snapshots)
 
     def _forget_live_state(self) -> None:
         if self._context:

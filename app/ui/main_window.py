@@ -312,10 +312,11 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------------ conversations
 
     def new_conversation(self) -> None:
+        """Starts an empty chat; it is stored with its first message, so no empty chats pile up."""
         self.stop_generation()
-        conversation = self._store.create_conversation(model=self._facts.name if self._facts else "")
-        self.conversation_model.reload()
-        self.conversation_list.setCurrentIndex(self.conversation_model.index(self.conversation_model.row_of(conversation.id)))
+        self.conversation_list.selectionModel().clearCurrentIndex()
+        self.conversation_list.clearSelection()
+        self._show_conversation(None)
         self.composer.edit.setFocus()
 
     def _on_conversation_selected(self, current: QModelIndex, _previous: QModelIndex) -> None:

@@ -230,6 +230,25 @@ def test_regenerating_the_same_prompt_reuses_the_saved_state(engine) -> None:
     assert (again.reasoning, again.answer) == (first.reasoning, first.answer)
 
 
+def test_saved_states_stay_within_their_memory_budget(tiny_model: Path) -> None:
+    engine = InferenceEngine(snapshot_budget_bytes=1)
+    engine.load(tiny_model, LoadSettings(context_size=CONTEXT_LENGTH))
+    first = [ChatMessage("user", "The first conversation. " * 20)]
+    second = [ChatMessage("user", "A different conversation. " * 20)]
+    _generate(engine, first, thinking=True)
+    one_state = engine.saved_state_bytes
+    assert one_state > 0
+    reply, _ = _generate(engine, second, thinking=True)
+    assert engine.saved_state_bytes <= one_state * 1.5  # only the newest state is kept
+
+    # The newest conversation still continues cheaply; the evicted one starts over.
+    follow_up, _ = _generate(engine, second + [ChatMessage("assistant", reply.answer, reply.reasoning), ChatMessage("user", "More")], thinking=True)
+    assert follow_up.stats.evaluated_prompt_tokens < 30
+    again, _ = _generate(engine, first, thinking=True)
+    assert again.stats.evaluated_prompt_tokens == again.stats.prompt_tokens
+    engine.unload()
+
+
 def test_switching_thinking_mode_between_turns_still_answers_correctly(engine) -> None:
     history = [ChatMessage("user", "Hi")]
     first, _ = _generate(engine, history, thinking=True)

@@ -10,6 +10,7 @@ from PySide6.QtCore import Qt
 from app.core.app_paths import AppPaths
 from app.core.conversation_store import ConversationStore, MessageState
 from app.main import build_main_window
+from app.ui.conversation_list_model import CONVERSATION_ID_ROLE
 from app.ui.main_window import MainWindow
 from tests.tiny_model import ENDLESS_CYCLE, THINKING_ANSWER, THINKING_REASONING
 
@@ -166,15 +167,20 @@ def test_a_bad_model_file_shows_a_message_and_the_window_stays_usable(qtbot, pat
 
 def test_conversations_can_be_created_renamed_and_deleted(qtbot, paths, tiny_model) -> None:
     window = _open_window(qtbot, paths)
+    _load(qtbot, window, tiny_model)
+    _send_and_wait(qtbot, window, "First chat")
     window.new_conversation()
-    window.new_conversation()
-    assert window.conversation_model.rowCount() == 2
-    index = window.conversation_model.index(0)
+    assert window.transcript.message_widgets() == []
+    assert window.conversation_model.rowCount() == 1  # an empty chat is not stored yet
+    _send_and_wait(qtbot, window, "Second chat")
+    assert [window.conversation_model.index(row).data() for row in range(2)] == ["Second chat", "First chat"]
+
+    index = window.conversation_model.index(1)
     assert window.conversation_model.setData(index, "Trip plans")
-    assert window.conversation_model.index(0).data() == "Trip plans"
-    window.delete_conversation(index.data(Qt.ItemDataRole.UserRole + 1), confirm=False)
-    assert window.conversation_model.rowCount() == 1
-    assert [c.title for c in window._store.list_conversations()] == [""]
+    assert window._store.get_conversation(index.data(CONVERSATION_ID_ROLE)).title == "Trip plans"
+    window.delete_conversation(window.conversation_model.index(0).data(CONVERSATION_ID_ROLE), confirm=False)
+    assert [c.title for c in window._store.list_conversations()] == ["Trip plans"]
+    assert [widget.answer for widget in window.transcript.message_widgets()] == ["First chat", THINKING_ANSWER]
     _close(qtbot, window)
 
 
