@@ -147,12 +147,16 @@ class _LlamaLog:
     def __init__(self) -> None:
         self.recent_errors: list[str] = []
         self._previous_level = logging.DEBUG
+        # Set while a decode is being aborted on purpose: llama.cpp reports that as errors.
+        self.aborting = False
         self._callback = llama_cpp.llama_log_callback(self._on_log)
         llama_cpp.llama_log_set(self._callback, ctypes.c_void_p(0))
 
     def _on_log(self, level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
         python_level = self._previous_level if level == self._CONTINUATION else self._LEVELS.get(level, logging.DEBUG)
         self._previous_level = python_level
+        if self.aborting:
+            python_level = logging.DEBUG
         line = text.decode("utf-8", "replace").strip()
         if not line:
             return
@@ -264,6 +268,9 @@ class InferenceEngine:
         context_params.n_batch = settings.batch_size
         context_params.n_ubatch = settings.batch_size
         context_params.n_seq_max = 1
+        # Only the last prompt token's logits are ever read; reserving logits for a whole batch
+        # would cost batch × vocabulary floats (~490 MiB with Qwen3.5's 248k tokens).
+        context_params.n_outputs_max = 1
         context_params.n_threads = threads
         context_params.n_threads_batch = threads
         context_params.no_perf = True
@@ -378,9 +385,11 @@ class InferenceEngine:
         stop_reason = StopReason.CANCELLED
         sampler = self._make_sampler(sampling)
         try:
-            evaluated_prompt_tokens = self._evaluate_prompt(prompt_tokens, stable_length, on_prompt_progress)
+            evaluated_prompt_tokens, prompt_ready = self._evaluate_prompt(
+                prompt_tokens, stable_length, on_prompt_progress
+            )
             generation_started = time.perf_counter()
-            if evaluated_prompt_tokens >= 0:
+            if prompt_ready:
                 decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
                 stop_reason, generated, first_token_at = self._generate_tokens(
                     sampler, sampling.max_tokens, cancel, decoder, splitter, emit
@@ -394,7 +403,7 @@ class InferenceEngine:
         decode_seconds = finished - generation_started if generation_started else 0.0
         stats = GenerationStats(
             prompt_tokens=len(prompt_tokens),
-            evaluated_prompt_tokens=max(evaluated_prompt_tokens, 0),
+            evaluated_prompt_tokens=evaluated_prompt_tokens,
             generated_tokens=generated,
             time_to_first_token_s=(first_token_at or finished) - started,
             tokens_per_second=generated / decode_seconds if generated and decode_seconds > 0 else 0.0,
@@ -451,10 +460,10 @@ class InferenceEngine:
         prompt_tokens: list[int],
         stable_length: int,
         on_progress: Callable[[int, int], None] | None,
-    ) -> int:
-        """Brings sequence 0 to exactly ``prompt_tokens``; returns how many had to be evaluated.
+    ) -> tuple[int, bool]:
+        """Brings sequence 0 to exactly ``prompt_tokens``.
 
-        Returns -1 if cancelled.
+        Returns how many tokens were evaluated, and False if cancelled before the end.
         """
         self._restore_best_state(prompt_tokens)
         start = len(self._evaluated)
@@ -468,14 +477,14 @@ class InferenceEngine:
                 while position < boundary:
                     if self._cancel is not None and self._cancel.is_set():
                         self._forget_live_state()
-                        return -1
+                        return position - start, False
                     chunk = prompt_tokens[position:min(boundary, position + batch_size)]
                     array = (llama_cpp.llama_token * len(chunk))(*chunk)
                     result = llama_cpp.llama_decode(self._context, llama_cpp.llama_batch_get_one(array, len(chunk)))
                     if result != 0:
                         self._forget_live_state()
                         if result == 2:  # aborted by the cancel flag
-                            return -1
+                            return position - start, False
                         raise RuntimeError(f"llama.cpp failed to evaluate the prompt (code {result})")
                     self._evaluated.extend(chunk)
                     position += len(chunk)
@@ -487,7 +496,9 @@ class InferenceEngine:
             # The abort check runs between graph nodes; one token's decode is short enough to
             # check between tokens instead, so the hot loop pays nothing for it.
             llama_cpp.llama_set_abort_callback(self._context, llama_cpp.ggml_abort_callback(), None)
-        return len(prompt_tokens) - start
+            if _log is not None:
+                _log.aborting = False
+        return len(prompt_tokens) - start, True
 
     def _restore_best_state(self, prompt_tokens: list[int]) -> None:
         """Starts from the longest held state that is a strict prefix of ``prompt_tokens``."""
@@ -543,7 +554,11 @@ class InferenceEngine:
 
     def _should_abort(self, _data) -> bool:
         cancel = self._cancel
-        return cancel is not None and cancel.is_set()
+        if cancel is not None and cancel.is_set():
+            if _log is not None:
+                _log.aborting = True
+            return True
+        return False
 
     def _make_sampler(self, sampling: SamplingSettings):
         chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from pathlib import Path
@@ -192,12 +193,45 @@ def test_cancel_while_a_long_prompt_is_evaluated_stops_quickly_and_keeps_the_eng
     assert outcome["total"] > 2000
     assert stats.stop_reason == StopReason.CANCELLED
     assert stats.generated_tokens == 0
-    assert stats.evaluated_prompt_tokens < stats.prompt_tokens
+    assert 0 < stats.evaluated_prompt_tokens < stats.prompt_tokens
 
     # The half-evaluated state is discarded: the same request now runs in full and correctly.
     result, _ = _generate(engine, [long_message], thinking=True)
     assert (result.reasoning, result.answer) == (THINKING_REASONING, THINKING_ANSWER)
     assert result.stats.evaluated_prompt_tokens == result.stats.prompt_tokens
+    engine.unload()
+
+
+class _CancelFromInsideDecode(threading.Event):
+    """Reads as set from its second check on: the engine checks once before each batch, then
+    llama.cpp's abort callback checks between graph nodes, so this cancels mid-batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.checks = 0
+
+    def is_set(self) -> bool:
+        self.checks += 1
+        return self.checks > 1
+
+
+def test_cancel_aborts_llama_cpp_inside_a_batch_quietly(tiny_model: Path, caplog: pytest.LogCaptureFixture) -> None:
+    engine = InferenceEngine()
+    engine.load(tiny_model, LoadSettings(context_size=CONTEXT_LENGTH, batch_size=CONTEXT_LENGTH))
+    long_message = ChatMessage("user", "lorem ipsum dolor sit amet " * 100)
+    cancel = _CancelFromInsideDecode()
+    with caplog.at_level("DEBUG"):
+        result, _ = _generate(engine, [long_message], thinking=True, cancel=cancel)
+    assert result.stats.stop_reason == StopReason.CANCELLED
+    # The one big batch was abandoned half-way: the engine checked once before it, llama.cpp's
+    # abort callback once inside it.
+    assert result.stats.evaluated_prompt_tokens == 0
+    assert cancel.checks == 2
+    # A stop the user asked for is not an error, even though llama.cpp reports it as one.
+    assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
+
+    result, _ = _generate(engine, [long_message], thinking=True)
+    assert (result.reasoning, result.answer) == (THINKING_REASONING, THINKING_ANSWER)
     engine.unload()
 
 
