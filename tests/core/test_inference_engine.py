@@ -128,69 +128,67 @@ def test_stats_describe_the_reply(engine) -> None:
     assert stats.tokens_per_second > 0
 
 
-def test_cancel_from_another_thread_stops_generation_quickly(engine) -> None:
-    cancel = threading.Event()
-    streaming = threading.Event()
+def _cancel_once_ready(engine: InferenceEngine, messages, ready: threading.Event, cancel=None, **generate_arguments):
+    """Runs ``generate`` on another thread, sets its cancel flag once ``ready`` is set, and
+    returns the result and the seconds from the cancel to ``generate`` returning."""
+    cancel = cancel or threading.Event()
     outcome: dict = {}
 
     def run() -> None:
-        outcome["result"] = engine.generate(
-            [ChatMessage("user", "Go on forever")],
-            enable_thinking=False,
-            sampling=SamplingSettings(max_tokens=1_000_000),
-            cancel=cancel,
-            on_text=lambda reasoning, answer: streaming.set(),
-        )
+        outcome["result"] = engine.generate(messages, cancel=cancel, **generate_arguments)
         outcome["returned_at"] = time.perf_counter()
 
     thread = threading.Thread(target=run)
     thread.start()
-    assert streaming.wait(30)
+    assert ready.wait(30)
     cancelled_at = time.perf_counter()
     cancel.set()
     thread.join(30)
     assert not thread.is_alive()
-    assert outcome["returned_at"] - cancelled_at < CANCEL_DEADLINE_S
-    assert outcome["result"].stats.stop_reason == StopReason.CANCELLED
-    answer = outcome["result"].answer
-    assert answer and (ENDLESS_CYCLE * len(answer)).startswith(answer)
+    return outcome["result"], outcome["returned_at"] - cancelled_at
+
+
+def test_cancel_from_another_thread_stops_generation_quickly(engine) -> None:
+    streaming = threading.Event()
+    result, latency = _cancel_once_ready(
+        engine,
+        [ChatMessage("user", "Go on forever")],
+        streaming,
+        enable_thinking=False,
+        sampling=SamplingSettings(max_tokens=1_000_000),
+        on_text=lambda reasoning, answer: streaming.set(),
+    )
+    assert latency < CANCEL_DEADLINE_S
+    assert result.stats.stop_reason == StopReason.CANCELLED
+    assert result.answer and (ENDLESS_CYCLE * len(result.answer)).startswith(result.answer)
 
 
 def test_cancel_while_a_long_prompt_is_evaluated_stops_quickly_and_keeps_the_engine_usable(tiny_model: Path) -> None:
     engine = InferenceEngine()
     engine.load(tiny_model, LoadSettings(context_size=CONTEXT_LENGTH, batch_size=64))
     long_message = ChatMessage("user", "lorem ipsum dolor sit amet " * 100)
-    cancel = threading.Event()
-    first_batch_done, cancel_sent = threading.Event(), threading.Event()
-    outcome: dict = {}
+    first_batch_done, cancel = threading.Event(), threading.Event()
+    totals: list[int] = []
 
     def on_prompt_progress(done: int, total: int) -> None:
-        outcome["total"] = total
+        totals.append(total)
         if not first_batch_done.is_set():
             first_batch_done.set()
-            cancel_sent.wait(30)  # hold the engine here until the cancel flag is up
+            cancel.wait(30)  # hold the engine here until the test thread raises the flag
 
-    def run() -> None:
-        outcome["result"] = engine.generate(
-            [long_message],
-            enable_thinking=False,
-            sampling=CARD_PLAIN,
-            cancel=cancel,
-            on_text=lambda reasoning, answer: None,
-            on_prompt_progress=on_prompt_progress,
-        )
-        outcome["returned_at"] = time.perf_counter()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    assert first_batch_done.wait(30)
-    cancelled_at = time.perf_counter()
-    cancel.set()
-    cancel_sent.set()
-    thread.join(30)
-    stats = outcome["result"].stats
-    assert outcome["returned_at"] - cancelled_at < CANCEL_DEADLINE_S
-    assert outcome["total"] > 2000
+    result, latency = _cancel_once_ready(
+        engine,
+        [long_message],
+        first_batch_done,
+        cancel,
+        enable_thinking=False,
+        sampling=CARD_PLAIN,
+        on_text=lambda reasoning, answer: None,
+        on_prompt_progress=on_prompt_progress,
+    )
+    stats = result.stats
+    assert latency < CANCEL_DEADLINE_S
+    assert totals[0] > 2000
     assert stats.stop_reason == StopReason.CANCELLED
     assert stats.generated_tokens == 0
     assert 0 < stats.evaluated_prompt_tokens < stats.prompt_tokens
