@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QApplication
 
 from app.core.app_paths import AppPaths
 from app.core.conversation_store import ConversationStore, MessageState
@@ -148,6 +150,32 @@ def test_a_follow_up_in_the_window_reuses_the_evaluated_history(qtbot, paths, ti
     _send_and_wait(qtbot, window, "And then?")
     stats = window._store.messages(window._conversation_id)[-1].stats
     assert stats.evaluated_prompt_tokens < stats.prompt_tokens // 2
+    _close(qtbot, window)
+
+
+def test_dropping_a_gguf_file_on_the_window_loads_it(qtbot, paths, tiny_model) -> None:
+    window = _open_window(qtbot, paths)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(tiny_model))])
+    position = QPointF(window.rect().center())
+    enter = QDragEnterEvent(position.toPoint(), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window, enter)
+    assert enter.isAccepted()
+    drop = QDropEvent(position, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window, drop)
+    qtbot.waitUntil(lambda: window.composer.send_button.isEnabled(), timeout=WAIT_MS)
+    assert window.model_picker.currentText() == tiny_model.name
+    _close(qtbot, window)
+
+
+def test_dragging_other_files_over_the_window_is_refused(qtbot, paths, tmp_path) -> None:
+    window = _open_window(qtbot, paths)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(tmp_path / "notes.txt"))])
+    enter = QDragEnterEvent(window.rect().center(), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    enter.ignore()
+    QApplication.sendEvent(window, enter)
+    assert not enter.isAccepted()
     _close(qtbot, window)
 
 
