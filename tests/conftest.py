@@ -11,7 +11,7 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from tests.tiny_model import write_tiny_qwen35_gguf  # noqa: E402
+from app.core.self_test_model import write_tiny_qwen35_gguf  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from app.core.inference_engine import (
     PromptTooLongError,
     SamplingSettings,
 )
-from tests.tiny_model import CONTEXT_LENGTH, ENDLESS_CYCLE, THINKING_ANSWER, THINKING_REASONING
+from app.core.self_test_model import CONTEXT_LENGTH, ENDLESS_CYCLE, THINKING_ANSWER, THINKING_REASONING
 
 CARD_THINKING = SamplingSettings.for_mode(thinking=True)
 CARD_PLAIN = SamplingSettings.for_mode(thinking=False)

@@ -14,7 +14,7 @@ from app.core.conversation_store import ConversationStore, MessageState
 from app.main import build_main_window
 from app.ui.conversation_list_model import CONVERSATION_ID_ROLE
 from app.ui.main_window import MainWindow
-from tests.tiny_model import ENDLESS_CYCLE, THINKING_ANSWER, THINKING_REASONING
+from app.core.self_test_model import ENDLESS_CYCLE, THINKING_ANSWER, THINKING_REASONING
 
 WAIT_MS = 30_000
 

@@ -1,11 +1,11 @@
-"""Generator of a tiny but real ``qwen35`` GGUF model for tests.
+"""Generator of a tiny but real ``qwen35`` GGUF model, for the test suite and the app's self-test.
 
 The file is a genuine Qwen3.5 hybrid network that llama.cpp loads and runs like the published
 models: architecture ``qwen35``, three Gated-DeltaNet (recurrent) layers followed by one gated
 full-attention layer, a byte-level BPE ``gpt2`` tokenizer with pre-tokenizer ``qwen35``, the ChatML
 special tokens, ``<think>``/``</think>`` and a Qwen3.5-style chat template. It is about 1 MB and
-loads and generates in milliseconds, so tests can exercise the real engine without downloading a
-model.
+loads and generates in milliseconds, so tests (and an installed app checking itself) can exercise
+the real engine without downloading a model.
 
 Tests need to know what the model will say, even with the recommended sampling settings
 (temperature 1, top_k 20, top_p 0.95). The weights are therefore built by hand so that the network
