@@ -48,5 +48,13 @@ class AppPaths:
         return self.data_dir / "conversations.sqlite3"
 
     @property
+    def default_models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def catalog_cache(self) -> Path:
+        return self.data_dir / "catalog-cache.json"
+
+    @property
     def settings_file(self) -> Path:
         return self.config_dir / "settings.json"

@@ -24,12 +24,23 @@ class Settings:
     last_conversation_id: int | None = None
     window_geometry: str = ""  # hex of Qt's saveGeometry(); opaque to the core
     enable_thinking: bool | None = None  # None: follow the model's template default
+    models_dir: str = ""  # empty: the default folder inside the data folder
+    imported_models: list[str] = field(default_factory=list)
+    hub_endpoint: str = ""  # empty: HF_ENDPOINT or huggingface.co
+    hub_proxy: str = ""
+    offline_mode: bool = False  # no network request of any kind
+    welcome_dismissed: bool = False
 
     def remember_model(self, path: Path) -> None:
         """Moves ``path`` to the front of the recent-models list."""
         text = str(path)
         self.recent_models = [text] + [item for item in self.recent_models if item != text]
         del self.recent_models[MAX_RECENT_MODELS:]
+
+    def remember_import(self, path: Path) -> None:
+        text = str(path)
+        if text not in self.imported_models:
+            self.imported_models.append(text)
 
     @property
     def last_model(self) -> Path | None:
