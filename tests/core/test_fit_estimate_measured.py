@@ -1,0 +1,90 @@
+"""The memory estimate against what real llama.cpp takes: generated models, loaded in fresh processes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.core.fit_estimate import MIB, ModelShape, estimate_memory
+from tests.core.test_fit_estimate import write_qwen35_gguf
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+TOLERANCE = 0.15
+
+# Loads a model with the engine, evaluates a prompt longer than one batch (so the whole compute
+# buffer is used) and generates two tokens; prints the growth of the resident set over all that.
+# The baseline is taken after importing the engine: the app has llama_cpp loaded before it
+# measures the available memory, and the estimate does not include the import.
+_MEASURE = """
+import json, sys, threading
+from pathlib import Path
+import psutil
+from app.core.chat_template import ChatMessage
+from app.core.inference_engine import InferenceEngine, LoadSettings, SamplingSettings
+
+path, context, batch = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+process = psutil.Process()
+before = process.memory_info().rss
+engine = InferenceEngine()
+engine.load(path, LoadSettings(context_size=context, batch_size=batch, gpu_layers=0))
+result = engine.generate(
+    [ChatMessage("user", "a" * batch)],
+    enable_thinking=False,
+    sampling=SamplingSettings(max_tokens=2, seed=1),
+    cancel=threading.Event(),
+    on_text=lambda reasoning, answer: None,
+)
+print(json.dumps({"growth": process.memory_info().rss - before, "prompt_tokens": result.stats.prompt_tokens}))
+"""
+
+# Two shapes unlike each other, F16 weights (no repacking) of 60-80 MB each.
+MODELS = {
+    "0.8B-wide, 2 layers": {
+        "sizes": {
+            "hidden": 1024, "feed_forward": 3584, "layers": 2, "full_attention_interval": 2,
+            "heads": 8, "kv_heads": 2, "head_dim": 256, "linear_key_heads": 16, "linear_value_heads": 16,
+        },
+        "context": 8192,
+        "batch": 512,
+    },
+    "narrow, 4 layers": {
+        "sizes": {
+            "hidden": 768, "feed_forward": 1536, "layers": 4,
+            "heads": 8, "kv_heads": 4, "head_dim": 128, "linear_key_heads": 8, "linear_value_heads": 16,
+        },
+        "context": 16384,
+        "batch": 256,
+    },
+}
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_the_estimate_is_within_15_percent_of_the_memory_a_real_load_takes(tmp_path: Path, name: str) -> None:
+    model = MODELS[name]
+    path = write_qwen35_gguf(tmp_path / "model.gguf", with_data=True, **model["sizes"])
+    context, batch = model["context"], model["batch"]
+
+    completed = subprocess.run(
+        [sys.executable, "-c", _MEASURE, str(path), str(context), str(batch)],
+        cwd=REPOSITORY,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr
+    measured = json.loads(completed.stdout.strip().splitlines()[-1])
+    estimate = estimate_memory(ModelShape.from_gguf(path), path.stat().st_size, context, batch_size=batch)
+
+    figures = (
+        f"{name}: measured {measured['growth'] / MIB:.1f} MiB, estimated {estimate.total / MIB:.1f} MiB "
+        f"(weights {estimate.weights / MIB:.1f}, KV {estimate.kv_cache / MIB:.1f}, "
+        f"recurrent {estimate.recurrent_state / MIB:.1f}, compute {estimate.compute_buffers / MIB:.1f}, "
+        f"runtime {estimate.runtime_overhead / MIB:.1f})"
+    )
+    assert measured["prompt_tokens"] > batch, figures
+    assert abs(estimate.total - measured["growth"]) <= TOLERANCE * measured["growth"], figures
