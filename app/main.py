@@ -16,9 +16,11 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from app.core.app_paths import APP_NAME, AppPaths
 from app.core.conversation_store import ConversationStore, StoreError
 from app.core.inference_engine import InferenceEngine
+from app.core.secret_store import SecretStore
 from app.core.settings import load_settings, save_settings
 from app.ui.inference_worker import InferenceService
 from app.ui.main_window import MainWindow
+from app.ui.models_controller import ModelsController
 from app.ui.theme import apply_theme
 
 
@@ -33,14 +35,24 @@ def build_main_window(paths: AppPaths) -> MainWindow:
     store = ConversationStore(paths.database)
     settings = load_settings(paths.settings_file)
     inference = InferenceService(InferenceEngine())
-    window = MainWindow(store, settings, inference)
+    models = ModelsController(paths, settings, SecretStore())
+    window = MainWindow(store, settings, inference, models)
     window.sig_settings_changed.connect(lambda: save_settings(settings, paths.settings_file))
     window.destroyed.connect(lambda: store.close())
     return window
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="qwen-local-chat", description="Chat with Qwen3.5 models offline.")
+    argv = sys.argv[1:] if argv is None else argv
+    if "--smoke-test" in argv:  # the installers' self-check: headless, exits when done
+        from app.smoke_test import main as smoke_test
+
+        return smoke_test([arg for arg in argv if arg != "--smoke-test"])
+    parser = argparse.ArgumentParser(
+        prog="qwen-local-chat",
+        description="Chat with Qwen3.5 models offline.",
+        epilog="qwen-local-chat --smoke-test [--help] checks this installation and exits.",
+    )
     parser.add_argument("--profile", type=Path, help="keep data and settings in this folder instead of the default")
     parser.add_argument("--model", type=Path, help="load this GGUF model at start")
     parser.add_argument("--theme", choices=list(THEMES), default="system", help="colour scheme (default: follow the system)")

@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
-# Set before any Qt import: tests never need a screen.
+# Set before any Qt or huggingface_hub import, which read them once: tests never need a screen
+# and never see the developer's Hugging Face cache.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="qwen-local-chat-hf-home-")
 
 from pathlib import Path  # noqa: E402
 
+import keyring  # noqa: E402
+import keyring.backends.null  # noqa: E402
 import pytest  # noqa: E402
 
 from app.core.self_test_model import write_tiny_qwen35_gguf  # noqa: E402
+
+pytest_plugins = ["tests.hub_fixtures"]
+
+# This process never touches the developer's real keyring (tests that need one install their own).
+# Set in-process, not through the environment, so the installed-app smoke test run as a child
+# process still exercises a real keyring backend where the system has one.
+keyring.set_keyring(keyring.backends.null.Keyring())
 
 
 @pytest.fixture(scope="session")

@@ -48,13 +48,15 @@ def find_local_models(
     found: dict[Path, LocalModel] = {}
 
     def add(path: Path, source: ModelSource) -> None:
+        # Identity by the real file, but keep the path as given: the Hugging Face cache's
+        # snapshot links carry the file's name, their targets only a hash.
         try:
-            resolved = path.resolve()
-            size = resolved.stat().st_size
+            real = path.resolve()
+            size = real.stat().st_size
         except OSError:
             return  # moved or deleted since it was recorded
-        if resolved not in found and not is_projector(resolved):
-            found[resolved] = LocalModel(resolved, size, source)
+        if real not in found and not is_projector(path):
+            found[real] = LocalModel(path.absolute(), size, source)
 
     for path in downloaded:
         add(path, ModelSource.DOWNLOADED)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.core.app_paths import RESOURCES_DIR
+from app.core.hub_access import API_TIMEOUT_SECONDS, describe_hub_error
 
 logger = logging.getLogger(__name__)
 
@@ -109,20 +110,18 @@ class ModelCatalog:
         ``api`` is a ``huggingface_hub.HfApi`` already set up for endpoint, proxy and token.
         Only on full success is the cache replaced, so a failed refresh loses nothing.
         """
-        # Imported here: huggingface_hub (and httpx) are only needed for this explicit action,
-        # and importing them would slow every start of the app.
-        import httpx
+        # Imported here: huggingface_hub is only needed for this explicit action, and importing
+        # it would slow every start of the app.
+        import httpx2
         from huggingface_hub.errors import HfHubHTTPError
 
         repositories: dict[str, dict] = {}
         for size_label in SIZES:
             repo_id = repository_of(size_label)
             try:
-                info = api.model_info(repo_id, files_metadata=True)
-            except HfHubHTTPError as error:
-                raise CatalogError(f"The Hub did not list {repo_id}: {error}") from error
-            except (httpx.HTTPError, OSError) as error:
-                raise CatalogError(f"The Hub could not be reached: {error}") from error
+                info = api.model_info(repo_id, files_metadata=True, timeout=API_TIMEOUT_SECONDS)
+            except (HfHubHTTPError, httpx2.HTTPError, OSError) as error:
+                raise CatalogError(f"The catalog could not be refreshed: {describe_hub_error(error)}") from error
             files = {}
             for sibling in info.siblings or []:
                 if not sibling.rfilename.endswith(".gguf"):

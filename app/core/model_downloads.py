@@ -70,6 +70,10 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 _FILE_FORMAT = 1
 
 
+_MANIFEST_NAME = "installed.json"  # verified downloads; only files listed here are offered
+_PARTIAL_FOLDER_NAME = ".downloads"  # partial files and the persisted queue
+
+
 class DownloadState(StrEnum):
     QUEUED = "queued"
     DOWNLOADING = "downloading"
@@ -227,9 +231,9 @@ class DownloadManager:
         free_space: Callable[[Path], int] = _free_bytes,
     ) -> None:
         self._models_dir = models_dir
-        self._partial_dir = models_dir / ".downloads"
+        self._partial_dir = models_dir / _PARTIAL_FOLDER_NAME
         self._queue_path = state_path or self._partial_dir / "queue.json"
-        self._manifest_path = models_dir / "installed.json"
+        self._manifest_path = models_dir / _MANIFEST_NAME
         self._settings = hub_settings
         self._token_provider = token_provider
         self._on_progress = on_progress
@@ -364,6 +368,27 @@ class DownloadManager:
             and request.expected_sha256 in (None, model.sha256)
             for model in self.installed_files()
         )
+
+    def delete_installed(self, path: Path) -> None:
+        """Deletes a verified download (file and manifest entry); other files are left alone."""
+        with self._condition:
+            manifest = self._read_json(self._manifest_path).get("files", [])
+            kept = [
+                entry
+                for entry in manifest
+                if self.path_for(DownloadRequest(entry.get("repo_id", ""), entry.get("filename", ""))) != path
+            ]
+            if len(kept) == len(manifest):
+                raise ValueError(f"{path} is not a download of this app")
+            self._write_json(self._manifest_path, {"format": _FILE_FORMAT, "files": kept})
+        path.unlink(missing_ok=True)
+        for folder in path.parents:  # drop the now empty <owner>/<repo> folders
+            if folder == self._models_dir or not folder.is_relative_to(self._models_dir):
+                break
+            try:
+                folder.rmdir()
+            except OSError:
+                break
 
     def set_hub_settings(self, hub_settings: HubSettings) -> None:
         """Running transfers start again with the new settings, from their partial files; in
@@ -722,3 +747,21 @@ def _describe_failure(error: Exception) -> str:
     if isinstance(error, OSError) and error.filename is not None:
         return f"Could not write to the models folder: {error.strerror} ({error.filename})."
     return describe_hub_error(error)
+
+
+def move_models_folder(old_dir: Path, new_dir: Path) -> None:
+    """Moves the app's downloads (verified files, manifest, partial files and queue) to a new
+    models folder. Call it while no ``DownloadManager`` uses either folder. Files already in the
+    new folder win; anything else in the old folder is not the app's and stays."""
+    manifest = old_dir / _MANIFEST_NAME
+    try:
+        installed = json.loads(manifest.read_text(encoding="utf-8")).get("files", [])
+    except (OSError, ValueError):
+        installed = []
+    relative_paths = [Path(entry["repo_id"], entry["filename"]) for entry in installed]
+    relative_paths += [Path(_MANIFEST_NAME), Path(_PARTIAL_FOLDER_NAME)]
+    for relative in relative_paths:
+        source, target = old_dir / relative, new_dir / relative
+        if source.exists() and not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(source, target)

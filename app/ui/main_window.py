@@ -38,9 +38,14 @@ from app.core.reply_recorder import ReplyRecorder
 from app.core.settings import Settings
 from app.ui.composer_widget import ComposerWidget
 from app.ui.conversation_list_model import CONVERSATION_ID_ROLE, ConversationListModel
+from app.ui.fit_badge import verdict_icon, verdict_text
 from app.ui.inference_worker import GenerationRequest, InferenceService
+from app.ui.models_controller import ModelsController
+from app.ui.models_dialog import ModelsDialog
+from app.ui.settings_dialog import SettingsDialog
 from app.ui.stream_coalescer import StreamCoalescer
 from app.ui.transcript_view import MessageWidget, TranscriptView
+from app.ui.welcome_panel import WelcomePanel
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +85,7 @@ class MainWindow(QMainWindow):
         store: ConversationStore,
         settings: Settings,
         inference: InferenceService,
+        models: ModelsController,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -88,6 +94,8 @@ class MainWindow(QMainWindow):
         self._store = store
         self._settings = settings
         self._inference = inference
+        self._models = models
+        self._models_dialog: ModelsDialog | None = None
         self._facts: ModelFacts | None = None
         self._loading_path: Path | None = None
         self._conversation_id: int | None = None
@@ -99,6 +107,8 @@ class MainWindow(QMainWindow):
         self._build_widgets()
         self._build_actions()
         self._connect_worker()
+        models.sig_local_models_changed.connect(self._refresh_model_picker)
+        models.sig_settings_changed.connect(self.sig_settings_changed)
         self._refresh_model_picker()
         self._restore_state()
 
@@ -133,15 +143,17 @@ class MainWindow(QMainWindow):
         self.model_picker.setMinimumContentsLength(28)
         self.model_picker.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.model_picker.activated.connect(self._on_model_picked)
-        self.open_model_button = QPushButton(self.tr("Open model file…"))
-        self.open_model_button.clicked.connect(self.choose_model_file)
+        self.models_button = QPushButton(self.tr("Models…"))
+        self.models_button.setObjectName("modelsButton")
+        self.models_button.setToolTip(self.tr("Download models, see what fits this computer"))
+        self.models_button.clicked.connect(self.show_models)
         header = QWidget()
         header.setObjectName("chatHeader")
         header_layout = QHBoxLayout(header)
         header_layout.setContentsMargins(24, 10, 24, 10)
         header_layout.addWidget(QLabel(self.tr("Model:")))
         header_layout.addWidget(self.model_picker, 1)
-        header_layout.addWidget(self.open_model_button)
+        header_layout.addWidget(self.models_button)
 
         self.error_banner = ErrorBanner()
         self.transcript = TranscriptView()
@@ -162,6 +174,8 @@ class MainWindow(QMainWindow):
         chat_layout.addWidget(header)
         chat_layout.addWidget(self.error_banner)
         chat_layout.addWidget(self.empty_hint, 1)
+        self.welcome_panel: WelcomePanel | None = None
+        self._chat_layout = chat_layout
         chat_layout.addWidget(self.transcript, 1)
         chat_layout.addWidget(self.composer)
 
@@ -198,11 +212,15 @@ class MainWindow(QMainWindow):
 
         self.new_chat_action = action(self.tr("&New Chat"), QKeySequence.StandardKey.New, self.new_conversation)
         self.open_model_action = action(self.tr("&Open Model File…"), QKeySequence.StandardKey.Open, self.choose_model_file)
+        self.models_action = action(self.tr("&Models…"), "Ctrl+M", self.show_models)
+        self.settings_action = action(self.tr("&Settings…"), QKeySequence.StandardKey.Preferences, self.show_settings)
         self.stop_action = action(self.tr("&Stop Reply"), Qt.Key.Key_Escape, self.stop_generation)
         self.quit_action = action(self.tr("&Quit"), QKeySequence.StandardKey.Quit, self.close)
         file_menu = self.menuBar().addMenu(self.tr("&File"))
         file_menu.addAction(self.new_chat_action)
         file_menu.addAction(self.open_model_action)
+        file_menu.addAction(self.models_action)
+        file_menu.addAction(self.settings_action)
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
         chat_menu = self.menuBar().addMenu(self.tr("&Chat"))
@@ -244,12 +262,34 @@ class MainWindow(QMainWindow):
         self.load_progress.show()
         self.model_status.setText(self.tr("Loading %1…").replace("%1", self._loading_path.name))
         self._update_ready_state()
-        self._inference.load_model(self._loading_path, LoadSettings(context_size=self._settings.context_size))
+        self._inference.load_model(self._loading_path, LoadSettings(context_size=self._context_size_for(self._loading_path)))
+
+    def _context_size_for(self, path: Path) -> int:
+        """The preferred context size, reduced if this model could not run well with it."""
+        try:
+            size = path.stat().st_size
+        except OSError:
+            return self._settings.context_size  # loading will report the problem
+        largest = self._models.largest_context_for(path, size)
+        return min(self._settings.context_size, largest) if largest else self._settings.context_size
 
     def last_model_if_present(self) -> Path | None:
         """The model used last time, if its file is still there."""
         last = self._settings.last_model
         return last if last is not None and last.is_file() else None
+
+    def show_models(self) -> None:
+        if self._models_dialog is None:
+            self._models_dialog = ModelsDialog(self._models, self)
+            self._models_dialog.sig_use_model.connect(self.load_model)
+            self._models_dialog.sig_open_settings.connect(self.show_settings)
+        self._models_dialog.reload()
+        self._models_dialog.show()
+        self._models_dialog.raise_()
+
+    def show_settings(self) -> None:
+        SettingsDialog(self._models, self).exec()
+        self._refresh_model_picker()
 
     def choose_model_file(self) -> None:
         start = str(self._settings.last_model.parent) if self._settings.last_model else ""
@@ -257,18 +297,32 @@ class MainWindow(QMainWindow):
             self, self.tr("Open a GGUF model"), start, self.tr("GGUF models (*.gguf);;All files (*)")
         )
         if path:
+            self._models.import_model(Path(path))
             self.load_model(Path(path))
 
     def _refresh_model_picker(self) -> None:
-        self.model_picker.blockSignals(True)
-        self.model_picker.clear()
-        for text in self._settings.recent_models:
-            self.model_picker.addItem(Path(text).name, text)
-            self.model_picker.setItemData(self.model_picker.count() - 1, text, Qt.ItemDataRole.ToolTipRole)
-        if not self._settings.recent_models:
-            self.model_picker.setPlaceholderText(self.tr("No model yet: open a .gguf file"))
-        self.model_picker.setCurrentIndex(0 if self._settings.recent_models else -1)
-        self.model_picker.blockSignals(False)
+        """Lists the models on this computer with their fit verdict, the current one selected."""
+        picker = self.model_picker
+        picker.blockSignals(True)
+        picker.clear()
+        models = {model.path: model for model in self._models.local_models()}
+        recent = [Path(text).absolute() for text in self._settings.recent_models if Path(text).is_file()]
+        ordered = recent + sorted(set(models) - set(recent))
+        for path in ordered:
+            model = models.get(path)
+            assessment = self._models.assess_local(model) if model else None
+            tooltip = str(path)
+            if assessment is not None:
+                picker.addItem(verdict_icon(assessment.verdict), path.stem, str(path))
+                tooltip += "\n" + verdict_text(assessment.verdict) + ": " + assessment.explanation
+            else:
+                picker.addItem(path.stem, str(path))
+            picker.setItemData(picker.count() - 1, tooltip, Qt.ItemDataRole.ToolTipRole)
+        picker.setPlaceholderText(self.tr("No model yet: download one or open a .gguf file"))
+        current = self._facts.path if self._facts else (recent[0] if recent else None)
+        picker.setCurrentIndex(picker.findData(str(current)) if current else -1)
+        picker.blockSignals(False)
+        self._update_empty_hint()
 
     def _on_model_picked(self, index: int) -> None:
         path = self.model_picker.itemData(index)
@@ -460,12 +514,22 @@ class MainWindow(QMainWindow):
 
     def _update_empty_hint(self) -> None:
         empty = not self.transcript.message_widgets()
-        if self._facts is None and self._loading_path is None:
-            hint = self.tr("Open a Qwen3.5 GGUF model to start.\nUse “Open model file…” above, or drop a .gguf file here.")
+        no_model = self._facts is None and self._loading_path is None
+        first_run = empty and no_model and not self.model_picker.count()
+        if first_run and self.welcome_panel is None:
+            self.welcome_panel = WelcomePanel(self._models)
+            self.welcome_panel.sig_use_model.connect(self.load_model)
+            self.welcome_panel.sig_show_models.connect(self.show_models)
+            self.welcome_panel.sig_open_file.connect(self.choose_model_file)
+            self._chat_layout.insertWidget(self._chat_layout.indexOf(self.empty_hint), self.welcome_panel, 1)
+        if self.welcome_panel is not None:
+            self.welcome_panel.setVisible(first_run)
+        if no_model:
+            hint = self.tr("Choose a model above to start, open “Models…” to download one, or drop a .gguf file here.")
         else:
             hint = self.tr("Ask anything. Everything stays on this computer.")
         self.empty_hint.setText(hint)
-        self.empty_hint.setVisible(empty)
+        self.empty_hint.setVisible(empty and not first_run)
         self.transcript.setVisible(not empty)
 
     # ------------------------------------------------------------------------------- events
@@ -477,12 +541,14 @@ class MainWindow(QMainWindow):
     def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 (Qt API)
         for url in event.mimeData().urls():
             if url.toLocalFile().lower().endswith(".gguf"):
+                self._models.import_model(Path(url.toLocalFile()))
                 self.load_model(Path(url.toLocalFile()))
                 return
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt API)
         """Stops any reply, waits for the inference thread to finish, and saves state."""
         self._inference.shutdown()
+        self._models.shutdown()
         # The worker is gone; deliver what it sent before stopping (last text, the end of the
         # reply) now, because the event loop may not run again.
         QCoreApplication.sendPostedEvents(None, QEvent.Type.MetaCall)

@@ -19,6 +19,7 @@ from app.core.model_downloads import (
     DownloadProgress,
     DownloadRequest,
     DownloadState,
+    move_models_folder,
 )
 from app.core.secret_store import KEYRING_SERVICE, KEYRING_USERNAME, SecretStore
 from tests.hub_fixtures import MemoryKeyring
@@ -443,3 +444,47 @@ def test_every_request_goes_through_the_proxy_from_the_settings(start_manager, l
     start_manager(behind_proxy).enqueue(MODEL)
     assert log.finished(MODEL).state is DownloadState.COMPLETE
     assert hub_server.requests and all(request.proxied for request in hub_server.requests)
+
+
+# ----------------------------------------------------------------------- deleting and moving
+
+
+def test_deleting_a_download_removes_the_file_and_its_folders(start_manager, log, hosted, models_dir) -> None:
+    manager = start_manager()
+    manager.enqueue(MODEL)
+    path = log.finished(MODEL).path
+    manager.delete_installed(path)
+    assert not path.exists() and not manager.is_installed(MODEL) and manager.installed_files() == []
+    assert stray_files(models_dir) == [] and not path.parent.exists()
+    with pytest.raises(ValueError):
+        manager.delete_installed(models_dir / "not-ours.gguf")
+
+
+def test_moving_the_models_folder_keeps_downloads_and_partial_files(
+    start_manager, log, hub_server, hosted, models_dir, tmp_path, tiny_model
+) -> None:
+    other = "Qwen3.5-Other.gguf"
+    hub_server.add_file(REPO, other, tiny_model)
+    partial_request = DownloadRequest(REPO, other)
+    manager = start_manager()
+    manager.enqueue(MODEL)
+    log.finished(MODEL)
+    log.pause_at_first_chunk(manager)
+    manager.enqueue(partial_request)
+    log.wait_for(partial_request, DownloadState.PAUSED)
+    manager.shutdown(timeout=WAIT_SECONDS)
+
+    new_dir = tmp_path / "elsewhere"
+    move_models_folder(models_dir, new_dir)
+
+    moved = DownloadManager(new_dir, HubSettings(endpoint=hub_server.endpoint), lambda: None, log)
+    try:
+        assert moved.is_installed(MODEL) and moved.path_for(MODEL).read_bytes() == tiny_model.read_bytes()
+        [paused] = moved.downloads()
+        assert paused.state is DownloadState.PAUSED and paused.downloaded_bytes > 0
+        since = len(log.reports)
+        moved.resume(partial_request)
+        assert log.finished(partial_request, since=since).state is DownloadState.COMPLETE
+    finally:
+        moved.shutdown(timeout=WAIT_SECONDS)
+    assert not (models_dir / "installed.json").exists()

@@ -139,7 +139,7 @@ def test_reopening_shows_the_conversation_and_the_last_model(qtbot, paths, tiny_
     texts = [widget.answer for widget in reopened.transcript.message_widgets()]
     assert texts == ["Remember me", THINKING_ANSWER]
     assert reopened.last_model_if_present() == tiny_model
-    assert reopened.model_picker.currentText() == tiny_model.name
+    assert reopened.model_picker.currentText() == tiny_model.stem
     _close(qtbot, reopened)
 
 
@@ -164,7 +164,7 @@ def test_dropping_a_gguf_file_on_the_window_loads_it(qtbot, paths, tiny_model) -
     drop = QDropEvent(position, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(window, drop)
     qtbot.waitUntil(lambda: window.composer.send_button.isEnabled(), timeout=WAIT_MS)
-    assert window.model_picker.currentText() == tiny_model.name
+    assert window.model_picker.currentText() == tiny_model.stem
     _close(qtbot, window)
 
 

@@ -1,0 +1,117 @@
+"""First-run screen: recommends the best model for this computer, downloadable in one click."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
+
+from app.core.model_downloads import DownloadProgress, DownloadState
+from app.ui.formatting import format_bytes, format_duration
+from app.ui.models_controller import ModelsController
+
+
+class WelcomePanel(QFrame):
+    sig_use_model = Signal(object)
+    """The recommended model finished downloading and can be used: its ``Path``."""
+    sig_show_models = Signal()
+    """The user wants to pick another model."""
+    sig_open_file = Signal()
+    """The user already has a GGUF file and wants to open it."""
+
+    def __init__(self, controller: ModelsController, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("welcomePanel")
+        self._controller = controller
+        self._entry, recommendation = controller.recommendation()
+
+        title = QLabel(self.tr("Welcome to Qwen Local Chat"))
+        title.setObjectName("welcomeTitle")
+        intro = QLabel(self.tr("Chat with a Qwen3.5 model that runs entirely on this computer. Nothing you type leaves it."))
+        intro.setWordWrap(True)
+        self.reason_label = QLabel()
+        self.reason_label.setWordWrap(True)
+        self.reason_label.setObjectName("welcomeReason")
+        self.download_button = QPushButton()
+        self.download_button.setObjectName("welcomeDownload")
+        self.download_button.clicked.connect(self._download)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.hide()
+        self.error_label = QLabel()
+        self.error_label.setObjectName("welcomeError")
+        self.error_label.setWordWrap(True)
+        self.error_label.hide()
+
+        if self._entry is None:
+            self.reason_label.setText(self.tr("None of the Qwen3.5 models fits in the memory free right now. Close other programs, or choose a model yourself."))
+            self.download_button.hide()
+        else:
+            self.reason_label.setText(
+                self.tr("Recommended for this computer: <b>%1</b>. %2").replace("%1", self._entry.display_name).replace("%2", recommendation.reason)
+            )
+            size = format_bytes(self._entry.model.size) if self._entry.model.size else ""
+            self.download_button.setText(self.tr("Download %1 (%2)").replace("%1", self._entry.display_name).replace("%2", size))
+
+        others = QPushButton(self.tr("Choose another model…"))
+        others.clicked.connect(self.sig_show_models)
+        open_file = QPushButton(self.tr("Open a GGUF file I already have…"))
+        open_file.clicked.connect(self.sig_open_file)
+        secondary = QHBoxLayout()
+        secondary.addStretch(1)
+        secondary.addWidget(others)
+        secondary.addWidget(open_file)
+        secondary.addStretch(1)
+
+        column = QVBoxLayout(self)
+        column.addStretch(1)
+        for widget in (title, intro, self.reason_label):
+            widget.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            column.addWidget(widget)
+        column.addSpacing(12)
+        column.addWidget(self.download_button, 0, Qt.AlignmentFlag.AlignCenter)
+        column.addWidget(self.progress)
+        column.addWidget(self.error_label)
+        column.addLayout(secondary)
+        column.addStretch(2)
+        column.setContentsMargins(80, 24, 80, 24)
+
+        controller.sig_download_progress.connect(self._on_progress)
+        if self._entry is not None:
+            current = controller.progress_of(self._entry)
+            if current is not None:
+                self._on_progress(current)
+
+    def _download(self) -> None:
+        self.error_label.hide()
+        current = self._controller.progress_of(self._entry)
+        if current is not None and current.state == DownloadState.PAUSED:
+            self._controller.resume(self._entry)
+        else:
+            self._controller.download(self._entry)
+
+    def _on_progress(self, progress: DownloadProgress) -> None:
+        if self._entry is None or progress.request.key != self._controller.request_for(self._entry).key:
+            return
+        state = progress.state
+        self.download_button.setEnabled(state in (DownloadState.FAILED, DownloadState.CANCELLED, DownloadState.PAUSED))
+        self.progress.setVisible(state in (DownloadState.QUEUED, DownloadState.DOWNLOADING, DownloadState.VERIFYING, DownloadState.PAUSED))
+        if progress.total_bytes:
+            self.progress.setValue(round(1000 * progress.downloaded_bytes / progress.total_bytes))
+        text = f"{format_bytes(progress.downloaded_bytes)} / {format_bytes(progress.total_bytes or 0)}"
+        if state == DownloadState.DOWNLOADING and progress.bytes_per_second:
+            text += f" · {format_bytes(progress.bytes_per_second)}/s"
+            if progress.eta_seconds is not None:
+                text += " · " + self.tr("%1 left").replace("%1", format_duration(progress.eta_seconds))
+        elif state == DownloadState.VERIFYING:
+            text = self.tr("Checking the file…")
+        self.progress.setFormat(text)
+        if state == DownloadState.PAUSED:
+            self.download_button.setText(self.tr("Resume download"))
+        if state == DownloadState.FAILED:
+            self.error_label.setText(progress.error or self.tr("The download failed."))
+            self.error_label.show()
+            self.download_button.setText(self.tr("Try again"))
+        if state == DownloadState.COMPLETE and progress.path is not None:
+            self.sig_use_model.emit(Path(progress.path))
