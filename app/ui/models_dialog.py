@@ -187,6 +187,7 @@ class ModelsDialog(QDialog):
             for entry in (entry for entry in entries if entry.size_label == size_label):
                 size = format_bytes(entry.model.size) if entry.model.size else self.tr("unknown")
                 item = QTreeWidgetItem([f"    {entry.quantization} — {self.tr(entry.quality_hint)}", ("≈ " if entry.model.size_is_estimate else "") + size])
+                item.setToolTip(COLUMN_MODEL, f"{entry.display_name}: {self.tr(entry.quality_hint)}\n{entry.model.repo_id}/{entry.model.filename}")
                 tree.addTopLevelItem(item)
                 self._catalog_rows[self._controller.request_for(entry).key] = (entry, item)
                 assessment = self._controller.assess_entry(entry)
@@ -301,9 +302,10 @@ def _progress_widget(progress: DownloadProgress) -> QWidget:
     bar = QProgressBar()
     bar.setMinimumWidth(240)
     total = progress.total_bytes or 0
-    bar.setRange(0, 1000 if total else 0)
-    if total:
-        bar.setValue(round(1000 * progress.downloaded_bytes / total))
+    # A busy indicator only while bytes arrive for a file of unknown size; a queued download
+    # waits with an empty bar.
+    bar.setRange(0, 0 if progress.state == DownloadState.DOWNLOADING and not total else 1000)
+    bar.setValue(round(1000 * progress.downloaded_bytes / total) if total else 0)
     text = f"{format_bytes(progress.downloaded_bytes)} / {format_bytes(total)}" if total else format_bytes(progress.downloaded_bytes)
     if progress.state == DownloadState.DOWNLOADING and progress.bytes_per_second:
         text += f" · {format_bytes(progress.bytes_per_second)}/s"
