@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QCoreApplication, Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QDesktopServices
+import time
+
+from PySide6.QtCore import QCoreApplication, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -17,21 +18,18 @@ from PySide6.QtWidgets import (
 
 from app.core.conversation_store import Message, MessageState
 from app.core.generation_stats import GenerationStats, StopReason
+from app.ui.markdown_view import MarkdownView
 
 
-def _text_label(object_name: str, *, markdown: bool) -> QLabel:
+def _plain_label(object_name: str) -> QLabel:
+    """Selectable plain text: what the user typed, or the model's reasoning, shown verbatim."""
     label = QLabel()
     label.setObjectName(object_name)
     label.setWordWrap(True)
-    label.setTextFormat(Qt.TextFormat.MarkdownText if markdown else Qt.TextFormat.PlainText)
+    label.setTextFormat(Qt.TextFormat.PlainText)
     label.setTextInteractionFlags(
-        Qt.TextInteractionFlag.TextSelectableByMouse
-        | Qt.TextInteractionFlag.TextSelectableByKeyboard
-        | Qt.TextInteractionFlag.LinksAccessibleByMouse
+        Qt.TextInteractionFlag.TextSelectableByMouse | Qt.TextInteractionFlag.TextSelectableByKeyboard
     )
-    # Links in model output open only when the user clicks them, and only in the browser.
-    label.setOpenExternalLinks(False)
-    label.linkActivated.connect(lambda url: QDesktopServices.openUrl(QUrl(url)))
     label.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Minimum)
     return label
 
@@ -57,7 +55,11 @@ def describe_stats(stats: GenerationStats) -> str:
 
 
 class MessageWidget(QFrame):
-    """One message. Assistant messages can stream: call :meth:`append` as text arrives."""
+    """One message. Assistant messages can stream: call :meth:`append` as text arrives.
+
+    While a reply is still thinking, its reasoning shows live; once the answer starts, the
+    reasoning folds away under a "Thought for N s" header, unless the user opened it by hand.
+    """
 
     sig_text_changed = Signal()
     """The message's visible text or layout changed, so its height may have changed."""
@@ -71,6 +73,9 @@ class MessageWidget(QFrame):
         self._reasoning = message.reasoning
         self._answer = message.content
         self._streaming = message.state == MessageState.STREAMING
+        self._thinking_started: float | None = None
+        self._thinking_seconds: float | None = None
+        self._user_toggled_thinking = False
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(14, 10, 14, 10)
@@ -86,12 +91,19 @@ class MessageWidget(QFrame):
         self._thinking_toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self._thinking_toggle.setAccessibleName(self.tr("Show or hide the model's thinking"))
         self._thinking_toggle.toggled.connect(self._set_thinking_expanded)
-        self._reasoning_label = _text_label("reasoningText", markdown=False)
+        # A click means the user decides from now on; automatic folding stops.
+        self._thinking_toggle.clicked.connect(lambda: setattr(self, "_user_toggled_thinking", True))
+        self._reasoning_label = _plain_label("reasoningText")
         layout.addWidget(self._thinking_toggle)
         layout.addWidget(self._reasoning_label)
 
-        self._body = _text_label("messageBody", markdown=not is_user)
-        self._body.setAccessibleName(self.tr("Your message") if is_user else self.tr("Reply"))
+        if is_user:
+            self._body: QLabel | MarkdownView = _plain_label("messageBody")
+            self._body.setAccessibleName(self.tr("Your message"))
+        else:
+            self._body = MarkdownView()
+            self._body.setAccessibleName(self.tr("Reply"))
+            self._body.sig_changed.connect(self.sig_text_changed)
         layout.addWidget(self._body)
 
         self._footer = QLabel()
@@ -99,15 +111,22 @@ class MessageWidget(QFrame):
         self._footer.setWordWrap(True)
         layout.addWidget(self._footer)
 
-        self._thinking_toggle.setChecked(False)
-        self._refresh_text()
         self.set_outcome(message.state, message.stats, message.error)
 
     @property
     def answer(self) -> str:
         return self._answer
 
+    @property
+    def markdown_view(self) -> MarkdownView | None:
+        return self._body if isinstance(self._body, MarkdownView) else None
+
     def append(self, reasoning: str, answer: str) -> None:
+        now = time.monotonic()
+        if reasoning and self._thinking_started is None:
+            self._thinking_started = now
+        if answer and not self._answer and self._thinking_started is not None:
+            self._thinking_seconds = now - self._thinking_started
         self._reasoning += reasoning
         self._answer += answer
         self._refresh_text()
@@ -115,6 +134,8 @@ class MessageWidget(QFrame):
     def set_outcome(self, state: MessageState, stats: GenerationStats | None, error: str | None) -> None:
         """Shows how the reply ended: stats, or that it was stopped or failed."""
         self._streaming = state == MessageState.STREAMING
+        if not self._streaming and self._thinking_started is not None and self._thinking_seconds is None:
+            self._thinking_seconds = time.monotonic() - self._thinking_started
         notes = []
         if state == MessageState.INTERRUPTED or (stats and stats.stop_reason == StopReason.CANCELLED):
             notes.append(self.tr("Stopped"))
@@ -133,16 +154,25 @@ class MessageWidget(QFrame):
     def _refresh_text(self) -> None:
         has_reasoning = bool(self._reasoning.strip())
         thinking_now = self._streaming and has_reasoning and not self._answer
+        if not self._user_toggled_thinking:
+            self._thinking_toggle.setChecked(thinking_now)  # live while thinking, folded after
         self._thinking_toggle.setVisible(has_reasoning)
-        self._thinking_toggle.setText(self.tr("Thinking…") if thinking_now else self.tr("Thinking"))
+        if thinking_now:
+            title = self.tr("Thinking…")
+        elif self._thinking_seconds is not None:
+            title = self.tr("Thought for %1 s").replace("%1", f"{self._thinking_seconds:.1f}")
+        else:
+            title = self.tr("Thinking")
+        self._thinking_toggle.setText(title)
         self._update_arrow()
         self._reasoning_label.setText(self._reasoning.strip())
         self._reasoning_label.setVisible(has_reasoning and self._thinking_toggle.isChecked())
-        if self.role == "user":
-            self._body.setText(self._answer)
+        if isinstance(self._body, MarkdownView):
+            placeholder = "" if has_reasoning or not self._streaming else "…"
+            self._body.set_markdown(self._answer or placeholder)
+            self._body.setVisible(bool(self._answer or placeholder))
         else:
-            self._body.setText(self._answer or ("" if has_reasoning else "…" if self._streaming else ""))
-        self._body.setVisible(bool(self._body.text()))
+            self._body.setText(self._answer)
         self.sig_text_changed.emit()
 
     def _set_thinking_expanded(self, expanded: bool) -> None:

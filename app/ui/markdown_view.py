@@ -1,0 +1,202 @@
+"""Renders a reply's Markdown: prose through Qt's own Markdown, code blocks highlighted with a
+Copy button, updated incrementally while the reply streams.
+
+The reply is cut into segments at its top-level fenced code blocks (found with markdown-it-py,
+so fences are recognised exactly as CommonMark defines them). Each segment has its own widget;
+when streamed text arrives only the segments that changed, normally just the last one, are
+rendered again, so a long reply never re-lays out as a whole per token.
+
+Safety: model output is untrusted. Qt's rich text never fetches network resources, and images
+are removed from the Markdown before it is rendered anyway, so a reply can never make the app
+contact a server. Links only open, in the system browser, when the user clicks them.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+
+from markdown_it import MarkdownIt
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import TextLexer, get_lexer_by_name
+from pygments.util import ClassNotFound
+from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QGuiApplication, QPalette
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
+
+_MARKDOWN = MarkdownIt("commonmark").enable("table")
+# ![alt](url) and ![alt][ref]: replaced by their alt text, so no image is ever requested.
+_IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)|!\[([^\]]*)\]\[[^\]]*\]")
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A run of prose (``language is None``) or one fenced code block."""
+
+    text: str
+    language: str | None = None
+
+    @property
+    def is_code(self) -> bool:
+        return self.language is not None
+
+
+def split_segments(markdown: str) -> list[Segment]:
+    """Prose and top-level code blocks, in order. An unclosed fence (still streaming) runs to
+    the end of the text, as CommonMark says."""
+    lines = markdown.splitlines(keepends=True)
+    segments: list[Segment] = []
+    position = 0
+    for token in _MARKDOWN.parse(markdown):
+        if token.type != "fence" or token.level != 0 or token.map is None:
+            continue
+        start, end = token.map
+        if start > position:
+            segments.append(Segment("".join(lines[position:start])))
+        segments.append(Segment(token.content, token.info.split()[0] if token.info.strip() else ""))
+        position = end
+    if position < len(lines):
+        segments.append(Segment("".join(lines[position:])))
+    return [segment for segment in segments if segment.is_code or segment.text.strip()]
+
+
+def without_images(markdown: str) -> str:
+    return _IMAGE.sub(lambda match: match.group(1) or match.group(2) or "", markdown)
+
+
+def _open_link(url: str) -> None:
+    QDesktopServices.openUrl(QUrl(url))
+
+
+class ProseLabel(QLabel):
+    """Markdown prose, selectable, with links that open only on click."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("messageBody")
+        self.setWordWrap(True)
+        self.setTextFormat(Qt.TextFormat.MarkdownText)
+        self.setTextInteractionFlags(
+            Qt.TextInteractionFlag.TextSelectableByMouse
+            | Qt.TextInteractionFlag.TextSelectableByKeyboard
+            | Qt.TextInteractionFlag.LinksAccessibleByMouse
+        )
+        self.setOpenExternalLinks(False)
+        self.linkActivated.connect(_open_link)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Minimum)
+
+    def show_markdown(self, markdown: str) -> None:
+        self.setText(without_images(markdown))
+
+
+class CodeBlock(QFrame):
+    """A highlighted code block with its language and a Copy button."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("codeBlock")
+        self.code = ""
+        self.language = ""
+        self._language_label = QLabel()
+        self._language_label.setObjectName("codeLanguage")
+        self.copy_button = QPushButton(self.tr("Copy"))
+        self.copy_button.setObjectName("codeCopy")
+        self.copy_button.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.copy_button.setAccessibleName(self.tr("Copy code"))
+        self.copy_button.clicked.connect(self.copy)
+        header = QHBoxLayout()
+        header.setContentsMargins(10, 4, 6, 0)
+        header.addWidget(self._language_label)
+        header.addStretch(1)
+        header.addWidget(self.copy_button)
+        self._body = QLabel()
+        self._body.setObjectName("codeBody")
+        self._body.setTextFormat(Qt.TextFormat.RichText)
+        self._body.setWordWrap(True)
+        self._body.setTextInteractionFlags(
+            Qt.TextInteractionFlag.TextSelectableByMouse | Qt.TextInteractionFlag.TextSelectableByKeyboard
+        )
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 8)
+        layout.setSpacing(2)
+        layout.addLayout(header)
+        layout.addWidget(self._body)
+
+    def show_code(self, code: str, language: str) -> None:
+        self.code, self.language = code, language
+        self._language_label.setText(language or self.tr("code"))
+        self._body.setText(highlighted_html(code, language, dark=_is_dark()))
+
+    def copy(self) -> None:
+        QGuiApplication.clipboard().setText(self.code)
+        self.copy_button.setText(self.tr("Copied"))
+
+
+def highlighted_html(code: str, language: str, *, dark: bool) -> str:
+    """Pygments' HTML with inline styles (Qt's rich text has no style sheets for classes)."""
+    try:
+        lexer = get_lexer_by_name(language) if language else TextLexer()
+    except ClassNotFound:
+        lexer = TextLexer()
+    formatter = HtmlFormatter(noclasses=True, nowrap=True, style="monokai" if dark else "friendly")
+    body = highlight(code.rstrip("\n"), lexer, formatter) if code.strip() else html.escape(code)
+    return f'<pre style="white-space: pre-wrap; margin: 6px 10px;">{body}</pre>'
+
+
+def _is_dark() -> bool:
+    return QGuiApplication.palette().color(QPalette.ColorRole.Base).lightness() < 128
+
+
+class MarkdownView(QWidget):
+    """A reply as prose and code-block widgets; :meth:`set_markdown` updates only what changed."""
+
+    sig_changed = Signal()
+    """The rendered content changed (its height may have too)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._layout = QVBoxLayout(self)
+        self._layout.setContentsMargins(0, 0, 0, 0)
+        self._layout.setSpacing(6)
+        self._segments: list[Segment] = []
+        self._widgets: list[QWidget] = []
+        self.markdown = ""
+
+    def set_markdown(self, markdown: str) -> None:
+        if markdown == self.markdown:
+            return
+        self.markdown = markdown
+        segments = split_segments(markdown)
+        for index, segment in enumerate(segments):
+            if index < len(self._segments) and self._segments[index] == segment:
+                continue
+            if index < len(self._widgets) and self._segments[index].is_code == segment.is_code:
+                widget = self._widgets[index]
+            else:
+                widget = CodeBlock() if segment.is_code else ProseLabel()
+                if index < len(self._widgets):
+                    old = self._widgets[index]
+                    self._layout.replaceWidget(old, widget)
+                    old.deleteLater()
+                    self._widgets[index] = widget
+                else:
+                    self._layout.addWidget(widget)
+                    self._widgets.append(widget)
+            if segment.is_code:
+                widget.show_code(segment.text, segment.language)
+            else:
+                widget.show_markdown(segment.text)
+        for widget in self._widgets[len(segments):]:
+            self._layout.removeWidget(widget)
+            widget.deleteLater()
+        del self._widgets[len(segments):]
+        self._segments = segments
+        self.sig_changed.emit()
+
+    def code_blocks(self) -> list[CodeBlock]:
+        return [widget for widget in self._widgets if isinstance(widget, CodeBlock)]
+
+    def prose_labels(self) -> list[ProseLabel]:
+        return [widget for widget in self._widgets if isinstance(widget, ProseLabel)]

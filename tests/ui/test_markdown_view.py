@@ -1,0 +1,116 @@
+"""Rendering replies: Markdown prose, highlighted code with Copy, live thinking, and safety."""
+
+from __future__ import annotations
+
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from PySide6.QtGui import QGuiApplication
+
+from app.core.conversation_store import Message, MessageState
+from app.ui.markdown_view import MarkdownView, Segment, split_segments
+from app.ui.transcript_view import MessageWidget
+
+REPLY = "Intro with `code`.\n\n```python\nprint('hi')\n```\n\nOutro, see [docs](https://example.org).\n"
+
+
+def test_a_reply_is_split_at_its_top_level_code_blocks() -> None:
+    assert split_segments(REPLY) == [
+        Segment("Intro with `code`.\n\n"),
+        Segment("print('hi')\n", "python"),
+        Segment("\nOutro, see [docs](https://example.org).\n"),
+    ]
+
+
+def test_an_unclosed_fence_while_streaming_is_code_up_to_the_end() -> None:
+    assert split_segments("Look:\n```js\nlet a = 1;\nlet b") == [Segment("Look:\n"), Segment("let a = 1;\nlet b", "js")]
+
+
+def test_fences_inside_lists_stay_with_the_prose() -> None:
+    text = "- step\n\n  ```\n  inside\n  ```\n"
+    assert split_segments(text) == [Segment(text)]
+
+
+def test_code_blocks_are_highlighted_and_copied_exactly(qtbot) -> None:
+    view = MarkdownView()
+    qtbot.addWidget(view)
+    view.set_markdown(REPLY)
+    [block] = view.code_blocks()
+    assert block.language == "python" and "<span" in block._body.text()  # coloured by Pygments
+    block.copy_button.click()
+    assert QGuiApplication.clipboard().text() == "print('hi')\n"
+    assert block.copy_button.text() == "Copied"
+
+
+def test_streaming_updates_only_the_part_that_changed(qtbot) -> None:
+    view = MarkdownView()
+    qtbot.addWidget(view)
+    view.set_markdown("First paragraph.\n\n```python\nx = 1\n")
+    prose, code = view.prose_labels()[0], view.code_blocks()[0]
+    prose_text = prose.text()
+    view.set_markdown("First paragraph.\n\n```python\nx = 1\ny = 2\n")
+    assert view.prose_labels()[0] is prose and prose.text() == prose_text
+    assert view.code_blocks()[0] is code and code.code == "x = 1\ny = 2\n"
+    view.set_markdown("First paragraph.\n\n```python\nx = 1\ny = 2\n```\n\nDone.")
+    assert [type(widget).__name__ for widget in view._widgets] == ["ProseLabel", "CodeBlock", "ProseLabel"]
+    assert view._widgets[0] is prose and view._widgets[1] is code
+
+
+class _RecordingHandler(BaseHTTPRequestHandler):
+    requests: list[str] = []
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server API)
+        _RecordingHandler.requests.append(self.path)
+        self.send_response(200)
+        self.send_header("Content-Type", "image/png")
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def image_server():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _RecordingHandler)
+    _RecordingHandler.requests = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_reply_with_remote_images_makes_no_request(qtbot, image_server) -> None:
+    view = MarkdownView()
+    qtbot.addWidget(view)
+    view.show()
+    view.set_markdown(
+        f"![tracker]({image_server}/pixel.png)\n\n"
+        f'<img src="{image_server}/raw.png">\n\n'
+        f"[ref image]\n\n![again][ref]\n\n[ref]: {image_server}/ref.png\n"
+    )
+    view.grab()  # lays out and paints everything; Qt loads rich-text resources synchronously
+    assert _RecordingHandler.requests == []
+    assert "tracker" in view.prose_labels()[0].text()  # the alt text stays readable
+
+
+def _streaming_reply() -> MessageWidget:
+    return MessageWidget(Message(1, 1, "assistant", "", "", MessageState.STREAMING, time.time(), None, None))
+
+
+def test_thinking_shows_live_then_folds_away_with_its_duration(qtbot) -> None:
+    widget = _streaming_reply()
+    qtbot.addWidget(widget)
+    widget.show()
+    widget.append("Let me consider", "")
+    assert widget._thinking_toggle.text() == "Thinking…"
+    assert widget._reasoning_label.isVisible()
+    widget.append(" both sides.", "The answer.")
+    assert not widget._reasoning_label.isVisible()
+    assert widget._thinking_toggle.text().startswith("Thought for ")
+    widget._thinking_toggle.click()  # the user opens it again
+    widget.append("", " More answer.")
+    assert widget._reasoning_label.isVisible()
+    assert widget._reasoning_label.text() == "Let me consider both sides."
