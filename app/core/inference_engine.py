@@ -112,6 +112,7 @@ class GenerationResult:
     reasoning: str
     answer: str
     stats: GenerationStats
+    omitted_messages: int = 0  # oldest messages left out of the prompt so that it fit the context
 
 
 @dataclass
@@ -329,6 +330,46 @@ class InferenceEngine:
     def render_prompt(self, messages: Sequence[ChatMessage], *, enable_thinking: bool) -> str:
         return self._require_template().render(messages, enable_thinking=enable_thinking)
 
+    def reply_reserve(self, sampling: SamplingSettings) -> int:
+        """Context kept free for the reply: its limit, but at most a quarter of the context."""
+        context_size = self.facts.context_size if self.facts else 0
+        return max(1, min(sampling.max_tokens, max(256, context_size // 4)))
+
+    def fit_to_context(
+        self, messages: Sequence[ChatMessage], *, enable_thinking: bool, reply_tokens: int
+    ) -> tuple[list[ChatMessage], int]:
+        """The messages to send so that the prompt leaves ``reply_tokens`` of the context free.
+
+        The oldest turns are left out first, cutting only before a user message so the kept
+        history starts with a question; a leading system prompt is always kept. Returns the
+        messages and how many were left out. Raises :class:`PromptTooLongError` if even the
+        last user message alone does not fit.
+        """
+        template = self._require_template()
+        budget = (self.facts.context_size if self.facts else 0) - reply_tokens
+        system = list(messages[:1]) if messages and messages[0].role == "system" else []
+        turns = list(messages[len(system):])
+
+        def prompt_length(start: int) -> int:
+            return len(self.tokenize(template.render(system + turns[start:], enable_thinking=enable_thinking)))
+
+        if prompt_length(0) <= budget:
+            return list(messages), 0
+        cuts = [index for index, message in enumerate(turns) if message.role == "user" and index > 0]
+        if not cuts or prompt_length(cuts[-1]) > budget:
+            raise PromptTooLongError(
+                "Your message is too long for this model's context window. Shorten it, or load "
+                "the model with a larger context."
+            )
+        low, high = 0, len(cuts) - 1  # later cuts give shorter prompts: find the earliest that fits
+        while low < high:
+            middle = (low + high) // 2
+            if prompt_length(cuts[middle]) <= budget:
+                high = middle
+            else:
+                low = middle + 1
+        return system + turns[cuts[low]:], cuts[low]
+
     def tokenize(self, text: str) -> list[int]:
         """Tokens of ``text`` with special tokens (``<|im_start|>``…) parsed, no BOS added."""
         data = text.encode("utf-8")
@@ -363,14 +404,11 @@ class InferenceEngine:
         """
         template = self._require_template()
         started = time.perf_counter()
+        messages, omitted = self.fit_to_context(
+            messages, enable_thinking=enable_thinking, reply_tokens=self.reply_reserve(sampling)
+        )
         prompt = template.render(messages, enable_thinking=enable_thinking)
         prompt_tokens = self.tokenize(prompt)
-        context_size = self.facts.context_size if self.facts else 0
-        if len(prompt_tokens) >= context_size:
-            raise PromptTooLongError(
-                f"The conversation needs {len(prompt_tokens):,} tokens but the context holds "
-                f"{context_size:,}."
-            )
         stable_length = self._stable_prefix_length(messages, enable_thinking, prompt_tokens)
         splitter = ReasoningSplitter(starts_in_reasoning=prompt_opens_reasoning(prompt))
 
@@ -409,7 +447,7 @@ class InferenceEngine:
             tokens_per_second=generated / decode_seconds if generated and decode_seconds > 0 else 0.0,
             stop_reason=stop_reason,
         )
-        return GenerationResult(splitter.reasoning, splitter.answer, stats)
+        return GenerationResult(splitter.reasoning, splitter.answer, stats, omitted)
 
     def _generate_tokens(self, sampler, max_tokens, cancel, decoder, splitter, emit):
         """The hot loop: sample, detokenize, stream, decode, one token at a time."""

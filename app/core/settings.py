@@ -29,7 +29,7 @@ class Settings:
     hub_endpoint: str = ""  # empty: HF_ENDPOINT or huggingface.co
     hub_proxy: str = ""
     offline_mode: bool = False  # no network request of any kind
-    welcome_dismissed: bool = False
+    user_presets: list[dict] = field(default_factory=list)  # SamplingPreset fields, by name
 
     def remember_model(self, path: Path) -> None:
         """Moves ``path`` to the front of the recent-models list."""

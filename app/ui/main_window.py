@@ -7,6 +7,7 @@ only ever sees immutable requests.
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QCoreApplication, QEvent, QModelIndex, QPoint, Qt, Signal
@@ -14,6 +15,7 @@ from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKe
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
+    QDockWidget,
     QFileDialog,
     QFrame,
     QHBoxLayout,
@@ -30,12 +32,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core.chat_settings import ChatSettings, SamplingPreset
 from app.core.chat_template import ChatMessage
 from app.core.conversation_store import ConversationStore, Message, MessageState
 from app.core.generation_stats import StopReason
-from app.core.inference_engine import GenerationResult, LoadSettings, ModelFacts, SamplingSettings
+from app.core.inference_engine import GenerationResult, LoadSettings, ModelFacts
 from app.core.reply_recorder import ReplyRecorder
 from app.core.settings import Settings
+from app.ui.chat_settings_panel import ChatSettingsPanel
 from app.ui.composer_widget import ComposerWidget
 from app.ui.conversation_list_model import CONVERSATION_ID_ROLE, ConversationListModel
 from app.ui.fit_badge import verdict_icon, verdict_text
@@ -96,6 +100,10 @@ class MainWindow(QMainWindow):
         self._inference = inference
         self._models = models
         self._models_dialog: ModelsDialog | None = None
+        # Settings of the conversation on screen; for a new chat they are stored with its first message.
+        self._chat_settings = ChatSettings(enable_thinking=settings.enable_thinking)
+        self._system_prompt = ""
+        self._prompt_message_ids: list[int] = []  # store ids of the turns in the last prompt
         self._facts: ModelFacts | None = None
         self._loading_path: Path | None = None
         self._conversation_id: int | None = None
@@ -154,6 +162,10 @@ class MainWindow(QMainWindow):
         header_layout.addWidget(QLabel(self.tr("Model:")))
         header_layout.addWidget(self.model_picker, 1)
         header_layout.addWidget(self.models_button)
+        self.chat_settings_button = QPushButton(self.tr("Chat settings"))
+        self.chat_settings_button.setCheckable(True)
+        self.chat_settings_button.setToolTip(self.tr("System prompt, sampling presets, reply length, context size"))
+        header_layout.addWidget(self.chat_settings_button)
 
         self.error_banner = ErrorBanner()
         self.transcript = TranscriptView()
@@ -179,6 +191,21 @@ class MainWindow(QMainWindow):
         chat_layout.addWidget(self.transcript, 1)
         chat_layout.addWidget(self.composer)
 
+        self.chat_settings_panel = ChatSettingsPanel(
+            [SamplingPreset(**preset) for preset in self._settings.user_presets]
+        )
+        self.chat_settings_panel.sig_changed.connect(self._on_chat_settings_changed)
+        self.chat_settings_panel.sig_preset_saved.connect(self._on_preset_saved)
+        self.chat_settings_panel.sig_context_size_changed.connect(self._on_context_size_changed)
+        self.chat_settings_dock = QDockWidget(self.tr("Chat settings"), self)
+        self.chat_settings_dock.setObjectName("chatSettingsDock")
+        self.chat_settings_dock.setWidget(self.chat_settings_panel)
+        self.chat_settings_dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.chat_settings_dock)
+        self.chat_settings_dock.hide()
+        self.chat_settings_button.toggled.connect(self.chat_settings_dock.setVisible)
+        self.chat_settings_dock.visibilityChanged.connect(self.chat_settings_button.setChecked)
+
         splitter = QSplitter()
         splitter.addWidget(sidebar)
         splitter.addWidget(chat)
@@ -190,6 +217,8 @@ class MainWindow(QMainWindow):
         self.model_status = QLabel(self.tr("No model loaded"))
         self.backend_status = QLabel()
         self.speed_status = QLabel()
+        self.context_status = QLabel()
+        self.context_status.setToolTip(self.tr("How much of the model's context window the conversation used in the last reply"))
         self.load_progress = QProgressBar()
         self.load_progress.setRange(0, 100)
         self.load_progress.setMaximumWidth(160)
@@ -198,6 +227,7 @@ class MainWindow(QMainWindow):
         status = self.statusBar()
         status.addWidget(self.model_status, 1)
         status.addPermanentWidget(self.load_progress)
+        status.addPermanentWidget(self.context_status)
         status.addPermanentWidget(self.speed_status)
         status.addPermanentWidget(self.backend_status)
         self.resize(1100, 720)
@@ -346,10 +376,7 @@ class MainWindow(QMainWindow):
         self.backend_status.setText(
             self.tr("%1 · %2 threads").replace("%1", facts.backend).replace("%2", str(facts.threads))
         )
-        thinking = self._settings.enable_thinking
-        self.composer.thinking_switch.blockSignals(True)
-        self.composer.thinking_switch.setChecked(facts.thinks_by_default if thinking is None else thinking)
-        self.composer.thinking_switch.blockSignals(False)
+        self._show_chat_settings()
         self._update_ready_state()
 
     def _on_load_failed(self, message: str) -> None:
@@ -362,6 +389,45 @@ class MainWindow(QMainWindow):
     def _on_thinking_toggled(self, checked: bool) -> None:
         self._settings.enable_thinking = checked
         self.sig_settings_changed.emit()
+        self._chat_settings = replace(self._chat_settings, enable_thinking=checked)
+        self._save_chat_settings()
+        self.chat_settings_panel.set_thinking(checked)
+
+    def _show_chat_settings(self) -> None:
+        """Shows the conversation's settings in the panel and its thinking mode in the composer."""
+        default = self._facts.thinks_by_default if self._facts else True
+        thinking = self._chat_settings.thinking(default)
+        self.composer.thinking_switch.blockSignals(True)
+        self.composer.thinking_switch.setChecked(thinking)
+        self.composer.thinking_switch.blockSignals(False)
+        self.chat_settings_panel.show_settings(
+            self._chat_settings, self._system_prompt, self._settings.context_size, thinking=thinking
+        )
+
+    def _on_chat_settings_changed(self, settings: ChatSettings, system_prompt: str) -> None:
+        self._chat_settings, self._system_prompt = settings, system_prompt
+        self._save_chat_settings()
+
+    def _save_chat_settings(self) -> None:
+        if self._conversation_id is not None:
+            self._store.update_conversation(
+                self._conversation_id,
+                system_prompt=self._system_prompt,
+                generation_settings=self._chat_settings.as_dict(),
+            )
+
+    def _on_preset_saved(self, preset: SamplingPreset) -> None:
+        presets = [item for item in self._settings.user_presets if item.get("name") != preset.name]
+        self._settings.user_presets = presets + [asdict(preset)]
+        self.sig_settings_changed.emit()
+
+    def _on_context_size_changed(self, context_size: int) -> None:
+        if context_size == self._settings.context_size:
+            return
+        self._settings.context_size = context_size
+        self.sig_settings_changed.emit()
+        if self._facts is not None and not self.is_generating:
+            self.load_model(self._facts.path)  # the context is set when a model is loaded
 
     # ------------------------------------------------------------------------ conversations
 
@@ -384,6 +450,14 @@ class MainWindow(QMainWindow):
     def _show_conversation(self, conversation_id: int | None) -> None:
         self._conversation_id = conversation_id
         self._streaming_widget = None  # its transcript is being replaced
+        if conversation_id is None:
+            self._chat_settings = ChatSettings(enable_thinking=self._settings.enable_thinking)
+            self._system_prompt = ""
+        else:
+            conversation = self._store.get_conversation(conversation_id)
+            self._chat_settings = ChatSettings.from_dict(conversation.generation_settings)
+            self._system_prompt = conversation.system_prompt
+        self._show_chat_settings()
         self.transcript.set_messages(self._store.messages(conversation_id) if conversation_id else [])
         self._settings.last_conversation_id = conversation_id
         self._update_empty_hint()
@@ -425,14 +499,18 @@ class MainWindow(QMainWindow):
         if self._facts is None or self._recorder is not None:
             return
         if self._conversation_id is None:
-            conversation = self._store.create_conversation(model=self._facts.name)
+            conversation = self._store.create_conversation(
+                model=self._facts.name,
+                system_prompt=self._system_prompt,
+                generation_settings=self._chat_settings.as_dict(),
+            )
             self._conversation_id = conversation.id
         conversation_id = self._conversation_id
         if not self._store.get_conversation(conversation_id).title:
             self._store.rename_conversation(conversation_id, _title_from(text))
         self._store.update_conversation(conversation_id, model=self._facts.name)
         user_message = self._store.add_message(conversation_id, "user", text)
-        history = _chat_messages(self._store.get_conversation(conversation_id).system_prompt, self._store.messages(conversation_id))
+        history, self._prompt_message_ids = _chat_messages(self._system_prompt, self._store.messages(conversation_id))
         reply = self._store.add_message(conversation_id, "assistant", state=MessageState.STREAMING)
 
         self.transcript.add_message(user_message)
@@ -445,7 +523,7 @@ class MainWindow(QMainWindow):
         request = GenerationRequest(
             messages=tuple(history),
             enable_thinking=thinking,
-            sampling=SamplingSettings.for_mode(thinking=thinking),
+            sampling=self._chat_settings.sampling(thinking=thinking),
         )
         self.composer.set_generating(True)
         self.speed_status.setText(self.tr("Generating…"))
@@ -471,6 +549,13 @@ class MainWindow(QMainWindow):
         stopped = result.stats.stop_reason == StopReason.CANCELLED
         self._finish_reply(MessageState.INTERRUPTED if stopped else MessageState.COMPLETE, result.stats, None)
         self.speed_status.setText(self.tr("%1 tok/s").replace("%1", f"{result.stats.tokens_per_second:.1f}"))
+        used = result.stats.prompt_tokens + result.stats.generated_tokens
+        context = self._facts.context_size if self._facts else 0
+        self.context_status.setText(self.tr("Context: %1 / %2 tokens").replace("%1", f"{used:,}").replace("%2", f"{context:,}"))
+        if result.omitted_messages and result.omitted_messages < len(self._prompt_message_ids):
+            self.transcript.show_context_boundary(self._prompt_message_ids[result.omitted_messages], result.omitted_messages)
+        else:
+            self.transcript.show_context_boundary(None, 0)
 
     def _on_generation_failed(self, message: str) -> None:
         self._coalescer.flush()
@@ -560,15 +645,17 @@ class MainWindow(QMainWindow):
         super().closeEvent(event)
 
 
-def _chat_messages(system_prompt: str, messages: list[Message]) -> list[ChatMessage]:
-    """What the model sees: the system prompt, then every turn that produced text."""
-    turns = [ChatMessage("system", system_prompt)] if system_prompt.strip() else []
-    turns += [
-        ChatMessage(message.role, message.content, message.reasoning)
+def _chat_messages(system_prompt: str, messages: list[Message]) -> tuple[list[ChatMessage], list[int]]:
+    """What the model sees (the system prompt, then every turn that produced text), and the
+    store ids of those turns in the same order."""
+    kept = [
+        message
         for message in messages
         if message.state != MessageState.FAILED and (message.content or message.role == "user")
     ]
-    return turns
+    turns = [ChatMessage("system", system_prompt)] if system_prompt.strip() else []
+    turns += [ChatMessage(message.role, message.content, message.reasoning) for message in kept]
+    return turns, [message.id for message in kept]
 
 
 def _title_from(text: str) -> str:

@@ -212,11 +212,13 @@ class TranscriptView(QScrollArea):
         self._fit_timer.setInterval(0)
         self._fit_timer.timeout.connect(self._fit_column)
         self._widgets: list[MessageWidget] = []
+        self._context_notice: QLabel | None = None
         self._follow = True
         self.verticalScrollBar().valueChanged.connect(self._remember_follow)
         self.verticalScrollBar().rangeChanged.connect(self._keep_following)
 
     def set_messages(self, messages: list[Message]) -> None:
+        self.show_context_boundary(None, 0)
         for widget in self._widgets:
             widget.deleteLater()
         self._widgets = []
@@ -243,6 +245,29 @@ class TranscriptView(QScrollArea):
         widget.sig_text_changed.connect(self.fit_column_later)
         self.fit_column_later()
         return widget
+
+    def show_context_boundary(self, first_kept_message_id: int | None, omitted: int) -> None:
+        """Marks where the model's view of the conversation begins: the ``omitted`` messages
+        above ``first_kept_message_id`` no longer fit its context. None removes the mark."""
+        if self._context_notice is not None:
+            self._column.removeWidget(self._context_notice)
+            self._context_notice.deleteLater()
+            self._context_notice = None
+        widget = self.widget_for(first_kept_message_id) if first_kept_message_id is not None else None
+        if widget is None:
+            return
+        notice = QLabel(
+            _tr("1 earlier message no longer fits in the model's context and was left out of its reply.")
+            if omitted == 1
+            else _tr("%1 earlier messages no longer fit in the model's context and were left out of its reply.")
+            .replace("%1", str(omitted))
+        )
+        notice.setObjectName("contextNotice")
+        notice.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        notice.setWordWrap(True)
+        self._column.insertWidget(self._column.indexOf(widget.parentWidget()), notice)
+        self._context_notice = notice
+        self.fit_column_later()
 
     def message_widgets(self) -> list[MessageWidget]:
         return list(self._widgets)

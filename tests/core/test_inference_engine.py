@@ -289,6 +289,29 @@ def test_switching_thinking_mode_between_turns_still_answers_correctly(engine) -
     assert plain.answer == ENDLESS_CYCLE * 2
 
 
+def test_a_conversation_longer_than_the_context_leaves_out_its_oldest_turns(engine) -> None:
+    system = ChatMessage("system", "You are terse.")
+    history = [system]
+    for turn in range(12):
+        history += [ChatMessage("user", f"Question {turn}: " + "tell me more " * 40), ChatMessage("assistant", f"Answer {turn}.")]
+    history.append(ChatMessage("user", "Last question"))
+
+    result, _ = _generate(engine, history, thinking=True)
+
+    assert result.omitted_messages > 0 and result.omitted_messages % 2 == 0  # whole turns
+    kept = [system] + history[1 + result.omitted_messages:]
+    assert kept[1].role == "user"
+    prompt = engine.render_prompt(kept, enable_thinking=True)
+    assert result.stats.prompt_tokens == len(engine.tokenize(prompt))
+    assert "Question 0:" not in prompt and "You are terse." in prompt and "Last question" in prompt
+    reserve = engine.reply_reserve(CARD_THINKING)
+    assert result.stats.prompt_tokens + reserve <= CONTEXT_LENGTH
+    # Leaving out one turn fewer would not have fitted: only what had to go was left out.
+    one_more = [system] + history[1 + result.omitted_messages - 2:]
+    assert len(engine.tokenize(engine.render_prompt(one_more, enable_thinking=True))) + reserve > CONTEXT_LENGTH
+    assert result.answer == THINKING_ANSWER
+
+
 def test_a_prompt_larger_than_the_context_is_refused(engine) -> None:
     with pytest.raises(PromptTooLongError):
         _generate(engine, [ChatMessage("user", "word " * (CONTEXT_LENGTH * 2))], thinking=False)
