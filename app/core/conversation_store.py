@@ -16,14 +16,27 @@ messages were added. Nothing in the app inserts a message in the middle of a con
 separate position column would only be something to keep consistent.
 
 Schema versions live in ``PRAGMA user_version``; ``_MIGRATIONS`` holds one step per version.
+
+Search: the FTS5 table ``message_search`` indexes the content and reasoning of every message. It
+is an external-content table (it stores only the index and reads the text from ``messages``), kept
+in step by triggers on ``messages``, so every way a message changes (including the cascade when
+its conversation is deleted) updates the index in the same transaction. The tokenizer is
+``unicode61`` without diacritics: words are runs of letters and digits, matched case- and
+accent-insensitively ("cafe" finds "Café"). Text in scripts written without spaces (Chinese,
+Japanese) forms one long word per run, which only a search for its beginning finds.
+
+Undoing a delete: keep ``get_conversation`` and ``messages`` of the conversation before
+``delete_conversation``, and hand them to ``restore_conversation``. The copy comes back complete
+but under new ids, because SQLite may already have given a deleted id to a newer row.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -56,7 +69,7 @@ class Conversation:
     """One conversation; timestamps are seconds since the epoch.
 
     ``updated_at`` is the time of the latest added message: it orders the conversation list by
-    activity, so renaming or changing settings deliberately leaves it alone.
+    activity, so renaming, pinning or changing settings deliberately leaves it alone.
     """
 
     id: int
@@ -66,6 +79,7 @@ class Conversation:
     model: str
     system_prompt: str
     generation_settings: dict[str, Any]
+    pinned: bool
 
 
 @dataclass(frozen=True)
@@ -81,6 +95,37 @@ class Message:
     created_at: float
     stats: GenerationStats | None
     error: str | None
+
+
+# Markers that ``SearchHit.snippet`` puts around each matched word. They are control characters
+# that typed or generated text does not contain, so the UI can escape the snippet as plain text
+# and then turn the markers into highlighting without any risk of HTML injection.
+MATCH_START = "\x02"
+MATCH_END = "\x03"
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One message that matches a search, with the conversation it belongs to.
+
+    ``snippet`` is a few words of the message's content or reasoning (whichever matched best)
+    around the match, with ``MATCH_START`` and ``MATCH_END`` around each matched word and "…"
+    where text was cut.
+    """
+
+    conversation_id: int
+    conversation_title: str
+    message_id: int
+    role: str
+    created_at: float
+    snippet: str
+
+    def snippet_parts(self) -> list[tuple[str, bool]]:
+        """The snippet as ``(text, is_match)`` pieces in order, without the markers."""
+        # snippet() always pairs the markers, so splitting on both alternates plain text (even
+        # positions) with matched text (odd positions).
+        pieces = re.split(f"[{MATCH_START}{MATCH_END}]", self.snippet)
+        return [(piece, index % 2 == 1) for index, piece in enumerate(pieces) if piece]
 
 
 # One step per schema version: _MIGRATIONS[0] builds version 1 in an empty file,
@@ -122,6 +167,42 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE messages ADD COLUMN stop_reason TEXT NULL",
         "ALTER TABLE messages ADD COLUMN error TEXT NULL",
     ),
+    (
+        "ALTER TABLE conversations ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0",
+        """
+        CREATE VIRTUAL TABLE message_search USING fts5(
+            content, reasoning,
+            content = 'messages', content_rowid = 'id',
+            tokenize = 'unicode61 remove_diacritics 2'
+        )
+        """,
+        # An external-content index must be told the old text to forget it, hence 'delete'
+        # with the old values rather than a plain DELETE.
+        """
+        CREATE TRIGGER message_search_after_insert AFTER INSERT ON messages BEGIN
+            INSERT INTO message_search (rowid, content, reasoning)
+                VALUES (new.id, new.content, new.reasoning);
+        END
+        """,
+        """
+        CREATE TRIGGER message_search_after_delete AFTER DELETE ON messages BEGIN
+            INSERT INTO message_search (message_search, rowid, content, reasoning)
+                VALUES ('delete', old.id, old.content, old.reasoning);
+        END
+        """,
+        # Only text changes re-index: state and statistics updates leave the index alone.
+        """
+        CREATE TRIGGER message_search_after_update AFTER UPDATE OF content, reasoning ON messages
+        BEGIN
+            INSERT INTO message_search (message_search, rowid, content, reasoning)
+                VALUES ('delete', old.id, old.content, old.reasoning);
+            INSERT INTO message_search (rowid, content, reasoning)
+                VALUES (new.id, new.content, new.reasoning);
+        END
+        """,
+        # Index the messages written before this version.
+        "INSERT INTO message_search (message_search) VALUES ('rebuild')",
+    ),
 )
 
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -135,7 +216,8 @@ class ConversationStore:
 
         ``clock`` supplies the timestamps; tests replace it to get distinct, known times.
         Raises ``StoreError`` when the file is not a SQLite database, was written by a newer
-        version of the app, or cannot be opened or upgraded.
+        version of the app, or cannot be opened or upgraded, and when this Python's SQLite
+        library lacks the FTS5 full-text search that the store's search index needs.
         """
         self._clock = clock
         try:
@@ -166,6 +248,15 @@ class ConversationStore:
                 f"{path} was created by a newer version of Qwen Local Chat (schema version "
                 f"{version}; this version understands up to {SCHEMA_VERSION}). "
                 "Update the app to open it."
+            )
+        # Without FTS5 a new file would fail to upgrade and an upgraded one would fail at its
+        # first write (the index triggers need the module), so refuse it here, clearly.
+        fts5_module = connection.execute("SELECT 1 FROM pragma_module_list WHERE name = 'fts5'")
+        if fts5_module.fetchone() is None:
+            raise StoreError(
+                f"Cannot open {path}: the SQLite library of this Python ({sqlite3.sqlite_version}) "
+                "was built without FTS5 full-text search, which the conversation store needs. "
+                "Use a Python whose sqlite3 module includes FTS5."
             )
         try:
             connection.execute("PRAGMA journal_mode = WAL")
@@ -245,9 +336,12 @@ class ConversationStore:
         return self.get_conversation(cursor.lastrowid)
 
     def list_conversations(self) -> list[Conversation]:
-        """All conversations, most recently active first (creation order breaks ties)."""
+        """All conversations: pinned ones first, then most recently active first.
+
+        Among equally recent conversations the one created later comes first.
+        """
         rows = self._connection.execute(
-            "SELECT * FROM conversations ORDER BY updated_at DESC, id DESC"
+            "SELECT * FROM conversations ORDER BY pinned DESC, updated_at DESC, id DESC"
         )
         return [_conversation_from_row(row) for row in rows]
 
@@ -263,6 +357,10 @@ class ConversationStore:
     def rename_conversation(self, conversation_id: int, title: str) -> None:
         """Change the title; ``NotFoundError`` if there is no such conversation."""
         self._update_row("conversations", conversation_id, {"title": title})
+
+    def set_pinned(self, conversation_id: int, pinned: bool) -> None:
+        """Pin the conversation to the top of the list, or unpin it."""
+        self._update_row("conversations", conversation_id, {"pinned": pinned})
 
     def update_conversation(
         self,
@@ -285,6 +383,52 @@ class ConversationStore:
     def delete_conversation(self, conversation_id: int) -> None:
         """Delete the conversation and, through ON DELETE CASCADE, all its messages."""
         self._delete_row("conversations", conversation_id)
+
+    def restore_conversation(
+        self, conversation: Conversation, messages: Iterable[Message]
+    ) -> Conversation:
+        """Store a copy of ``conversation`` and its ``messages``; return the stored conversation.
+
+        Every field is kept (title, timestamps, model, prompt, settings, pinned; each message's
+        role, texts, state, time, statistics and error) except the ids: the copy gets new ones,
+        and the messages are numbered in the order given. This undoes ``delete_conversation``
+        and stores imported conversations. A message still marked streaming is stored as
+        interrupted, since nothing is generating into the copy.
+        """
+        with self._transaction():
+            cursor = self._connection.execute(
+                "INSERT INTO conversations (title, created_at, updated_at, model, system_prompt,"
+                " generation_settings, pinned) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    conversation.title,
+                    conversation.created_at,
+                    conversation.updated_at,
+                    conversation.model,
+                    conversation.system_prompt,
+                    json.dumps(conversation.generation_settings),
+                    conversation.pinned,
+                ),
+            )
+            conversation_id = cursor.lastrowid
+            for message in messages:
+                state = MessageState(message.state)
+                columns = {
+                    "conversation_id": conversation_id,
+                    "role": message.role,
+                    "content": message.content,
+                    "reasoning": message.reasoning,
+                    "state": MessageState.INTERRUPTED if state is MessageState.STREAMING else state,
+                    "created_at": message.created_at,
+                    "error": message.error,
+                }
+                if message.stats is not None:
+                    columns.update(_stats_columns(message.stats))
+                self._connection.execute(
+                    f"INSERT INTO messages ({', '.join(columns)})"
+                    f" VALUES ({', '.join('?' for _ in columns)})",
+                    tuple(columns.values()),
+                )
+        return self.get_conversation(conversation_id)
 
     # Messages
 
@@ -336,14 +480,7 @@ class ConversationStore:
         if state is not None:
             changes["state"] = MessageState(state)
         if stats is not None:
-            changes.update(
-                prompt_tokens=stats.prompt_tokens,
-                evaluated_prompt_tokens=stats.evaluated_prompt_tokens,
-                generated_tokens=stats.generated_tokens,
-                time_to_first_token_s=stats.time_to_first_token_s,
-                tokens_per_second=stats.tokens_per_second,
-                stop_reason=StopReason(stats.stop_reason),
-            )
+            changes.update(_stats_columns(stats))
         if error is not None:
             changes["error"] = error
         self._update_row("messages", message_id, changes)
@@ -370,6 +507,49 @@ class ConversationStore:
     def delete_message(self, message_id: int) -> None:
         """Delete one message; ``NotFoundError`` if there is none."""
         self._delete_row("messages", message_id)
+
+    # Search
+
+    def search(self, query: str, *, limit: int = 50) -> list[SearchHit]:
+        """Messages whose content or reasoning contains every word of ``query``, best first.
+
+        Each word of the query also matches longer words that start with it ("pyth" finds
+        "Python"), and any text is a valid query: words are quoted before they reach FTS5, so
+        quotes, ``*``, ``-``, ``:`` or parentheses are never read as query syntax. A query
+        without any letters or digits finds nothing. Results are ranked by bm25 relevance,
+        newer messages first among equally relevant ones, and at most ``limit`` are returned.
+        """
+        # FTS5 reads the expression as a C string, so a NUL would end it mid-quote. Each
+        # whitespace-separated word becomes a quoted prefix phrase (a quote inside is doubled);
+        # punctuation within it is dropped by the tokenizer, and a word made only of
+        # punctuation becomes an empty phrase, which FTS5 ignores.
+        words = query.replace("\0", " ").split()
+        if not words:
+            return []
+        expression = " ".join('"' + word.replace('"', '""') + '"*' for word in words)
+        rows = self._connection.execute(
+            "SELECT messages.conversation_id, conversations.title, messages.id, messages.role,"
+            " messages.created_at,"
+            " snippet(message_search, -1, ?, ?, '…', 12) AS snippet"
+            " FROM message_search"
+            " JOIN messages ON messages.id = message_search.rowid"
+            " JOIN conversations ON conversations.id = messages.conversation_id"
+            " WHERE message_search MATCH ?"
+            " ORDER BY bm25(message_search), messages.created_at DESC, messages.id DESC"
+            " LIMIT ?",
+            (MATCH_START, MATCH_END, expression, limit),
+        )
+        return [
+            SearchHit(
+                conversation_id=row["conversation_id"],
+                conversation_title=row["title"],
+                message_id=row["id"],
+                role=row["role"],
+                created_at=row["created_at"],
+                snippet=row["snippet"],
+            )
+            for row in rows
+        ]
 
     # Shared by the methods above; ``table`` and the column names are always literals of this
     # module, never caller input, so formatting them into the SQL is safe.
@@ -405,7 +585,19 @@ def _conversation_from_row(row: sqlite3.Row) -> Conversation:
         model=row["model"],
         system_prompt=row["system_prompt"],
         generation_settings=json.loads(row["generation_settings"]),
+        pinned=bool(row["pinned"]),
     )
+
+
+def _stats_columns(stats: GenerationStats) -> dict[str, object]:
+    return {
+        "prompt_tokens": stats.prompt_tokens,
+        "evaluated_prompt_tokens": stats.evaluated_prompt_tokens,
+        "generated_tokens": stats.generated_tokens,
+        "time_to_first_token_s": stats.time_to_first_token_s,
+        "tokens_per_second": stats.tokens_per_second,
+        "stop_reason": StopReason(stats.stop_reason),
+    }
 
 
 def _message_from_row(row: sqlite3.Row) -> Message:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +11,9 @@ import pytest
 
 from app.core.conversation_store import (
     SCHEMA_VERSION,
+    Conversation,
     ConversationStore,
+    Message,
     MessageState,
     NotFoundError,
     StoreError,
@@ -91,6 +94,7 @@ def test_conversations_and_messages_round_trip_with_every_field(
     assert stored_conversation.generation_settings == settings
     assert stored_conversation.created_at == 1000.0
     assert stored_conversation.updated_at == 1002.0
+    assert stored_conversation.pinned is False
     assert [message.id for message in stored_messages] == [question.id, reply.id, failed.id]
     stored_question, stored_reply, stored_failure = stored_messages
     assert (stored_question.role, stored_question.content) == ("user", "What is 'a?")
@@ -123,6 +127,48 @@ def test_list_conversations_puts_the_most_recently_active_first(
     store.add_message(oldest.id, "user", "back to this one")
 
     assert [c.id for c in store.list_conversations()] == [oldest.id, newest.id, middle.id]
+
+
+def test_pinned_conversations_come_first_and_keep_their_activity_order(
+    store: ConversationStore, clock: FakeClock
+) -> None:
+    oldest = store.create_conversation(title="oldest")
+    clock.now += 1
+    middle = store.create_conversation(title="middle")
+    clock.now += 1
+    newest = store.create_conversation(title="newest")
+
+    store.set_pinned(oldest.id, True)
+    store.set_pinned(middle.id, True)
+
+    assert [c.id for c in store.list_conversations()] == [middle.id, oldest.id, newest.id]
+    assert [c.pinned for c in store.list_conversations()] == [True, True, False]
+    clock.now += 1
+    store.add_message(oldest.id, "user", "activity reorders within the pinned group")
+    assert [c.id for c in store.list_conversations()] == [oldest.id, middle.id, newest.id]
+
+    store.set_pinned(oldest.id, False)
+    assert [c.id for c in store.list_conversations()] == [middle.id, oldest.id, newest.id]
+
+
+def test_pinning_leaves_the_activity_time_alone(store: ConversationStore, clock: FakeClock) -> None:
+    conversation = store.create_conversation()
+    clock.now += 5
+
+    store.set_pinned(conversation.id, True)
+
+    pinned = store.get_conversation(conversation.id)
+    assert pinned.pinned is True
+    assert pinned.updated_at == conversation.updated_at
+
+
+def test_pinned_survives_reopening(database_path: Path) -> None:
+    with ConversationStore(database_path) as store:
+        conversation = store.create_conversation()
+        store.set_pinned(conversation.id, True)
+
+    with ConversationStore(database_path) as reopened:
+        assert reopened.get_conversation(conversation.id).pinned is True
 
 
 def test_rename_conversation_changes_the_title_only(store: ConversationStore) -> None:
@@ -193,6 +239,67 @@ def test_deleting_a_message_keeps_the_rest_in_order(store: ConversationStore) ->
     assert [m.id for m in store.messages(conversation.id)] == [first.id, third.id, fourth.id]
 
 
+def _without_ids(
+    conversation: Conversation, messages: list[Message]
+) -> tuple[Conversation, list[Message]]:
+    return dataclasses.replace(conversation, id=0), [
+        dataclasses.replace(message, id=0, conversation_id=0) for message in messages
+    ]
+
+
+def test_undo_of_delete_restores_every_field_under_new_ids(
+    store: ConversationStore, clock: FakeClock
+) -> None:
+    conversation = store.create_conversation(
+        title="Trip to Lisbon",
+        model="Qwen3.5-4B-Q4_K_M.gguf",
+        system_prompt="Be brief.",
+        generation_settings={"temperature": 0.7, "thinking": True},
+    )
+    store.set_pinned(conversation.id, True)
+    clock.now += 1
+    store.add_message(conversation.id, "user", "Where should I eat?")
+    clock.now += 1
+    reply = store.add_message(conversation.id, "assistant", state=MessageState.STREAMING)
+    store.update_message(
+        reply.id,
+        content="Try the pastéis.",
+        reasoning="Food.",
+        state=MessageState.COMPLETE,
+        stats=STATS,
+    )
+    clock.now += 1
+    failed = store.add_message(conversation.id, "assistant", state=MessageState.STREAMING)
+    store.update_message(failed.id, state=MessageState.FAILED, error="out of memory")
+    other = store.create_conversation(title="other")
+    before_delete = (store.get_conversation(conversation.id), store.messages(conversation.id))
+
+    store.delete_conversation(conversation.id)
+    clock.now += 100  # the undo comes later; restoring must not stamp the current time
+    restored = store.restore_conversation(*before_delete)
+
+    restored_messages = store.messages(restored.id)
+    assert _without_ids(restored, restored_messages) == _without_ids(*before_delete)
+    assert restored == store.get_conversation(restored.id)
+    assert all(message.conversation_id == restored.id for message in restored_messages)
+    assert [c.id for c in store.list_conversations()] == [restored.id, other.id]
+    assert [hit.message_id for hit in store.search("pastéis")] == [restored_messages[1].id]
+
+
+def test_restoring_marks_a_message_still_streaming_as_interrupted(
+    store: ConversationStore,
+) -> None:
+    conversation = store.create_conversation()
+    store.add_message(conversation.id, "assistant", "half a sen", state=MessageState.STREAMING)
+    before_delete = (store.get_conversation(conversation.id), store.messages(conversation.id))
+    store.delete_conversation(conversation.id)
+
+    restored = store.restore_conversation(*before_delete)
+
+    [message] = store.messages(restored.id)
+    assert (message.content, message.state) == ("half a sen", MessageState.INTERRUPTED)
+
+
 def test_unknown_ids_raise_not_found(store: ConversationStore) -> None:
     conversation = store.create_conversation()
     for operation in (
@@ -201,6 +308,7 @@ def test_unknown_ids_raise_not_found(store: ConversationStore) -> None:
         lambda: store.update_conversation(999, model="x"),
         lambda: store.update_conversation(999),
         lambda: store.delete_conversation(999),
+        lambda: store.set_pinned(999, True),
         lambda: store.messages(999),
         lambda: store.add_message(999, "user", "x"),
         lambda: store.get_message(999),
@@ -274,13 +382,14 @@ def test_version_1_database_is_upgraded_and_keeps_its_rows(database_path: Path) 
         # The new columns must be writable too, not merely readable.
         store.update_message(2, reasoning="thought", stats=STATS)
         upgraded_reply = store.get_message(2)
+        found = store.search("hello")  # messages written before search existed are indexed
     raw = sqlite3.connect(database_path)
     try:
         version = raw.execute("PRAGMA user_version").fetchone()[0]
     finally:
         raw.close()
 
-    assert version == 2 == SCHEMA_VERSION
+    assert version == SCHEMA_VERSION
     assert (conversation.title, conversation.model) == ("Old chat", "old.gguf")
     assert (conversation.created_at, conversation.updated_at) == (10.0, 20.0)
     assert conversation.system_prompt == ""
@@ -292,6 +401,81 @@ def test_version_1_database_is_upgraded_and_keeps_its_rows(database_path: Path) 
     assert all(m.reasoning == "" and m.stats is None and m.error is None for m in old_messages)
     assert upgraded_reply.reasoning == "thought"
     assert upgraded_reply.stats == STATS
+    assert [hit.message_id for hit in found] == [1]
+
+
+def test_version_2_database_is_upgraded_keeps_its_rows_and_indexes_them_for_search(
+    database_path: Path,
+) -> None:
+    # The layout version 2 wrote, spelled out like the version 1 layout above.
+    database_path.parent.mkdir(parents=True)
+    old = sqlite3.connect(database_path)
+    old.executescript(
+        """
+        CREATE TABLE conversations (
+            id INTEGER PRIMARY KEY,
+            title TEXT NOT NULL DEFAULT '',
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            model TEXT NOT NULL DEFAULT '',
+            system_prompt TEXT NOT NULL DEFAULT '',
+            generation_settings TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE TABLE messages (
+            id INTEGER PRIMARY KEY,
+            conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+            role TEXT NOT NULL,
+            content TEXT NOT NULL DEFAULT '',
+            state TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            reasoning TEXT NOT NULL DEFAULT '',
+            prompt_tokens INTEGER NULL,
+            evaluated_prompt_tokens INTEGER NULL,
+            generated_tokens INTEGER NULL,
+            time_to_first_token_s REAL NULL,
+            tokens_per_second REAL NULL,
+            stop_reason TEXT NULL,
+            error TEXT NULL
+        );
+        CREATE INDEX messages_by_conversation ON messages(conversation_id);
+        INSERT INTO conversations
+            VALUES (3, 'Fjords', 10.0, 20.0, 'b.gguf', 'Be brief.', '{"top_k": 20}');
+        INSERT INTO messages (id, conversation_id, role, content, state, created_at)
+            VALUES (1, 3, 'user', 'How deep is the Sognefjord?', 'complete', 11.0);
+        INSERT INTO messages (id, conversation_id, role, content, state, created_at, reasoning,
+                              prompt_tokens, evaluated_prompt_tokens, generated_tokens,
+                              time_to_first_token_s, tokens_per_second, stop_reason)
+            VALUES (2, 3, 'assistant', 'About 1300 metres.', 'complete', 12.0,
+                    'Recall Norwegian geography.', 120, 30, 57, 0.25, 41.5, 'end_of_turn');
+        PRAGMA user_version = 2;
+        """
+    )
+    old.close()
+
+    with ConversationStore(database_path) as store:
+        conversation = store.get_conversation(3)
+        old_messages = store.messages(3)
+        found_in_content = store.search("sognefjord")
+        found_in_reasoning = store.search("norwegian")
+    raw = sqlite3.connect(database_path)
+    try:
+        version = raw.execute("PRAGMA user_version").fetchone()[0]
+    finally:
+        raw.close()
+
+    assert version == SCHEMA_VERSION
+    assert (conversation.title, conversation.model) == ("Fjords", "b.gguf")
+    assert conversation.pinned is False
+    assert conversation.system_prompt == "Be brief."
+    assert conversation.generation_settings == {"top_k": 20}
+    assert (conversation.created_at, conversation.updated_at) == (10.0, 20.0)
+    assert [(m.id, m.role, m.content, m.reasoning) for m in old_messages] == [
+        (1, "user", "How deep is the Sognefjord?", ""),
+        (2, "assistant", "About 1300 metres.", "Recall Norwegian geography."),
+    ]
+    assert old_messages[1].stats == STATS
+    assert [(hit.conversation_id, hit.message_id) for hit in found_in_content] == [(3, 1)]
+    assert [(hit.conversation_id, hit.message_id) for hit in found_in_reasoning] == [(3, 2)]
 
 
 def test_database_from_a_newer_version_is_refused(database_path: Path) -> None:
