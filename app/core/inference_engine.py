@@ -393,8 +393,13 @@ class InferenceEngine:
         cancel: threading.Event,
         on_text: Callable[[str, str], None],
         on_prompt_progress: Callable[[int, int], None] | None = None,
+        continuation: ChatMessage | None = None,
     ) -> GenerationResult:
         """Streams the assistant's reply to ``messages``.
+
+        With ``continuation`` (an unfinished assistant turn, e.g. one stopped at the token
+        limit), the model carries on writing that turn instead of starting a new one; the
+        result holds only the new text.
 
         ``on_text(reasoning_delta, answer_delta)`` is called for each piece as it is generated;
         ``on_prompt_progress(done, total)`` after each batch of prompt tokens is evaluated.
@@ -408,6 +413,8 @@ class InferenceEngine:
             messages, enable_thinking=enable_thinking, reply_tokens=self.reply_reserve(sampling)
         )
         prompt = template.render(messages, enable_thinking=enable_thinking)
+        if continuation is not None:
+            prompt += _written_so_far(continuation, opened_reasoning=prompt_opens_reasoning(prompt))
         prompt_tokens = self.tokenize(prompt)
         stable_length = self._stable_prefix_length(messages, enable_thinking, prompt_tokens)
         splitter = ReasoningSplitter(starts_in_reasoning=prompt_opens_reasoning(prompt))
@@ -642,6 +649,15 @@ class InferenceEngine:
         if self._template is None:
             raise RuntimeError("No model is loaded.")
         return self._template
+
+
+def _written_so_far(turn: ChatMessage, *, opened_reasoning: bool) -> str:
+    """An unfinished assistant turn as the model wrote it after the generation prompt."""
+    if not turn.reasoning:
+        return turn.content
+    if opened_reasoning:  # the prompt already holds "<think>\n"
+        return f"{turn.reasoning}\n</think>\n\n{turn.content}" if turn.content else turn.reasoning
+    return f"<think>\n{turn.reasoning}\n</think>\n\n{turn.content}"
 
 
 def _report_progress(

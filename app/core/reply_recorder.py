@@ -29,16 +29,18 @@ class ReplyRecorder:
         *,
         save_interval_s: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
+        initial: tuple[str, str] = ("", ""),
     ) -> None:
-        """``clock`` returns seconds on a clock that never jumps; tests pass a controllable one."""
+        """``clock`` returns seconds on a clock that never jumps; tests pass a controllable one.
+        ``initial`` is the (reasoning, answer) already in the message, when a reply is continued."""
         self._store = store
         self._message_id = message_id
         self._save_interval_s = save_interval_s
         self._clock = clock
         # Lists, joined only when saving: repeated str += on an attribute copies the whole reply
         # at every token.
-        self._reasoning_parts: list[str] = []
-        self._content_parts: list[str] = []
+        self._reasoning_parts: list[str] = [initial[0]]
+        self._content_parts: list[str] = [initial[1]]
         self._has_unsaved_text = False
         self._last_save_time = clock()
         self._finished = False

@@ -34,6 +34,7 @@ class GenerationRequest:
     messages: tuple[ChatMessage, ...]
     enable_thinking: bool
     sampling: SamplingSettings
+    continuation: ChatMessage | None = None  # an unfinished reply to carry on writing
     cancel: threading.Event = field(default_factory=threading.Event, compare=False)
 
 
@@ -87,6 +88,7 @@ class InferenceWorker(QObject):
                 sampling=request.sampling,
                 cancel=request.cancel,
                 on_text=self.sig_text.emit,
+                continuation=request.continuation,
             )
         except PromptTooLongError as error:
             self.sig_generation_failed.emit(str(error))

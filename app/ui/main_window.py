@@ -11,7 +11,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QCoreApplication, QEvent, QModelIndex, QPoint, Qt, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -169,6 +169,7 @@ class MainWindow(QMainWindow):
 
         self.error_banner = ErrorBanner()
         self.transcript = TranscriptView()
+        self.transcript.sig_message_action.connect(self._on_message_action)
         self.empty_hint = QLabel()
         self.empty_hint.setObjectName("emptyHint")
         self.empty_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -243,8 +244,13 @@ class MainWindow(QMainWindow):
         self.new_chat_action = action(self.tr("&New Chat"), QKeySequence.StandardKey.New, self.new_conversation)
         self.open_model_action = action(self.tr("&Open Model File…"), QKeySequence.StandardKey.Open, self.choose_model_file)
         self.models_action = action(self.tr("&Models…"), "Ctrl+M", self.show_models)
-        self.settings_action = action(self.tr("&Settings…"), QKeySequence.StandardKey.Preferences, self.show_settings)
+        self.settings_action = action(self.tr("&Settings…"), "Ctrl+,", self.show_settings)
         self.stop_action = action(self.tr("&Stop Reply"), Qt.Key.Key_Escape, self.stop_generation)
+        self.focus_composer_action = action(self.tr("&Write a Message"), "Ctrl+L", self.composer.edit.setFocus)
+        self.regenerate_action = action(self.tr("&Regenerate Reply"), "Ctrl+R", lambda: self._act_on_last_reply("regenerate"))
+        self.continue_action = action(self.tr("C&ontinue Reply"), "Ctrl+Shift+Return", lambda: self._act_on_last_reply("continue"))
+        self.copy_answer_action = action(self.tr("&Copy Last Answer"), "Ctrl+Shift+C", lambda: self._act_on_last_reply("copy"))
+        self.chat_settings_action = action(self.tr("Chat &Settings"), "Ctrl+Shift+S", self.chat_settings_button.click)
         self.quit_action = action(self.tr("&Quit"), QKeySequence.StandardKey.Quit, self.close)
         file_menu = self.menuBar().addMenu(self.tr("&File"))
         file_menu.addAction(self.new_chat_action)
@@ -254,8 +260,23 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
         chat_menu = self.menuBar().addMenu(self.tr("&Chat"))
-        chat_menu.addAction(self.stop_action)
-        self.new_chat_button.setToolTip(self.tr("New chat (%1)").replace("%1", self.new_chat_action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)))
+        for item in (
+            self.focus_composer_action,
+            self.stop_action,
+            self.regenerate_action,
+            self.continue_action,
+            self.copy_answer_action,
+            self.chat_settings_action,
+        ):
+            chat_menu.addAction(item)
+        self.models_button.setToolTip(self._with_shortcut(self.models_button.toolTip(), self.models_action))
+        self.chat_settings_button.setToolTip(self._with_shortcut(self.chat_settings_button.toolTip(), self.chat_settings_action))
+        self.composer.edit.setToolTip(self._with_shortcut(self.tr("Write a message"), self.focus_composer_action))
+        self.new_chat_button.setToolTip(self._with_shortcut(self.tr("New chat"), self.new_chat_action))
+
+    @staticmethod
+    def _with_shortcut(text: str, action: QAction) -> str:
+        return f"{text} ({action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)})"
 
     def _connect_worker(self) -> None:
         worker = self._inference.worker
@@ -520,12 +541,15 @@ class MainWindow(QMainWindow):
         self._update_empty_hint()
 
         thinking = self.composer.thinking_switch.isChecked()
-        request = GenerationRequest(
+        self._start_generation(GenerationRequest(
             messages=tuple(history),
             enable_thinking=thinking,
             sampling=self._chat_settings.sampling(thinking=thinking),
-        )
+        ))
+
+    def _start_generation(self, request: GenerationRequest) -> None:
         self.composer.set_generating(True)
+        self.transcript.refresh_actions()
         self.speed_status.setText(self.tr("Generating…"))
         self._inference.generate(request)
 
@@ -571,11 +595,49 @@ class MainWindow(QMainWindow):
         if widget is not None:
             widget.set_outcome(state, stats, error)
         self.composer.set_generating(False)
+        self.transcript.refresh_actions()
         if self._conversation_id is not None:
             self._select_without_reload(self._conversation_id)
         self._update_ready_state()
 
     # ------------------------------------------------------------------------------ helpers
+
+    def _on_message_action(self, action: str, message_id: int) -> None:
+        if self.is_generating or self._conversation_id is None:
+            return
+        message = self._store.get_message(message_id)
+        if action == "copy":
+            QGuiApplication.clipboard().setText(message.content)
+        elif action == "delete":
+            self._store.delete_message(message_id)
+            self._show_conversation(self._conversation_id)
+        elif action == "continue":
+            self._continue_reply(message)
+        elif action == "regenerate":
+            self._regenerate_reply(message)
+
+    def _act_on_last_reply(self, action: str) -> None:
+        replies = [widget for widget in self.transcript.message_widgets() if widget.role == "assistant"]
+        if replies and (action != "continue" or replies[-1].action_buttons["continue"].isVisible()):
+            self._on_message_action(action, replies[-1].message_id)
+
+    def _continue_reply(self, reply: Message) -> None:
+        """Carries on writing a reply that stopped at its length limit, into the same message."""
+        if self._facts is None:
+            return
+        messages = self._store.messages(self._conversation_id)
+        history, self._prompt_message_ids = _chat_messages(self._system_prompt, [m for m in messages if m.id != reply.id])
+        self._store.update_message(reply.id, state=MessageState.STREAMING)
+        self._streaming_widget = self.transcript.widget_for(reply.id)
+        self._streaming_widget.set_outcome(MessageState.STREAMING, None, None)
+        self._recorder = ReplyRecorder(self._store, reply.id, initial=(reply.reasoning, reply.content))
+        thinking = self.composer.thinking_switch.isChecked()
+        self._start_generation(GenerationRequest(
+            messages=tuple(history),
+            enable_thinking=thinking,
+            sampling=self._chat_settings.sampling(thinking=thinking),
+            continuation=ChatMessage("assistant", reply.content, reply.reasoning),
+        ))
 
     def _select_without_reload(self, conversation_id: int) -> None:
         """Highlights ``conversation_id`` in the list without rebuilding the transcript."""

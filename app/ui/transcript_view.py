@@ -63,6 +63,9 @@ class MessageWidget(QFrame):
 
     sig_text_changed = Signal()
     """The message's visible text or layout changed, so its height may have changed."""
+    sig_action = Signal(str, int)
+    """The user asked for an action on this message: (action name, message id); actions are
+    "copy", "delete" and, where offered, "regenerate" and "continue"."""
 
     def __init__(self, message: Message, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -76,6 +79,8 @@ class MessageWidget(QFrame):
         self._thinking_started: float | None = None
         self._thinking_seconds: float | None = None
         self._user_toggled_thinking = False
+        self._stopped_at_limit = False
+        self._is_last_reply = False
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(14, 10, 14, 10)
@@ -111,11 +116,43 @@ class MessageWidget(QFrame):
         self._footer.setWordWrap(True)
         layout.addWidget(self._footer)
 
+        self.action_buttons: dict[str, QToolButton] = {}
+        actions = QHBoxLayout()
+        actions.setContentsMargins(0, 0, 0, 0)
+        for name, text, tip in (
+            ("copy", self.tr("Copy"), self.tr("Copy this message")),
+            ("regenerate", self.tr("Regenerate"), self.tr("Write this reply again (Ctrl+R)")),
+            ("continue", self.tr("Continue"), self.tr("Continue this reply where it stopped")),
+            ("delete", self.tr("Delete"), self.tr("Delete this message")),
+        ):
+            button = QToolButton()
+            button.setObjectName("messageAction")
+            button.setText(text)
+            button.setToolTip(tip)
+            button.setAccessibleName(tip)
+            button.setAutoRaise(True)
+            button.clicked.connect(lambda _checked=False, action=name: self.sig_action.emit(action, self.message_id))
+            actions.addWidget(button)
+            self.action_buttons[name] = button
+        actions.addStretch(1)
+        layout.addLayout(actions)
+
         self.set_outcome(message.state, message.stats, message.error)
 
     @property
     def answer(self) -> str:
         return self._answer
+
+    def set_offered_actions(self, *, last_reply: bool) -> None:
+        """Regenerate and Continue make sense only on the conversation's last, finished reply."""
+        self._is_last_reply = last_reply
+        finished = not self._streaming
+        self.action_buttons["copy"].setVisible(finished and bool(self._answer))
+        self.action_buttons["delete"].setVisible(finished)
+        self.action_buttons["regenerate"].setVisible(finished and last_reply and self.role == "assistant")
+        self.action_buttons["continue"].setVisible(
+            finished and last_reply and self.role == "assistant" and self._stopped_at_limit
+        )
 
     @property
     def markdown_view(self) -> MarkdownView | None:
@@ -134,6 +171,7 @@ class MessageWidget(QFrame):
     def set_outcome(self, state: MessageState, stats: GenerationStats | None, error: str | None) -> None:
         """Shows how the reply ended: stats, or that it was stopped or failed."""
         self._streaming = state == MessageState.STREAMING
+        self._stopped_at_limit = bool(stats and stats.stop_reason == StopReason.MAX_TOKENS)
         if not self._streaming and self._thinking_started is not None and self._thinking_seconds is None:
             self._thinking_seconds = time.monotonic() - self._thinking_started
         notes = []
@@ -149,6 +187,7 @@ class MessageWidget(QFrame):
             notes.append(describe_stats(stats))
         self._footer.setText(" — ".join(notes))
         self._footer.setVisible(bool(notes))
+        self.set_offered_actions(last_reply=self._is_last_reply)
         self._refresh_text()
 
     def _refresh_text(self) -> None:
@@ -192,6 +231,9 @@ class TranscriptView(QScrollArea):
     from word-wrapped labels' minimum sizes, which are computed for a narrow width, and leaves
     a tall blank gap under the last message.
     """
+
+    sig_message_action = Signal(str, int)
+    """A message's action button was clicked: (action name, message id)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -243,6 +285,8 @@ class TranscriptView(QScrollArea):
         self._widgets.append(widget)
         self._follow = True
         widget.sig_text_changed.connect(self.fit_column_later)
+        widget.sig_action.connect(self.sig_message_action)
+        self.refresh_actions()
         self.fit_column_later()
         return widget
 
@@ -268,6 +312,11 @@ class TranscriptView(QScrollArea):
         self._column.insertWidget(self._column.indexOf(widget.parentWidget()), notice)
         self._context_notice = notice
         self.fit_column_later()
+
+    def refresh_actions(self) -> None:
+        """Offers Regenerate and Continue on the last reply only."""
+        for index, widget in enumerate(self._widgets):
+            widget.set_offered_actions(last_reply=index == len(self._widgets) - 1)
 
     def message_widgets(self) -> list[MessageWidget]:
         return list(self._widgets)

@@ -312,6 +312,22 @@ def test_a_conversation_longer_than_the_context_leaves_out_its_oldest_turns(engi
     assert result.answer == THINKING_ANSWER
 
 
+def test_a_reply_stopped_at_its_limit_can_be_continued(engine) -> None:
+    question = [ChatMessage("user", "Count")]
+    first, _ = _generate(engine, question, thinking=False, sampling=SamplingSettings(max_tokens=4))
+    assert first.answer == "abca"
+    more, pieces = _generate(
+        engine,
+        question,
+        thinking=False,
+        sampling=SamplingSettings(max_tokens=5),
+        continuation=ChatMessage("assistant", first.answer, first.reasoning),
+    )
+    assert more.answer == "bcabc"  # carries on from where the reply stopped, only the new text
+    assert "".join(answer for _, answer in pieces) == "bcabc"
+    assert more.stats.evaluated_prompt_tokens < 12  # the conversation so far is not read again
+
+
 def test_a_prompt_larger_than_the_context_is_refused(engine) -> None:
     with pytest.raises(PromptTooLongError):
         _generate(engine, [ChatMessage("user", "word " * (CONTEXT_LENGTH * 2))], thinking=False)

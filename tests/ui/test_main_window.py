@@ -228,3 +228,31 @@ def test_a_long_conversation_opens_scrolled_to_the_newest_message_without_a_blan
     assert column.height() - last_bottom < 40  # only the column's bottom margin below it
     assert last.visibleRegion().boundingRect().height() > 0
     _close(qtbot, window)
+
+
+def test_a_reply_can_be_copied_continued_and_deleted(qtbot, paths, tiny_model) -> None:
+    window = _open_window(qtbot, paths)
+    _load(qtbot, window, tiny_model)
+    window.composer.thinking_switch.setChecked(False)
+    window.chat_settings_panel.max_tokens.setValue(16)  # this model's plain replies never end
+    _send_and_wait(qtbot, window, "Count")
+    reply = window.transcript.message_widgets()[-1]
+    assert reply.answer == (ENDLESS_CYCLE * 6)[:16]
+    assert reply.action_buttons["continue"].isVisible() and "length limit" in reply._footer.text()
+
+    reply.action_buttons["copy"].click()
+    assert QApplication.clipboard().text() == reply.answer
+
+    reply.action_buttons["continue"].click()
+    assert window.is_generating
+    qtbot.waitUntil(lambda: not window.is_generating, timeout=WAIT_MS)
+    stored = window._store.messages(window._conversation_id)[-1]
+    assert stored.content == (ENDLESS_CYCLE * 12)[:32] == window.transcript.message_widgets()[-1].answer
+    assert len(window._store.messages(window._conversation_id)) == 2  # the same message grew
+
+    user = window.transcript.message_widgets()[0]
+    assert not user.action_buttons["regenerate"].isVisible()
+    user.action_buttons["delete"].click()
+    assert [message.role for message in window._store.messages(window._conversation_id)] == ["assistant"]
+    assert len(window.transcript.message_widgets()) == 1
+    _close(qtbot, window)
