@@ -1,0 +1,196 @@
+"""``qwen-local-chat --smoke-test``: an installed app checks that it works, then exits.
+
+Every installer test runs it on the installed app (see installers/README.md), and a user can run
+it to see whether an installation is sound. It needs no screen, no network and no model:
+
+1. llama.cpp: its native library loads, and its backend and compiled-in instruction sets are
+   the ones the build promises (``app.core.build_info``);
+2. a tiny Qwen3.5 model it writes itself loads, and replies exactly as scripted;
+3. the data folder (the real one, or ``--profile``'s) can be created and holds a working
+   conversation database; the throwaway database, and the folders it had to create, are removed
+   afterwards;
+4. the keyring stores, returns and deletes a test secret; a system without a keyring service
+   is reported, not failed, because the app then keeps working without saved secrets;
+5. Qt: the main window opens on a temporary profile, on Qt's offscreen platform unless
+   ``QT_QPA_PLATFORM`` names another (``xcb`` under Xvfb checks the X11 plugin), and
+   ``--screenshot`` saves the screen with the window on it.
+
+It prints one line per check and exits 0 when all pass; the first failure ends it with exit
+status 1 and the reason. ``--report FILE`` also writes the lines to FILE, for builds whose
+standard output goes nowhere (a windowed Windows executable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+import tempfile
+import threading
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from app.core.app_paths import APP_NAME, AppPaths
+from app.core.build_info import build_info, build_mismatches
+from app.core.chat_template import ChatMessage
+from app.core.conversation_store import ConversationStore
+from app.core.inference_engine import InferenceEngine, LoadSettings, SamplingSettings
+from app.core.self_test_model import (
+    THINKING_ANSWER,
+    THINKING_REASONING,
+    write_tiny_qwen35_gguf,
+)
+
+KEYRING_SERVICE = f"{APP_NAME} smoke test"
+
+
+class SmokeTestFailure(Exception):
+    """A check found the installation broken; the message says how."""
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="qwen-local-chat --smoke-test", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", type=Path, help="check this profile's data folder instead of the default one")
+    parser.add_argument("--screenshot", type=Path, help="save a PNG of the screen with the main window on it")
+    parser.add_argument("--report", type=Path, help="also write the report to this file")
+    args = parser.parse_args(argv)
+
+    report_file = args.report.open("w", encoding="utf-8") if args.report else None
+
+    def say(line: str) -> None:
+        for stream in (sys.stdout, report_file):
+            if stream is not None:  # a windowed Windows build has no standard output
+                print(line, file=stream, flush=True)
+
+    checks: list[tuple[str, Callable[[], str]]] = [
+        ("llama.cpp", _check_llama_cpp),
+        ("model", _check_model),
+        ("data folder", lambda: _check_data_folder(AppPaths.under(args.profile) if args.profile else AppPaths.default())),
+        ("keyring", _check_keyring),
+        ("Qt", lambda: _check_qt(args.screenshot)),
+    ]
+    try:
+        for name, check in checks:
+            try:
+                detail = check()
+            except Exception as error:  # noqa: BLE001 (every failure is reported alike, whatever raised it)
+                say(f"FAIL {name}: {error}")
+                return 1
+            say(f"ok   {name}: {detail}")
+        say(f"{APP_NAME} smoke test passed")
+        return 0
+    finally:
+        if report_file is not None:
+            report_file.close()
+
+
+def _check_llama_cpp() -> str:
+    import llama_cpp
+
+    info = build_info()
+    problems = build_mismatches(info)
+    if problems:
+        raise SmokeTestFailure(f"the {info.variant} build carries the wrong llama.cpp: " + "; ".join(problems))
+    gpu = "GPU offload available" if llama_cpp.llama_supports_gpu_offload() else "no GPU device, runs on the CPU"
+    return f"llama-cpp-python {llama_cpp.__version__}, {info.variant} build: {info.describe()}; {gpu}"
+
+
+def _check_model() -> str:
+    with tempfile.TemporaryDirectory() as folder:
+        engine = InferenceEngine()
+        facts = engine.load(write_tiny_qwen35_gguf(Path(folder) / "smoke-test.gguf"), LoadSettings(context_size=512))
+        try:
+            result = engine.generate(
+                [ChatMessage("user", "Why?")],
+                enable_thinking=True,
+                sampling=SamplingSettings.for_mode(thinking=True, max_tokens=16),
+                cancel=threading.Event(),
+                on_text=lambda reasoning, answer: None,
+            )
+        finally:
+            engine.unload()  # before the folder goes: Windows cannot delete a mapped file
+    if (result.reasoning, result.answer) != (THINKING_REASONING, THINKING_ANSWER):
+        raise SmokeTestFailure(
+            f"the test model replied {result.reasoning!r} / {result.answer!r} instead of "
+            f"{THINKING_REASONING!r} / {THINKING_ANSWER!r}"
+        )
+    return (
+        f"{facts.architecture} test model loaded on {facts.backend} ({facts.gpu_layers} GPU layers) and "
+        f"generated {result.stats.generated_tokens} tokens at {result.stats.tokens_per_second:.0f} tokens/s"
+    )
+
+
+def _check_data_folder(paths: AppPaths) -> str:
+    created = [folder for folder in (paths.data_dir, *paths.data_dir.parents) if not folder.exists()]  # deepest first
+    paths.data_dir.mkdir(parents=True, exist_ok=True)
+    database = paths.data_dir / f"smoke-test-{os.getpid()}.sqlite3"
+    try:
+        with ConversationStore(database) as store:
+            conversation = store.create_conversation("Smoke test")
+            store.add_message(conversation.id, "user", "Why?")
+        with ConversationStore(database) as store:  # reopened: the message was really written
+            messages = store.messages(conversation.id)
+        if [message.content for message in messages] != ["Why?"]:
+            raise SmokeTestFailure(f"the test database in {paths.data_dir} did not keep its message")
+    finally:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            database.with_name(database.name + suffix).unlink(missing_ok=True)
+        for folder in created:
+            folder.rmdir()
+    return f"{paths.data_dir} holds a working conversation database"
+
+
+def _check_keyring() -> str:
+    import keyring
+    import keyring.errors
+
+    # keyring finds its backends through package metadata, which a bundle must carry along.
+    known = sorted(entry.name for entry in entry_points(group="keyring.backends"))
+    if not known:
+        raise SmokeTestFailure("keyring's backends are missing from this installation")
+    backend = keyring.get_keyring()
+    user, secret = f"test-{os.getpid()}", secrets.token_hex(16)
+    try:
+        keyring.set_password(KEYRING_SERVICE, user, secret)
+    except keyring.errors.NoKeyringError:
+        return f"no keyring service on this system (tolerated: secrets are not saved); backends: {', '.join(known)}"
+    try:
+        stored = keyring.get_password(KEYRING_SERVICE, user)
+    finally:
+        keyring.delete_password(KEYRING_SERVICE, user)
+    if stored != secret:
+        raise SmokeTestFailure(f"{backend.name} returned a different secret than was stored")
+    return f"{backend.name} stored, returned and deleted a test secret"
+
+
+def _check_qt(screenshot: Path | None) -> str:
+    # Headless unless the caller chose a platform: the smoke test must run without a display.
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QCoreApplication, QEvent
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QApplication
+
+    from app.main import build_main_window
+    from app.ui.theme import apply_theme
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    apply_theme(app)
+    with tempfile.TemporaryDirectory() as profile:
+        window = build_main_window(AppPaths.under(Path(profile)))
+        try:
+            window.show()
+            if not QTest.qWaitForWindowExposed(window):
+                raise SmokeTestFailure(f"the main window never appeared on Qt's {app.platformName()} platform")
+            shot = ""
+            if screenshot is not None:
+                window.repaint()  # paint and flush now, so the grab sees the finished window
+                if not window.screen().grabWindow(0).save(str(screenshot)):
+                    raise SmokeTestFailure(f"could not save the screenshot to {screenshot}")
+                shot = f"; screenshot saved to {screenshot}"
+        finally:
+            window.close()  # stops the inference thread
+            window.deleteLater()  # closes the database before its folder is removed
+            QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    return f"main window shown on Qt {app.platformName()} platform{shot}"
