@@ -1,58 +1,111 @@
-"""Qt list model of the stored conversations for the sidebar (GUI thread only)."""
+"""Qt list model of the stored conversations for the sidebar (GUI thread only).
+
+Conversations are grouped under headers (Pinned, Today, Yesterday, Previous 7 days, Previous 30
+days, Older); headers are rows that cannot be selected or edited.
+"""
 
 from __future__ import annotations
 
+from datetime import date, datetime, timedelta
+
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, Qt
+from PySide6.QtGui import QFont
 
 from app.core.conversation_store import Conversation, ConversationStore
 
 CONVERSATION_ID_ROLE = Qt.ItemDataRole.UserRole + 1
+IS_HEADER_ROLE = Qt.ItemDataRole.UserRole + 2
+
+
+def date_group(updated_at: float, today: date) -> str:
+    day = datetime.fromtimestamp(updated_at).date()
+    if day >= today:
+        return "Today"
+    if day == today - timedelta(days=1):
+        return "Yesterday"
+    if day > today - timedelta(days=7):
+        return "Previous 7 days"
+    if day > today - timedelta(days=30):
+        return "Previous 30 days"
+    return "Older"
 
 
 class ConversationListModel(QAbstractListModel):
-    """Conversations newest first; editing a title renames it in the store."""
+    """Pinned conversations first, then the rest newest first, under date headers; editing a
+    title renames the conversation in the store."""
 
     def __init__(self, store: ConversationStore, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._store = store
-        self._conversations: list[Conversation] = []
+        self._rows: list[Conversation | str] = []  # a str is a group header
         self.reload()
 
     def reload(self) -> None:
         self.beginResetModel()
-        self._conversations = self._store.list_conversations()
+        self._rows = []
+        today = date.today()
+        current_group = None
+        for conversation in self._store.list_conversations():
+            group = "Pinned" if conversation.pinned else date_group(conversation.updated_at, today)
+            if group != current_group:
+                self._rows.append(group)
+                current_group = group
+            self._rows.append(conversation)
         self.endResetModel()
 
     def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802 (Qt API)
-        return 0 if parent.isValid() else len(self._conversations)
+        return 0 if parent.isValid() else len(self._rows)
+
+    def conversation_count(self) -> int:
+        return sum(isinstance(row, Conversation) for row in self._rows)
 
     def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
         if not index.isValid():
             return None
-        conversation = self._conversations[index.row()]
+        row = self._rows[index.row()]
+        if isinstance(row, str):
+            if role == Qt.ItemDataRole.DisplayRole:
+                return self.tr(row)
+            if role == IS_HEADER_ROLE:
+                return True
+            if role == Qt.ItemDataRole.FontRole:
+                font = QFont()
+                font.setPointSizeF(font.pointSizeF() * 0.85)
+                font.setBold(True)
+                return font
+            return None
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.EditRole):
-            return conversation.title or self.tr("New chat")
+            return row.title or self.tr("New chat")
         if role == Qt.ItemDataRole.ToolTipRole:
-            return conversation.title or None
+            return row.title or None
         if role == CONVERSATION_ID_ROLE:
-            return conversation.id
+            return row.id
+        if role == IS_HEADER_ROLE:
+            return False
         return None
 
     def flags(self, index: QModelIndex) -> Qt.ItemFlag:
+        if index.isValid() and isinstance(self._rows[index.row()], str):
+            return Qt.ItemFlag.ItemIsEnabled
         return super().flags(index) | Qt.ItemFlag.ItemIsEditable
 
     def setData(self, index: QModelIndex, value, role: int = Qt.ItemDataRole.EditRole) -> bool:  # noqa: N802
         title = str(value).strip()
         if role != Qt.ItemDataRole.EditRole or not index.isValid() or not title:
             return False
-        conversation_id = self._conversations[index.row()].id
-        self._store.rename_conversation(conversation_id, title)
-        self._conversations[index.row()] = self._store.get_conversation(conversation_id)
+        row = self._rows[index.row()]
+        if isinstance(row, str):
+            return False
+        self._store.rename_conversation(row.id, title)
+        self._rows[index.row()] = self._store.get_conversation(row.id)
         self.dataChanged.emit(index, index)
         return True
 
     def row_of(self, conversation_id: int) -> int:
-        for row, conversation in enumerate(self._conversations):
-            if conversation.id == conversation_id:
+        for row, item in enumerate(self._rows):
+            if isinstance(item, Conversation) and item.id == conversation_id:
                 return row
         return -1
+
+    def first_conversation_row(self) -> int:
+        return next((row for row, item in enumerate(self._rows) if isinstance(item, Conversation)), -1)

@@ -6,12 +6,14 @@ only ever sees immutable requests.
 
 from __future__ import annotations
 
+import html
 import logging
+import re
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QCoreApplication, QEvent, QModelIndex, QPoint, Qt, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence
+from PySide6.QtCore import QByteArray, QCoreApplication, QEvent, QModelIndex, QPoint, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -20,10 +22,12 @@ from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QListView,
+    QListWidget,
+    QListWidgetItem,
     QMainWindow,
     QMenu,
-    QMessageBox,
     QProgressBar,
     QPushButton,
     QSplitter,
@@ -34,6 +38,7 @@ from PySide6.QtWidgets import (
 
 from app.core.chat_settings import ChatSettings, SamplingPreset
 from app.core.chat_template import ChatMessage
+from app.core.conversation_export import ConversationImportError, export_all, import_conversations, to_json, to_markdown
 from app.core.conversation_store import ConversationStore, Message, MessageState
 from app.core.generation_stats import StopReason
 from app.core.inference_engine import GenerationResult, LoadSettings, ModelFacts
@@ -41,7 +46,7 @@ from app.core.reply_recorder import ReplyRecorder
 from app.core.settings import Settings
 from app.ui.chat_settings_panel import ChatSettingsPanel
 from app.ui.composer_widget import ComposerWidget
-from app.ui.conversation_list_model import CONVERSATION_ID_ROLE, ConversationListModel
+from app.ui.conversation_list_model import CONVERSATION_ID_ROLE, IS_HEADER_ROLE, ConversationListModel
 from app.ui.fit_badge import verdict_icon, verdict_text
 from app.ui.inference_worker import GenerationRequest, InferenceService
 from app.ui.models_controller import ModelsController
@@ -56,15 +61,19 @@ logger = logging.getLogger(__name__)
 TITLE_LENGTH = 48
 
 
-class ErrorBanner(QFrame):
-    """A dismissible, non-blocking message shown above the transcript."""
+class Banner(QFrame):
+    """A dismissible, non-blocking message above the transcript, with an optional action."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, object_name: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setObjectName("errorBanner")
+        self.setObjectName(object_name)
         self.label = QLabel()
         self.label.setWordWrap(True)
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.action_button = QPushButton()
+        self.action_button.hide()
+        self._action = None
+        self.action_button.clicked.connect(lambda: self._action and self._action())
         close = QToolButton()
         close.setText("✕")
         close.setAccessibleName(self.tr("Dismiss message"))
@@ -72,11 +81,15 @@ class ErrorBanner(QFrame):
         layout = QHBoxLayout(self)
         layout.setContentsMargins(12, 8, 8, 8)
         layout.addWidget(self.label, 1)
+        layout.addWidget(self.action_button, 0, Qt.AlignmentFlag.AlignTop)
         layout.addWidget(close, 0, Qt.AlignmentFlag.AlignTop)
         self.hide()
 
-    def show_message(self, text: str) -> None:
+    def show_message(self, text: str, action_text: str = "", action=None) -> None:
         self.label.setText(text)
+        self._action = action
+        self.action_button.setText(action_text)
+        self.action_button.setVisible(action is not None)
         self.show()
 
 
@@ -104,6 +117,7 @@ class MainWindow(QMainWindow):
         self._chat_settings = ChatSettings(enable_thinking=settings.enable_thinking)
         self._system_prompt = ""
         self._prompt_message_ids: list[int] = []  # store ids of the turns in the last prompt
+        self._deleted: tuple | None = None  # the last deleted conversation, for Undo
         self._facts: ModelFacts | None = None
         self._loading_path: Path | None = None
         self._conversation_id: int | None = None
@@ -142,7 +156,25 @@ class MainWindow(QMainWindow):
         sidebar.setObjectName("sidebar")
         sidebar_layout = QVBoxLayout(sidebar)
         sidebar_layout.setContentsMargins(10, 10, 10, 10)
+        self.search_edit = QLineEdit()
+        self.search_edit.setObjectName("searchEdit")
+        self.search_edit.setPlaceholderText(self.tr("Search all chats"))
+        self.search_edit.setAccessibleName(self.tr("Search all chats"))
+        self.search_edit.setClearButtonEnabled(True)
+        self.search_results = QListWidget()
+        self.search_results.setObjectName("searchResults")
+        self.search_results.setAccessibleName(self.tr("Search results"))
+        self.search_results.hide()
+        self.search_results.itemActivated.connect(self._open_search_result)
+        self.search_results.itemClicked.connect(self._open_search_result)
+        self._search_timer = QTimer(self)
+        self._search_timer.setSingleShot(True)
+        self._search_timer.setInterval(150)  # search when typing pauses, not at every key
+        self._search_timer.timeout.connect(self._run_search)
+        self.search_edit.textChanged.connect(lambda: self._search_timer.start())
         sidebar_layout.addWidget(self.new_chat_button)
+        sidebar_layout.addWidget(self.search_edit)
+        sidebar_layout.addWidget(self.search_results, 1)
         sidebar_layout.addWidget(self.conversation_list, 1)
 
         self.model_picker = QComboBox()
@@ -167,7 +199,8 @@ class MainWindow(QMainWindow):
         self.chat_settings_button.setToolTip(self.tr("System prompt, sampling presets, reply length, context size"))
         header_layout.addWidget(self.chat_settings_button)
 
-        self.error_banner = ErrorBanner()
+        self.error_banner = Banner("errorBanner")
+        self.info_banner = Banner("infoBanner")
         self.transcript = TranscriptView()
         self.transcript.sig_message_action.connect(self._on_message_action)
         self.empty_hint = QLabel()
@@ -186,6 +219,7 @@ class MainWindow(QMainWindow):
         chat_layout.setSpacing(0)
         chat_layout.addWidget(header)
         chat_layout.addWidget(self.error_banner)
+        chat_layout.addWidget(self.info_banner)
         chat_layout.addWidget(self.empty_hint, 1)
         self.welcome_panel: WelcomePanel | None = None
         self._chat_layout = chat_layout
@@ -251,6 +285,7 @@ class MainWindow(QMainWindow):
         self.continue_action = action(self.tr("C&ontinue Reply"), "Ctrl+Shift+Return", lambda: self._act_on_last_reply("continue"))
         self.copy_answer_action = action(self.tr("&Copy Last Answer"), "Ctrl+Shift+C", lambda: self._act_on_last_reply("copy"))
         self.chat_settings_action = action(self.tr("Chat &Settings"), "Ctrl+Shift+S", self.chat_settings_button.click)
+        self.search_action = action(self.tr("&Search All Chats"), QKeySequence.StandardKey.Find, self._focus_search)
         self.quit_action = action(self.tr("&Quit"), QKeySequence.StandardKey.Quit, self.close)
         file_menu = self.menuBar().addMenu(self.tr("&File"))
         file_menu.addAction(self.new_chat_action)
@@ -258,9 +293,13 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self.models_action)
         file_menu.addAction(self.settings_action)
         file_menu.addSeparator()
+        file_menu.addAction(self.tr("&Import Chats…"), self.import_conversations)
+        file_menu.addAction(self.tr("&Export All Chats…"), self.export_all_conversations)
+        file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
         chat_menu = self.menuBar().addMenu(self.tr("&Chat"))
         for item in (
+            self.search_action,
             self.focus_composer_action,
             self.stop_action,
             self.regenerate_action,
@@ -272,6 +311,7 @@ class MainWindow(QMainWindow):
         self.models_button.setToolTip(self._with_shortcut(self.models_button.toolTip(), self.models_action))
         self.chat_settings_button.setToolTip(self._with_shortcut(self.chat_settings_button.toolTip(), self.chat_settings_action))
         self.composer.edit.setToolTip(self._with_shortcut(self.tr("Write a message"), self.focus_composer_action))
+        self.search_edit.setToolTip(self._with_shortcut(self.tr("Search all chats"), self.search_action))
         self.new_chat_button.setToolTip(self._with_shortcut(self.tr("New chat"), self.new_chat_action))
 
     @staticmethod
@@ -292,8 +332,8 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(QByteArray.fromHex(self._settings.window_geometry.encode()))
         last = self._settings.last_conversation_id
         row = self.conversation_model.row_of(last) if last is not None else -1
-        if row < 0 and self.conversation_model.rowCount():
-            row = 0
+        if row < 0:
+            row = self.conversation_model.first_conversation_row()
         if row >= 0:
             self.conversation_list.setCurrentIndex(self.conversation_model.index(row))
         else:
@@ -487,32 +527,142 @@ class MainWindow(QMainWindow):
         index = self.conversation_list.indexAt(position)
         if not index.isValid():
             return
+        if index.data(IS_HEADER_ROLE):
+            return
+        conversation_id = index.data(CONVERSATION_ID_ROLE)
+        pinned = self._store.get_conversation(conversation_id).pinned
         menu = QMenu(self)
         menu.addAction(self.tr("Rename"), lambda: self.conversation_list.edit(index))
-        menu.addAction(self.tr("Delete…"), lambda: self.delete_conversation(index.data(CONVERSATION_ID_ROLE)))
+        menu.addAction(self.tr("Unpin") if pinned else self.tr("Pin"), lambda: self.set_pinned(conversation_id, not pinned))
+        menu.addAction(self.tr("Export as Markdown…"), lambda: self.export_conversation(conversation_id, "md"))
+        menu.addAction(self.tr("Export as JSON…"), lambda: self.export_conversation(conversation_id, "json"))
+        menu.addSeparator()
+        menu.addAction(self.tr("Delete"), lambda: self.delete_conversation(conversation_id))
         menu.exec(self.conversation_list.viewport().mapToGlobal(position))
 
-    def delete_conversation(self, conversation_id: int, *, confirm: bool = True) -> None:
-        title = self._store.get_conversation(conversation_id).title or self.tr("New chat")
-        if confirm:
-            answer = QMessageBox.question(
-                self,
-                self.tr("Delete conversation"),
-                self.tr("Delete “%1” and all its messages? This cannot be undone.").replace("%1", title),
-                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
-                QMessageBox.StandardButton.Cancel,
+    # ------------------------------------------------------------------------------- search
+
+    def _focus_search(self) -> None:
+        self.search_edit.setFocus()
+        self.search_edit.selectAll()
+
+    def _run_search(self) -> None:
+        query = self.search_edit.text().strip()
+        self.search_results.clear()
+        searching = bool(query)
+        self.search_results.setVisible(searching)
+        self.conversation_list.setVisible(not searching)
+        if not searching:
+            return
+        hits = self._store.search(query)
+        if not hits:
+            item = QListWidgetItem(self.tr("No messages match “%1”.").replace("%1", query))
+            item.setFlags(Qt.ItemFlag.NoItemFlags)
+            self.search_results.addItem(item)
+            return
+        palette = self.palette()
+        mark = (
+            f"background: {palette.color(QPalette.ColorRole.Highlight).name()};"
+            f" color: {palette.color(QPalette.ColorRole.HighlightedText).name()}"
+        )
+        for hit in hits:
+            snippet = "".join(
+                f"<b style='{mark}'>{html.escape(text)}</b>"
+                if is_match
+                else html.escape(text)
+                for text, is_match in hit.snippet_parts()
             )
-            if answer != QMessageBox.StandardButton.Yes:
-                return
+            title = html.escape(hit.conversation_title or self.tr("New chat"))
+            label = QLabel(f"<div><b>{title}</b></div><div>{snippet}</div>")
+            label.setTextFormat(Qt.TextFormat.RichText)
+            label.setWordWrap(True)
+            label.setContentsMargins(6, 4, 6, 4)
+            item = QListWidgetItem()
+            item.setData(Qt.ItemDataRole.UserRole, (hit.conversation_id, hit.message_id))
+            item.setSizeHint(label.sizeHint().expandedTo(QSize(0, 48)))
+            self.search_results.addItem(item)
+            self.search_results.setItemWidget(item, label)
+
+    def _open_search_result(self, item: QListWidgetItem) -> None:
+        target = item.data(Qt.ItemDataRole.UserRole)
+        if not target:
+            return
+        conversation_id, message_id = target
+        if conversation_id != self._conversation_id:
+            self.conversation_list.setCurrentIndex(self.conversation_model.index(self.conversation_model.row_of(conversation_id)))
+        self.transcript.reveal_message(message_id)
+
+    # ------------------------------------------------------------------------------ history
+
+    def set_pinned(self, conversation_id: int, pinned: bool) -> None:
+        self._store.set_pinned(conversation_id, pinned)
+        self._select_without_reload(self._conversation_id) if self._conversation_id else self.conversation_model.reload()
+
+    def delete_conversation(self, conversation_id: int) -> None:
+        """Deletes at once; the banner that says so offers Undo until the next deletion."""
+        conversation = self._store.get_conversation(conversation_id)
+        self._deleted = (conversation, self._store.messages(conversation_id))
         if conversation_id == self._conversation_id:
             self.stop_generation()
             self._conversation_id = None
         self._store.delete_conversation(conversation_id)
         self.conversation_model.reload()
-        if self.conversation_model.rowCount():
-            self.conversation_list.setCurrentIndex(self.conversation_model.index(0))
+        row = self.conversation_model.first_conversation_row()
+        if row >= 0:
+            self.conversation_list.setCurrentIndex(self.conversation_model.index(row))
         else:
             self._show_conversation(None)
+        title = conversation.title or self.tr("New chat")
+        self.info_banner.show_message(self.tr("Deleted “%1”.").replace("%1", title), self.tr("Undo"), self.undo_delete)
+
+    def undo_delete(self) -> None:
+        if self._deleted is None:
+            return
+        restored = self._store.restore_conversation(*self._deleted)
+        self._deleted = None
+        self.info_banner.hide()
+        self.conversation_model.reload()
+        self.conversation_list.setCurrentIndex(self.conversation_model.index(self.conversation_model.row_of(restored.id)))
+
+    def export_conversation(self, conversation_id: int, kind: str) -> None:
+        conversation = self._store.get_conversation(conversation_id)
+        messages = self._store.messages(conversation_id)
+        name = _file_name(conversation.title or "chat")
+        if kind == "md":
+            path, _ = QFileDialog.getSaveFileName(self, self.tr("Export as Markdown"), f"{name}.md", self.tr("Markdown (*.md)"))
+            text = to_markdown(conversation, messages)
+        else:
+            path, _ = QFileDialog.getSaveFileName(self, self.tr("Export as JSON"), f"{name}.json", self.tr("JSON (*.json)"))
+            text = to_json(conversation, messages)
+        if path:
+            self._write_export(Path(path), text)
+
+    def export_all_conversations(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, self.tr("Export all chats"), "qwen-local-chat.json", self.tr("JSON (*.json)"))
+        if path:
+            self._write_export(Path(path), export_all(self._store))
+
+    def import_conversations(self, path: Path | None = None) -> None:
+        if path is None:
+            chosen, _ = QFileDialog.getOpenFileName(self, self.tr("Import chats"), "", self.tr("JSON (*.json)"))
+            if not chosen:
+                return
+            path = Path(chosen)
+        try:
+            imported = import_conversations(self._store, path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ConversationImportError) as error:
+            self.error_banner.show_message(self.tr("Could not import “%1”: %2").replace("%1", path.name).replace("%2", str(error)))
+            return
+        self.conversation_model.reload()
+        if imported:
+            self.conversation_list.setCurrentIndex(self.conversation_model.index(self.conversation_model.row_of(imported[-1].id)))
+        self.info_banner.show_message(self.tr("Imported %1 chat(s).").replace("%1", str(len(imported))))
+
+    def _write_export(self, path: Path, text: str) -> None:
+        try:
+            path.write_text(text, encoding="utf-8")
+        except OSError as error:
+            self.error_banner.show_message(self.tr("Could not save “%1”: %2").replace("%1", path.name).replace("%2", error.strerror or str(error)))
 
     # ---------------------------------------------------------------------------------- chat
 
@@ -718,6 +868,12 @@ def _chat_messages(system_prompt: str, messages: list[Message]) -> tuple[list[Ch
     turns = [ChatMessage("system", system_prompt)] if system_prompt.strip() else []
     turns += [ChatMessage(message.role, message.content, message.reasoning) for message in kept]
     return turns, [message.id for message in kept]
+
+
+def _file_name(title: str) -> str:
+    """A title made safe to use as a file name on every system."""
+    cleaned = re.sub(r'[\\/:*?"<>|\x00-\x1f]+', " ", title).strip(" .")
+    return cleaned[:80] or "chat"
 
 
 def _title_from(text: str) -> str:

@@ -313,6 +313,18 @@ class TranscriptView(QScrollArea):
         self._context_notice = notice
         self.fit_column_later()
 
+    def reveal_message(self, message_id: int) -> None:
+        """Scrolls to a message (a search result) and marks it until another is revealed."""
+        for widget in self._widgets:
+            widget.setProperty("found", widget.message_id == message_id)
+            widget.style().unpolish(widget)
+            widget.style().polish(widget)
+        target = self.widget_for(message_id)
+        if target is not None:
+            self._fit_column()  # the column must have its final height before scrolling in it
+            self._follow = False
+            self.ensureWidgetVisible(target, 0, 40)
+
     def refresh_actions(self) -> None:
         """Offers Regenerate and Continue on the last reply only."""
         for index, widget in enumerate(self._widgets):

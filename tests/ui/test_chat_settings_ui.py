@@ -68,7 +68,7 @@ def test_the_system_prompt_and_preset_of_a_chat_are_used_and_kept(qtbot, paths, 
 
     window.new_conversation()
     assert panel.system_prompt.toPlainText() == ""  # a new chat starts clean
-    window.conversation_list.setCurrentIndex(window.conversation_model.index(0))
+    window.conversation_list.setCurrentIndex(window.conversation_model.index(window.conversation_model.first_conversation_row()))
     assert panel.system_prompt.toPlainText() == "Answer like a pirate."
     assert panel.preset.currentData() == "Precise coding"
     window.close()
@@ -84,7 +84,7 @@ def test_the_thinking_switch_is_remembered_per_conversation(qtbot, paths, tiny_m
     window.new_conversation()
     window.composer.thinking_switch.setChecked(True)
     _send(qtbot, window, "Thinking one")
-    plain_row = next(row for row in range(2) if window.conversation_model.index(row).data() == "Plain one")
+    plain_row = next(row for row in range(window.conversation_model.rowCount()) if window.conversation_model.index(row).data() == "Plain one")
     window.conversation_list.setCurrentIndex(window.conversation_model.index(plain_row))
     assert not window.composer.thinking_switch.isChecked()
     window.close()

@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QFileDialog
 
 from app.core.app_paths import AppPaths
 from app.core.conversation_store import ConversationStore, MessageState
-from app.main import build_main_window
-from app.ui.conversation_list_model import CONVERSATION_ID_ROLE
-from app.ui.main_window import MainWindow
 from app.core.self_test_model import ENDLESS_CYCLE, THINKING_ANSWER, THINKING_REASONING
+from app.main import build_main_window
+from app.ui.conversation_list_model import IS_HEADER_ROLE
+from app.ui.main_window import MainWindow
 
 WAIT_MS = 30_000
 
@@ -134,8 +134,7 @@ def test_reopening_shows_the_conversation_and_the_last_model(qtbot, paths, tiny_
     _close(qtbot, window)
 
     reopened = _open_window(qtbot, paths)
-    assert reopened.conversation_model.rowCount() == 1
-    assert reopened.conversation_model.index(0).data() == "Remember me"
+    assert _titles(reopened) == ["Remember me"]
     texts = [widget.answer for widget in reopened.transcript.message_widgets()]
     assert texts == ["Remember me", THINKING_ANSWER]
     assert reopened.last_model_if_present() == tiny_model
@@ -193,22 +192,108 @@ def test_a_bad_model_file_shows_a_message_and_the_window_stays_usable(qtbot, pat
     _close(qtbot, window)
 
 
-def test_conversations_can_be_created_renamed_and_deleted(qtbot, paths, tiny_model) -> None:
+def _titles(window: MainWindow) -> list[str]:
+    model = window.conversation_model
+    return [model.index(row).data() for row in range(model.rowCount()) if not model.index(row).data(IS_HEADER_ROLE)]
+
+
+def test_conversations_can_be_created_renamed_deleted_and_restored(qtbot, paths, tiny_model) -> None:
     window = _open_window(qtbot, paths)
     _load(qtbot, window, tiny_model)
     _send_and_wait(qtbot, window, "First chat")
     window.new_conversation()
     assert window.transcript.message_widgets() == []
-    assert window.conversation_model.rowCount() == 1  # an empty chat is not stored yet
+    assert _titles(window) == ["First chat"]  # an empty chat is not stored yet
     _send_and_wait(qtbot, window, "Second chat")
-    assert [window.conversation_model.index(row).data() for row in range(2)] == ["Second chat", "First chat"]
+    assert _titles(window) == ["Second chat", "First chat"]
+    assert window.conversation_model.index(0).data() == "Today"  # grouped by date
 
-    index = window.conversation_model.index(1)
-    assert window.conversation_model.setData(index, "Trip plans")
-    assert window._store.get_conversation(index.data(CONVERSATION_ID_ROLE)).title == "Trip plans"
-    window.delete_conversation(window.conversation_model.index(0).data(CONVERSATION_ID_ROLE), confirm=False)
+    first_row = window.conversation_model.row_of(window._store.list_conversations()[1].id)
+    assert window.conversation_model.setData(window.conversation_model.index(first_row), "Trip plans")
+    assert _titles(window) == ["Second chat", "Trip plans"]
+
+    second_id = window._conversation_id
+    window.delete_conversation(second_id)
     assert [c.title for c in window._store.list_conversations()] == ["Trip plans"]
     assert [widget.answer for widget in window.transcript.message_widgets()] == ["First chat", THINKING_ANSWER]
+    assert window.info_banner.isVisible() and "Deleted “Second chat”" in window.info_banner.label.text()
+    window.info_banner.action_button.click()  # Undo
+    assert _titles(window) == ["Second chat", "Trip plans"]
+    assert [widget.answer for widget in window.transcript.message_widgets()] == ["Second chat", THINKING_ANSWER]
+    _close(qtbot, window)
+
+
+def test_a_pinned_conversation_stays_on_top(qtbot, paths) -> None:
+    with ConversationStore(paths.database) as store:
+        old = store.create_conversation(title="Old but important")
+        store.add_message(old.id, "user", "hello")
+        newer = store.create_conversation(title="Newer")
+        store.add_message(newer.id, "user", "hi")
+    window = _open_window(qtbot, paths)
+    assert _titles(window) == ["Newer", "Old but important"]
+    window.set_pinned(old.id, True)
+    assert window.conversation_model.index(0).data() == "Pinned"
+    assert _titles(window) == ["Old but important", "Newer"]
+    _close(qtbot, window)
+
+
+def test_search_finds_a_word_in_an_old_conversation_and_jumps_to_it(qtbot, paths) -> None:
+    with ConversationStore(paths.database) as store:
+        old = store.create_conversation(title="Gardening")
+        store.add_message(old.id, "user", "When should I plant tomatoes?")
+        store.add_message(old.id, "assistant", "Plant tomatoes after the last frost.")
+        for turn in range(15):
+            store.add_message(old.id, "user", f"Filler question {turn}")
+            store.add_message(old.id, "assistant", "Filler answer. " * 20)
+        recent = store.create_conversation(title="Recent")
+        store.add_message(recent.id, "user", "Unrelated")
+    window = _open_window(qtbot, paths)
+    assert window._conversation_id == recent.id
+    window.activateWindow()
+    window.search_action.trigger()
+    qtbot.waitUntil(window.search_edit.hasFocus)
+    qtbot.keyClicks(window.search_edit, "frost")
+    qtbot.waitUntil(lambda: window.search_results.isVisible() and window.search_results.count() == 1)
+    item = window.search_results.item(0)
+    label = window.search_results.itemWidget(item)
+    assert "Gardening" in label.text() and "<b style=" in label.text() and "frost</b>" in label.text()
+    window.search_results.itemClicked.emit(item)
+    assert window._conversation_id == old.id
+    found = [widget for widget in window.transcript.message_widgets() if widget.property("found")]
+    assert len(found) == 1 and "frost" in found[0].answer
+    qtbot.waitUntil(lambda: not found[0].visibleRegion().isEmpty())
+    window.search_edit.clear()
+    qtbot.waitUntil(lambda: window.conversation_list.isVisible())
+    _close(qtbot, window)
+
+
+def test_export_then_import_of_a_conversation_is_exact(qtbot, paths, tmp_path, monkeypatch) -> None:
+    with ConversationStore(paths.database) as store:
+        original = store.create_conversation(title="Round trip", system_prompt="Be kind.")
+        store.add_message(original.id, "user", "Tell me **something**")
+        store.add_message(original.id, "assistant", "Something.", reasoning="Thinking about it.")
+    window = _open_window(qtbot, paths)
+    exported = tmp_path / "out.json"
+    # The user's choice in the save and open dialogs.
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args, **kwargs: (str(exported), ""))
+    window.export_conversation(original.id, "json")
+    window.import_conversations(exported)
+    imported_id = window._conversation_id
+    assert imported_id != original.id and "Imported 1" in window.info_banner.label.text()
+    again = tmp_path / "again.json"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args, **kwargs: (str(again), ""))
+    window.export_conversation(imported_id, "json")
+    assert again.read_bytes() == exported.read_bytes()
+
+    markdown = tmp_path / "out.md"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args, **kwargs: (str(markdown), ""))
+    window.export_conversation(original.id, "md")
+    assert markdown.read_text().startswith("# Round trip")
+
+    broken = tmp_path / "broken.json"
+    broken.write_text("{ nope")
+    window.import_conversations(broken)
+    assert window.error_banner.isVisible() and "Could not import" in window.error_banner.label.text()
     _close(qtbot, window)
 
 
