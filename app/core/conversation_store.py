@@ -95,6 +95,14 @@ class Message:
     created_at: float
     stats: GenerationStats | None
     error: str | None
+    parent_id: int | None = None  # the message this one answers or follows; None for the first
+
+
+class _AfterCurrent:
+    """The default of ``add_message``'s ``parent_id``: after the conversation's current message."""
+
+
+AFTER_CURRENT = _AfterCurrent()
 
 
 # Markers that ``SearchHit.snippet`` puts around each matched word. They are control characters
@@ -202,6 +210,25 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
         # Index the messages written before this version.
         "INSERT INTO message_search (message_search) VALUES ('rebuild')",
+    ),
+    # Version 4: alternatives. Messages form a tree (a regenerated reply or an edited question
+    # is a sibling of the one it replaces) and the conversation shows the path to its current
+    # leaf. Existing conversations become a single chain.
+    (
+        "ALTER TABLE messages ADD COLUMN parent_id INTEGER REFERENCES messages(id) ON DELETE SET NULL",
+        """
+        UPDATE messages SET parent_id = (
+            SELECT MAX(previous.id) FROM messages AS previous
+            WHERE previous.conversation_id = messages.conversation_id AND previous.id < messages.id
+        )
+        """,
+        "CREATE INDEX messages_by_parent ON messages(parent_id)",
+        "ALTER TABLE conversations ADD COLUMN current_leaf_id INTEGER",
+        """
+        UPDATE conversations SET current_leaf_id = (
+            SELECT MAX(id) FROM messages WHERE messages.conversation_id = conversations.id
+        )
+        """,
     ),
 )
 
@@ -410,6 +437,7 @@ class ConversationStore:
                 ),
             )
             conversation_id = cursor.lastrowid
+            parent_id = None
             for message in messages:
                 state = MessageState(message.state)
                 columns = {
@@ -420,14 +448,18 @@ class ConversationStore:
                     "state": MessageState.INTERRUPTED if state is MessageState.STREAMING else state,
                     "created_at": message.created_at,
                     "error": message.error,
+                    "parent_id": parent_id,
                 }
                 if message.stats is not None:
                     columns.update(_stats_columns(message.stats))
-                self._connection.execute(
+                parent_id = self._connection.execute(
                     f"INSERT INTO messages ({', '.join(columns)})"
                     f" VALUES ({', '.join('?' for _ in columns)})",
                     tuple(columns.values()),
-                )
+                ).lastrowid
+            self._connection.execute(
+                "UPDATE conversations SET current_leaf_id = ? WHERE id = ?", (parent_id, conversation_id)
+            )
         return self.get_conversation(conversation_id)
 
     # Messages
@@ -440,20 +472,28 @@ class ConversationStore:
         *,
         reasoning: str = "",
         state: MessageState = MessageState.COMPLETE,
+        parent_id: int | None | _AfterCurrent = AFTER_CURRENT,
     ) -> Message:
-        """Append a message to the conversation, mark the conversation active, return the message."""
+        """Add a message after the conversation's current last message (or after ``parent_id``,
+        making it an alternative to that message's other children; None makes it a first
+        message). The new message becomes the current one; the conversation becomes the newest."""
         now = self._clock()
         with self._transaction():
-            touched = self._connection.execute(
-                "UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id)
-            )
-            if touched.rowcount == 0:
+            row = self._connection.execute(
+                "SELECT current_leaf_id FROM conversations WHERE id = ?", (conversation_id,)
+            ).fetchone()
+            if row is None:
                 raise NotFoundError(f"no conversation with id {conversation_id}")
+            parent = row["current_leaf_id"] if isinstance(parent_id, _AfterCurrent) else parent_id
             cursor = self._connection.execute(
                 "INSERT INTO messages"
-                " (conversation_id, role, content, reasoning, state, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (conversation_id, role, content, reasoning, MessageState(state), now),
+                " (conversation_id, role, content, reasoning, state, created_at, parent_id)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (conversation_id, role, content, reasoning, MessageState(state), now, parent),
+            )
+            self._connection.execute(
+                "UPDATE conversations SET updated_at = ?, current_leaf_id = ? WHERE id = ?",
+                (now, cursor.lastrowid, conversation_id),
             )
         return self.get_message(cursor.lastrowid)
 
@@ -495,18 +535,73 @@ class ConversationStore:
         return _message_from_row(row)
 
     def messages(self, conversation_id: int) -> list[Message]:
-        """The conversation's messages in the order they were added."""
+        """The conversation as shown: the path from its first message to its current one."""
         rows = self._connection.execute(
-            "SELECT * FROM messages WHERE conversation_id = ? ORDER BY id", (conversation_id,)
+            "WITH RECURSIVE path(id) AS ("
+            "  SELECT current_leaf_id FROM conversations WHERE id = ?"
+            "  UNION ALL"
+            "  SELECT messages.parent_id FROM messages JOIN path ON messages.id = path.id"
+            "  WHERE messages.parent_id IS NOT NULL"
+            ") SELECT * FROM messages WHERE id IN (SELECT id FROM path) ORDER BY id",
+            (conversation_id,),
         ).fetchall()
         if not rows:
             # Tell an empty conversation from a missing one.
             self.get_conversation(conversation_id)
         return [_message_from_row(row) for row in rows]
 
+    def alternatives(self, message_id: int) -> list[Message]:
+        """The message and its alternatives (the other answers to the same message), oldest first."""
+        message = self.get_message(message_id)
+        rows = self._connection.execute(
+            "SELECT * FROM messages WHERE conversation_id = ? AND parent_id IS ? ORDER BY id",
+            (message.conversation_id, message.parent_id),
+        ).fetchall()
+        return [_message_from_row(row) for row in rows]
+
+    def switch_to(self, message_id: int) -> None:
+        """Shows ``message_id`` instead of its alternatives, with the latest turns that follow it."""
+        message = self.get_message(message_id)
+        with self._transaction():
+            self._connection.execute(
+                "UPDATE conversations SET current_leaf_id = ? WHERE id = ?",
+                (self._latest_leaf_below(message.id), message.conversation_id),
+            )
+
     def delete_message(self, message_id: int) -> None:
-        """Delete one message; ``NotFoundError`` if there is none."""
-        self._delete_row("messages", message_id)
+        """Delete one message; what followed it now follows the message before it.
+        ``NotFoundError`` if there is none."""
+        message = self.get_message(message_id)
+        with self._transaction():
+            self._connection.execute(
+                "UPDATE messages SET parent_id = ? WHERE parent_id = ?", (message.parent_id, message_id)
+            )
+            self._connection.execute("DELETE FROM messages WHERE id = ?", (message_id,))
+            leaf = self._connection.execute(
+                "SELECT current_leaf_id FROM conversations WHERE id = ?", (message.conversation_id,)
+            ).fetchone()["current_leaf_id"]
+            if leaf == message_id:
+                start = message.parent_id
+                if start is None:
+                    first = self._connection.execute(
+                        "SELECT MAX(id) AS id FROM messages WHERE conversation_id = ? AND parent_id IS NULL",
+                        (message.conversation_id,),
+                    ).fetchone()["id"]
+                    start = first
+                self._connection.execute(
+                    "UPDATE conversations SET current_leaf_id = ? WHERE id = ?",
+                    (self._latest_leaf_below(start) if start is not None else None, message.conversation_id),
+                )
+
+    def _latest_leaf_below(self, message_id: int) -> int:
+        """Follows the newest child down from ``message_id`` to a message without children."""
+        while True:
+            child = self._connection.execute(
+                "SELECT MAX(id) AS id FROM messages WHERE parent_id = ?", (message_id,)
+            ).fetchone()["id"]
+            if child is None:
+                return message_id
+            message_id = child
 
     # Search
 
@@ -622,4 +717,5 @@ def _message_from_row(row: sqlite3.Row) -> Message:
         created_at=row["created_at"],
         stats=stats,
         error=row["error"],
+        parent_id=row["parent_id"],
     )

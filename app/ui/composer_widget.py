@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeyEvent
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
 
 
 class MessageEdit(QPlainTextEdit):
@@ -47,8 +47,12 @@ class ComposerWidget(QWidget):
         self.send_button.setDefault(True)
         self.send_button.clicked.connect(self._on_button)
 
+        self.editing_label = QLabel(self.tr("Editing a question: sending keeps the old version as an alternative."))
+        self.editing_label.setObjectName("secondaryText")
+        self.editing_label.hide()
         buttons = QHBoxLayout()
         buttons.addWidget(self.thinking_switch)
+        buttons.addWidget(self.editing_label)
         buttons.addStretch(1)
         buttons.addWidget(self.send_button)
         layout = QVBoxLayout(self)
@@ -57,6 +61,11 @@ class ComposerWidget(QWidget):
         layout.addLayout(buttons)
         self._generating = False
         self.set_ready(False, self.tr("Open a model to start chatting."))
+
+    def set_editing(self, editing: bool) -> None:
+        self.editing_label.setVisible(editing)
+        if not editing:
+            self.edit.clear()
 
     def set_ready(self, ready: bool, reason: str = "") -> None:
         """Whether a message can be sent now; ``reason`` explains why not, on the button."""

@@ -118,6 +118,7 @@ class MainWindow(QMainWindow):
         self._system_prompt = ""
         self._prompt_message_ids: list[int] = []  # store ids of the turns in the last prompt
         self._deleted: tuple | None = None  # the last deleted conversation, for Undo
+        self._editing: Message | None = None  # the question being edited in the composer
         self._facts: ModelFacts | None = None
         self._loading_path: Path | None = None
         self._conversation_id: int | None = None
@@ -466,6 +467,8 @@ class MainWindow(QMainWindow):
         )
 
     def _on_chat_settings_changed(self, settings: ChatSettings, system_prompt: str) -> None:
+        # The thinking mode is the composer's switch, not the panel's to change.
+        settings = replace(settings, enable_thinking=self._chat_settings.enable_thinking)
         self._chat_settings, self._system_prompt = settings, system_prompt
         self._save_chat_settings()
 
@@ -509,6 +512,9 @@ class MainWindow(QMainWindow):
         self._show_conversation(conversation_id)
 
     def _show_conversation(self, conversation_id: int | None) -> None:
+        if self._editing is not None and self._editing.conversation_id != conversation_id:
+            self._editing = None
+            self.composer.set_editing(False)
         self._conversation_id = conversation_id
         self._streaming_widget = None  # its transcript is being replaced
         if conversation_id is None:
@@ -519,7 +525,13 @@ class MainWindow(QMainWindow):
             self._chat_settings = ChatSettings.from_dict(conversation.generation_settings)
             self._system_prompt = conversation.system_prompt
         self._show_chat_settings()
-        self.transcript.set_messages(self._store.messages(conversation_id) if conversation_id else [])
+        messages = self._store.messages(conversation_id) if conversation_id else []
+        self.transcript.set_messages(messages)
+        for message in messages:
+            alternatives = self._store.alternatives(message.id)
+            if len(alternatives) > 1:
+                position = [item.id for item in alternatives].index(message.id)
+                self.transcript.widget_for(message.id).set_alternatives(position, len(alternatives))
         self._settings.last_conversation_id = conversation_id
         self._update_empty_hint()
 
@@ -680,12 +692,32 @@ class MainWindow(QMainWindow):
         if not self._store.get_conversation(conversation_id).title:
             self._store.rename_conversation(conversation_id, _title_from(text))
         self._store.update_conversation(conversation_id, model=self._facts.name)
-        user_message = self._store.add_message(conversation_id, "user", text)
-        history, self._prompt_message_ids = _chat_messages(self._system_prompt, self._store.messages(conversation_id))
-        reply = self._store.add_message(conversation_id, "assistant", state=MessageState.STREAMING)
+        editing, self._editing = self._editing, None
+        self.composer.set_editing(False)
+        if editing is not None:
+            # The edited question becomes an alternative to the original; the old branch stays.
+            self._store.add_message(conversation_id, "user", text, parent_id=editing.parent_id)
+            self._show_conversation(conversation_id)
+        else:
+            self.transcript.add_message(self._store.add_message(conversation_id, "user", text))
+        self._reply_to_current_question()
 
-        self.transcript.add_message(user_message)
-        self._streaming_widget = self.transcript.add_message(reply)
+    def _reply_to_current_question(self, *, alternative_to: Message | None = None) -> None:
+        """Generates a reply to the conversation's last message (a user message), as a new
+        message, or as an alternative to ``alternative_to`` (the reply being regenerated)."""
+        conversation_id = self._conversation_id
+        path = self._store.messages(conversation_id)
+        if alternative_to is not None:
+            path = path[: [message.id for message in path].index(alternative_to.id)]
+        history, self._prompt_message_ids = _chat_messages(self._system_prompt, path)
+        reply = self._store.add_message(
+            conversation_id, "assistant", state=MessageState.STREAMING, parent_id=path[-1].id
+        )
+        if alternative_to is not None:
+            self._show_conversation(conversation_id)
+            self._streaming_widget = self.transcript.widget_for(reply.id)
+        else:
+            self._streaming_widget = self.transcript.add_message(reply)
         self._recorder = ReplyRecorder(self._store, reply.id)
         self._select_without_reload(conversation_id)
         self._update_empty_hint()
@@ -696,6 +728,24 @@ class MainWindow(QMainWindow):
             enable_thinking=thinking,
             sampling=self._chat_settings.sampling(thinking=thinking),
         ))
+
+    def _regenerate_reply(self, reply: Message) -> None:
+        """Writes the reply again; the earlier one stays as an alternative ("1/2")."""
+        if self._facts is not None and reply.role == "assistant" and reply.parent_id is not None:
+            self._reply_to_current_question(alternative_to=reply)
+
+    def _switch_alternative(self, message: Message, step: int) -> None:
+        alternatives = self._store.alternatives(message.id)
+        position = [item.id for item in alternatives].index(message.id) + step
+        if 0 <= position < len(alternatives):
+            self._store.switch_to(alternatives[position].id)
+            self._show_conversation(self._conversation_id)
+
+    def _edit_question(self, message: Message) -> None:
+        self._editing = message
+        self.composer.edit.setPlainText(message.content)
+        self.composer.set_editing(True)
+        self.composer.edit.setFocus()
 
     def _start_generation(self, request: GenerationRequest) -> None:
         self.composer.set_generating(True)
@@ -765,6 +815,10 @@ class MainWindow(QMainWindow):
             self._continue_reply(message)
         elif action == "regenerate":
             self._regenerate_reply(message)
+        elif action == "edit":
+            self._edit_question(message)
+        elif action in ("previous", "next"):
+            self._switch_alternative(message, -1 if action == "previous" else 1)
 
     def _act_on_last_reply(self, action: str) -> None:
         replies = [widget for widget in self.transcript.message_widgets() if widget.role == "assistant"]

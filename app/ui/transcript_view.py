@@ -65,7 +65,8 @@ class MessageWidget(QFrame):
     """The message's visible text or layout changed, so its height may have changed."""
     sig_action = Signal(str, int)
     """The user asked for an action on this message: (action name, message id); actions are
-    "copy", "delete" and, where offered, "regenerate" and "continue"."""
+    "copy", "delete" and, where offered, "edit", "regenerate", "continue", "previous" and
+    "next" (switch between versions)."""
 
     def __init__(self, message: Message, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -81,6 +82,7 @@ class MessageWidget(QFrame):
         self._user_toggled_thinking = False
         self._stopped_at_limit = False
         self._is_last_reply = False
+        self._alternative_position: tuple[int, int] = (0, 1)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(14, 10, 14, 10)
@@ -119,8 +121,13 @@ class MessageWidget(QFrame):
         self.action_buttons: dict[str, QToolButton] = {}
         actions = QHBoxLayout()
         actions.setContentsMargins(0, 0, 0, 0)
+        self.alternatives_label = QLabel()
+        self.alternatives_label.setObjectName("alternativesLabel")
         for name, text, tip in (
+            ("previous", "‹", self.tr("Show the previous version")),
+            ("next", "›", self.tr("Show the next version")),
             ("copy", self.tr("Copy"), self.tr("Copy this message")),
+            ("edit", self.tr("Edit"), self.tr("Edit this question and ask again; the old version is kept")),
             ("regenerate", self.tr("Regenerate"), self.tr("Write this reply again (Ctrl+R)")),
             ("continue", self.tr("Continue"), self.tr("Continue this reply where it stopped")),
             ("delete", self.tr("Delete"), self.tr("Delete this message")),
@@ -134,6 +141,8 @@ class MessageWidget(QFrame):
             button.clicked.connect(lambda _checked=False, action=name: self.sig_action.emit(action, self.message_id))
             actions.addWidget(button)
             self.action_buttons[name] = button
+            if name == "previous":
+                actions.addWidget(self.alternatives_label)
         actions.addStretch(1)
         layout.addLayout(actions)
 
@@ -153,6 +162,19 @@ class MessageWidget(QFrame):
         self.action_buttons["continue"].setVisible(
             finished and last_reply and self.role == "assistant" and self._stopped_at_limit
         )
+        self.action_buttons["edit"].setVisible(finished and self.role == "user")
+        index, count = self._alternative_position
+        for name in ("previous", "next"):
+            self.action_buttons[name].setVisible(finished and count > 1)
+        self.action_buttons["previous"].setEnabled(index > 0)
+        self.action_buttons["next"].setEnabled(index < count - 1)
+        self.alternatives_label.setVisible(finished and count > 1)
+
+    def set_alternatives(self, index: int, count: int) -> None:
+        """This message is version ``index + 1`` of ``count`` (regenerated or edited)."""
+        self._alternative_position = (index, count)
+        self.alternatives_label.setText(f"{index + 1}/{count}")
+        self.set_offered_actions(last_reply=self._is_last_reply)
 
     @property
     def markdown_view(self) -> MarkdownView | None:

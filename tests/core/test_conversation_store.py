@@ -562,3 +562,72 @@ def test_recorder_finish_records_a_failure(store: ConversationStore, clock: Fake
     assert (stored.content, stored.state) == ("Partial", MessageState.FAILED)
     assert stored.error == "llama_decode returned -3"
     assert stored.stats is None
+
+
+# ---------------------------------------------------------------------------- alternatives
+
+
+def _contents(store: ConversationStore, conversation_id: int) -> list[str]:
+    return [message.content for message in store.messages(conversation_id)]
+
+
+def test_a_regenerated_reply_is_kept_as_an_alternative(store: ConversationStore) -> None:
+    conversation = store.create_conversation()
+    question = store.add_message(conversation.id, "user", "Q")
+    first = store.add_message(conversation.id, "assistant", "A1")
+    second = store.add_message(conversation.id, "assistant", "A2", parent_id=question.id)
+    assert _contents(store, conversation.id) == ["Q", "A2"]
+    assert [message.id for message in store.alternatives(second.id)] == [first.id, second.id]
+    store.switch_to(first.id)
+    assert _contents(store, conversation.id) == ["Q", "A1"]
+
+
+def test_editing_a_question_keeps_the_old_branch_with_its_later_turns(store: ConversationStore) -> None:
+    conversation = store.create_conversation()
+    store.add_message(conversation.id, "user", "Q1")
+    answer = store.add_message(conversation.id, "assistant", "A1")
+    old_question = store.add_message(conversation.id, "user", "Q2")
+    store.add_message(conversation.id, "assistant", "A2")
+    store.add_message(conversation.id, "user", "Q3")
+
+    edited = store.add_message(conversation.id, "user", "Q2 edited", parent_id=answer.id)
+    store.add_message(conversation.id, "assistant", "A2 new")
+    assert _contents(store, conversation.id) == ["Q1", "A1", "Q2 edited", "A2 new"]
+
+    store.switch_to(old_question.id)  # back to the old branch, with everything that followed it
+    assert _contents(store, conversation.id) == ["Q1", "A1", "Q2", "A2", "Q3"]
+    assert [message.content for message in store.alternatives(edited.id)] == ["Q2", "Q2 edited"]
+
+
+def test_deleting_a_message_in_the_middle_keeps_what_followed(store: ConversationStore) -> None:
+    conversation = store.create_conversation()
+    store.add_message(conversation.id, "user", "Q1")
+    middle = store.add_message(conversation.id, "assistant", "A1")
+    store.add_message(conversation.id, "user", "Q2")
+    store.delete_message(middle.id)
+    assert _contents(store, conversation.id) == ["Q1", "Q2"]
+    last = store.messages(conversation.id)[-1]
+    store.delete_message(last.id)
+    assert _contents(store, conversation.id) == ["Q1"]
+    store.add_message(conversation.id, "assistant", "A again")
+    assert _contents(store, conversation.id) == ["Q1", "A again"]
+
+
+def test_version_3_conversations_become_one_chain(database_path: Path) -> None:
+    with ConversationStore(database_path) as store:
+        conversation = store.create_conversation()
+        for text in ("Q1", "A1", "Q2"):
+            store.add_message(conversation.id, "user", text)
+    raw = sqlite3.connect(database_path)
+    raw.execute("PRAGMA foreign_keys = OFF")
+    raw.execute("UPDATE messages SET parent_id = NULL")
+    raw.execute("UPDATE conversations SET current_leaf_id = NULL")
+    raw.execute("DROP INDEX messages_by_parent")
+    raw.execute("ALTER TABLE messages DROP COLUMN parent_id")
+    raw.execute("ALTER TABLE conversations DROP COLUMN current_leaf_id")
+    raw.execute("PRAGMA user_version = 3")
+    raw.commit()
+    raw.close()
+    with ConversationStore(database_path) as store:
+        assert _contents(store, conversation.id) == ["Q1", "A1", "Q2"]
+        assert store.messages(conversation.id)[1].parent_id == store.messages(conversation.id)[0].id

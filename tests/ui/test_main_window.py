@@ -341,3 +341,48 @@ def test_a_reply_can_be_copied_continued_and_deleted(qtbot, paths, tiny_model) -
     assert [message.role for message in window._store.messages(window._conversation_id)] == ["assistant"]
     assert len(window.transcript.message_widgets()) == 1
     _close(qtbot, window)
+
+
+def test_regenerate_keeps_the_earlier_reply_as_an_alternative(qtbot, paths, tiny_model) -> None:
+    window = _open_window(qtbot, paths)
+    _load(qtbot, window, tiny_model)
+    window.composer.thinking_switch.setChecked(False)
+    window.chat_settings_panel.max_tokens.setValue(16)
+    _send_and_wait(qtbot, window, "Count")
+    window.chat_settings_panel.max_tokens.setValue(20)
+    window.regenerate_action.trigger()
+    qtbot.waitUntil(lambda: not window.is_generating, timeout=WAIT_MS)
+
+    user, reply = window.transcript.message_widgets()
+    assert reply.answer == (ENDLESS_CYCLE * 7)[:20] and reply.alternatives_label.text() == "2/2"
+    assert reply.action_buttons["previous"].isEnabled() and not reply.action_buttons["next"].isEnabled()
+    reply.action_buttons["previous"].click()
+    user, reply = window.transcript.message_widgets()
+    assert reply.answer == (ENDLESS_CYCLE * 7)[:16] and reply.alternatives_label.text() == "1/2"
+
+    _close(qtbot, window)
+    reopened = _open_window(qtbot, paths)  # the choice and both versions are stored
+    assert reopened.transcript.message_widgets()[-1].alternatives_label.text() == "1/2"
+    _close(qtbot, reopened)
+
+
+def test_editing_a_question_replaces_later_turns_and_keeps_the_old_branch(qtbot, paths, tiny_model) -> None:
+    window = _open_window(qtbot, paths)
+    _load(qtbot, window, tiny_model)
+    _send_and_wait(qtbot, window, "First question")
+    _send_and_wait(qtbot, window, "Second question")
+    first_question = window.transcript.message_widgets()[0]
+    first_question.action_buttons["edit"].click()
+    assert window.composer.edit.toPlainText() == "First question" and window.composer.editing_label.isVisible()
+    window.composer.edit.setPlainText("Better first question")
+    qtbot.keyClick(window.composer.edit, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: not window.is_generating, timeout=WAIT_MS)
+
+    texts = [widget.answer for widget in window.transcript.message_widgets()]
+    assert texts == ["Better first question", THINKING_ANSWER]  # the later turns are replaced
+    edited = window.transcript.message_widgets()[0]
+    assert edited.alternatives_label.text() == "2/2"
+    edited.action_buttons["previous"].click()
+    texts = [widget.answer for widget in window.transcript.message_widgets()]
+    assert texts == ["First question", THINKING_ANSWER, "Second question", THINKING_ANSWER]
+    _close(qtbot, window)
