@@ -525,13 +525,9 @@ class MainWindow(QMainWindow):
             self._chat_settings = ChatSettings.from_dict(conversation.generation_settings)
             self._system_prompt = conversation.system_prompt
         self._show_chat_settings()
-        messages = self._store.messages(conversation_id) if conversation_id else []
-        self.transcript.set_messages(messages)
-        for message in messages:
-            alternatives = self._store.alternatives(message.id)
-            if len(alternatives) > 1:
-                position = [item.id for item in alternatives].index(message.id)
-                self.transcript.widget_for(message.id).set_alternatives(position, len(alternatives))
+        self.transcript.set_messages(
+            self._store.messages(conversation_id) if conversation_id else [], self._alternative_position
+        )
         self._settings.last_conversation_id = conversation_id
         self._update_empty_hint()
 
@@ -733,6 +729,10 @@ class MainWindow(QMainWindow):
         """Writes the reply again; the earlier one stays as an alternative ("1/2")."""
         if self._facts is not None and reply.role == "assistant" and reply.parent_id is not None:
             self._reply_to_current_question(alternative_to=reply)
+
+    def _alternative_position(self, message_id: int) -> tuple[int, int]:
+        alternatives = [item.id for item in self._store.alternatives(message_id)]
+        return alternatives.index(message_id), len(alternatives)
 
     def _switch_alternative(self, message: Message, step: int) -> None:
         alternatives = self._store.alternatives(message.id)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from PySide6.QtCore import QCoreApplication, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
+    QPushButton,
     QScrollArea,
     QSizePolicy,
     QToolButton,
@@ -246,8 +248,15 @@ class MessageWidget(QFrame):
         self._thinking_toggle.setArrowType(Qt.ArrowType.DownArrow if expanded else Qt.ArrowType.RightArrow)
 
 
+PAGE_SIZE = 30  # messages shown at once when a conversation opens, and per "show earlier"
+
+
 class TranscriptView(QScrollArea):
     """A scrolling column of :class:`MessageWidget`; follows new text while at the bottom.
+
+    A conversation opens with only its last ``PAGE_SIZE`` messages as widgets; earlier ones are
+    made when the user scrolls to the top (or clicks "Show earlier messages"), so a conversation
+    of thousands of messages opens as fast as a short one.
 
     The column is sized by hand (:meth:`_fit_column`): a resizable scroll area sizes its widget
     from word-wrapped labels' minimum sizes, which are computed for a narrow width, and leaves
@@ -268,6 +277,11 @@ class TranscriptView(QScrollArea):
         self._column = QVBoxLayout(container)
         self._column.setContentsMargins(24, 16, 24, 16)
         self._column.setSpacing(12)
+        self.earlier_button = QPushButton()
+        self.earlier_button.setObjectName("earlierButton")
+        self.earlier_button.clicked.connect(lambda: self._show_earlier(PAGE_SIZE))
+        self.earlier_button.hide()
+        self._column.addWidget(self.earlier_button, 0, Qt.AlignmentFlag.AlignHCenter)
         self._column.addStretch(1)
         self.setWidget(container)
         # Coalesces many height changes (streamed text) into one re-fit per event-loop pass.
@@ -276,23 +290,45 @@ class TranscriptView(QScrollArea):
         self._fit_timer.setInterval(0)
         self._fit_timer.timeout.connect(self._fit_column)
         self._widgets: list[MessageWidget] = []
+        self._earlier: list[Message] = []  # not shown yet, oldest first
+        self._alternatives_of: Callable[[int], tuple[int, int]] = lambda _message_id: (0, 1)
         self._context_notice: QLabel | None = None
         self._follow = True
-        self.verticalScrollBar().valueChanged.connect(self._remember_follow)
+        self.verticalScrollBar().valueChanged.connect(self._on_scrolled)
         self.verticalScrollBar().rangeChanged.connect(self._keep_following)
 
-    def set_messages(self, messages: list[Message]) -> None:
+    def set_messages(
+        self, messages: list[Message], alternatives_of: Callable[[int], tuple[int, int]] | None = None
+    ) -> None:
+        """Shows a conversation. ``alternatives_of(message_id)`` gives a message's version
+        (index, count); it is asked only for the messages that get a widget."""
         self.show_context_boundary(None, 0)
         for widget in self._widgets:
             widget.deleteLater()
         self._widgets = []
-        for message in messages:
-            self.add_message(message)
+        self._alternatives_of = alternatives_of or (lambda _message_id: (0, 1))
+        self._earlier = list(messages)
+        self._show_earlier(PAGE_SIZE)
         self._follow = True  # the re-fit then scrolls to the newest message
 
     def add_message(self, message: Message) -> MessageWidget:
+        """Adds a message at the end (a new question or reply)."""
+        widget = self._make_widget(message, self._column.count() - 1)
+        if self._widgets:
+            self._widgets[-1].set_offered_actions(last_reply=False)
+        self._widgets.append(widget)
+        widget.set_offered_actions(last_reply=True)
+        self._follow = True
+        self.fit_column_later()
+        return widget
+
+    def _make_widget(self, message: Message, position: int) -> MessageWidget:
         widget = MessageWidget(message)
+        index, count = self._alternatives_of(message.id)
+        if count > 1:
+            widget.set_alternatives(index, count)
         row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
         # User messages sit to the right as bubbles; replies use the full width.
         if message.role == "user":
             row.addStretch(1)
@@ -301,16 +337,37 @@ class TranscriptView(QScrollArea):
             row.addWidget(widget)
         holder = QWidget()
         holder.setLayout(row)
-        row.setContentsMargins(0, 0, 0, 0)
-        self._column.insertWidget(self._column.count() - 1, holder)
+        self._column.insertWidget(position, holder)
+        # Shown now rather than at the next event-loop pass (Qt's default for widgets added to a
+        # visible layout), so the column's height, and the scroll position kept by
+        # _show_earlier, account for it at once.
+        holder.show()
         widget.destroyed.connect(holder.deleteLater)
-        self._widgets.append(widget)
-        self._follow = True
         widget.sig_text_changed.connect(self.fit_column_later)
         widget.sig_action.connect(self.sig_message_action)
-        self.refresh_actions()
-        self.fit_column_later()
         return widget
+
+    def _show_earlier(self, count: int) -> None:
+        """Makes widgets for up to ``count`` more of the earlier messages, keeping the view still."""
+        batch, self._earlier = self._earlier[-count:], self._earlier[: max(0, len(self._earlier) - count)]
+        if not batch:
+            return
+        bar = self.verticalScrollBar()
+        from_bottom = bar.maximum() - bar.value()
+        widgets = [self._make_widget(message, 1 + offset) for offset, message in enumerate(batch)]
+        was_empty = not self._widgets
+        self._widgets[:0] = widgets
+        if was_empty:
+            widgets[-1].set_offered_actions(last_reply=True)
+        remaining = len(self._earlier)
+        self.earlier_button.setVisible(remaining > 0)
+        self.earlier_button.setText(
+            _tr("Show 1 earlier message") if remaining == 1 else _tr("Show %1 earlier messages").replace("%1", str(remaining))
+        )
+        if not was_empty:
+            self._fit_column()
+            bar.setValue(bar.maximum() - from_bottom)
+        self.fit_column_later()
 
     def show_context_boundary(self, first_kept_message_id: int | None, omitted: int) -> None:
         """Marks where the model's view of the conversation begins: the ``omitted`` messages
@@ -337,6 +394,9 @@ class TranscriptView(QScrollArea):
 
     def reveal_message(self, message_id: int) -> None:
         """Scrolls to a message (a search result) and marks it until another is revealed."""
+        waiting = [message.id for message in self._earlier]
+        if message_id in waiting:
+            self._show_earlier(len(waiting) - waiting.index(message_id))
         for widget in self._widgets:
             widget.setProperty("found", widget.message_id == message_id)
             widget.style().unpolish(widget)
@@ -353,6 +413,7 @@ class TranscriptView(QScrollArea):
             widget.set_offered_actions(last_reply=index == len(self._widgets) - 1)
 
     def message_widgets(self) -> list[MessageWidget]:
+        """The messages that have widgets (the earliest of a long conversation may not yet)."""
         return list(self._widgets)
 
     def widget_for(self, message_id: int) -> MessageWidget | None:
@@ -372,8 +433,11 @@ class TranscriptView(QScrollArea):
         super().resizeEvent(event)
         self._fit_column()
 
-    def _remember_follow(self, value: int) -> None:
-        self._follow = value >= self.verticalScrollBar().maximum() - 24
+    def _on_scrolled(self, value: int) -> None:
+        bar = self.verticalScrollBar()
+        self._follow = value >= bar.maximum() - 24
+        if value == 0 and bar.maximum() > 0 and self._earlier:
+            self._show_earlier(PAGE_SIZE)
 
     def _keep_following(self, _minimum: int, maximum: int) -> None:
         if self._follow:

@@ -15,6 +15,7 @@ from app.core.self_test_model import ENDLESS_CYCLE, THINKING_ANSWER, THINKING_RE
 from app.main import build_main_window
 from app.ui.conversation_list_model import IS_HEADER_ROLE
 from app.ui.main_window import MainWindow
+from app.ui.transcript_view import PAGE_SIZE
 
 WAIT_MS = 30_000
 
@@ -385,4 +386,31 @@ def test_editing_a_question_replaces_later_turns_and_keeps_the_old_branch(qtbot,
     edited.action_buttons["previous"].click()
     texts = [widget.answer for widget in window.transcript.message_widgets()]
     assert texts == ["First question", THINKING_ANSWER, "Second question", THINKING_ANSWER]
+    _close(qtbot, window)
+
+
+def test_a_thousand_message_conversation_opens_with_only_its_last_page_built(qtbot, paths) -> None:
+    with ConversationStore(paths.database) as store:
+        conversation = store.create_conversation(title="Very long")
+        for turn in range(500):
+            store.add_message(conversation.id, "user", f"Question {turn}")
+            store.add_message(conversation.id, "assistant", f"Answer **{turn}**")
+    window = _open_window(qtbot, paths)
+    transcript = window.transcript
+    assert len(transcript.message_widgets()) == PAGE_SIZE
+    assert transcript.message_widgets()[-1].answer == "Answer **499**"
+    assert transcript.earlier_button.isVisible()
+    assert transcript.earlier_button.text() == f"Show {1000 - PAGE_SIZE} earlier messages"
+
+    bar = transcript.verticalScrollBar()
+    qtbot.waitUntil(lambda: bar.maximum() > 0 and bar.value() == bar.maximum())
+    newest = transcript.message_widgets()[-1]
+    bar.setValue(0)  # scrolling to the top brings the next page, without moving what was shown
+    assert len(transcript.message_widgets()) == 2 * PAGE_SIZE
+    assert not newest.visibleRegion().isEmpty() or bar.value() > 0
+
+    # A search result far back is built on demand.
+    hit = next(message for message in window._store.messages(conversation.id) if message.content == "Question 3")
+    transcript.reveal_message(hit.id)
+    assert transcript.widget_for(hit.id) is not None and transcript.widget_for(hit.id).property("found")
     _close(qtbot, window)
