@@ -10,7 +10,6 @@ import logging
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app.core.app_paths import APP_NAME, AppPaths
@@ -21,10 +20,7 @@ from app.core.settings import load_settings, save_settings
 from app.ui.inference_worker import InferenceService
 from app.ui.main_window import MainWindow
 from app.ui.models_controller import ModelsController
-from app.ui.theme import apply_theme
-
-
-THEMES = {"system": None, "light": Qt.ColorScheme.Light, "dark": Qt.ColorScheme.Dark}
+from app.ui.theme import THEMES, apply_theme
 
 
 def build_main_window(paths: AppPaths) -> MainWindow:
@@ -55,15 +51,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--profile", type=Path, help="keep data and settings in this folder instead of the default")
     parser.add_argument("--model", type=Path, help="load this GGUF model at start")
-    parser.add_argument("--theme", choices=list(THEMES), default="system", help="colour scheme (default: follow the system)")
+    parser.add_argument("--theme", choices=list(THEMES), help="colour scheme (default: as in Settings, normally the system's)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
     app = QApplication(sys.argv[:1])
     app.setApplicationName(APP_NAME)
     app.setDesktopFileName("qwen-local-chat")
-    apply_theme(app, THEMES[args.theme])
     paths = AppPaths.under(args.profile) if args.profile else AppPaths.default()
+    apply_theme(app, THEMES[args.theme or load_settings(paths.settings_file).theme])
     try:
         window = build_main_window(paths)
     except StoreError as error:

@@ -30,6 +30,7 @@ class Settings:
     hub_proxy: str = ""
     offline_mode: bool = False  # no network request of any kind
     user_presets: list[dict] = field(default_factory=list)  # SamplingPreset fields, by name
+    theme: str = "system"  # "system", "light" or "dark"
 
     def remember_model(self, path: Path) -> None:
         """Moves ``path`` to the front of the recent-models list."""

@@ -16,6 +16,7 @@ from PySide6.QtCore import QByteArray, QCoreApplication, QEvent, QModelIndex, QP
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QApplication,
     QComboBox,
     QDockWidget,
     QFileDialog,
@@ -53,6 +54,7 @@ from app.ui.models_controller import ModelsController
 from app.ui.models_dialog import ModelsDialog
 from app.ui.settings_dialog import SettingsDialog
 from app.ui.stream_coalescer import StreamCoalescer
+from app.ui.theme import THEMES, set_color_scheme
 from app.ui.transcript_view import MessageWidget, TranscriptView
 from app.ui.welcome_panel import WelcomePanel
 
@@ -380,7 +382,11 @@ class MainWindow(QMainWindow):
         self._models_dialog.raise_()
 
     def show_settings(self) -> None:
-        SettingsDialog(self._models, self).exec()
+        dialog = SettingsDialog(self._models, self._settings.theme, self)
+        if dialog.exec() and dialog.theme != self._settings.theme:
+            self._settings.theme = dialog.theme
+            self.sig_settings_changed.emit()
+            set_color_scheme(QApplication.instance(), THEMES[dialog.theme])
         self._refresh_model_picker()
 
     def choose_model_file(self) -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from PySide6.QtWidgets import (
     QCheckBox,
+    QComboBox,
     QDialog,
     QDialogButtonBox,
     QFileDialog,
@@ -23,10 +24,15 @@ from app.ui.models_controller import ModelsController
 
 
 class SettingsDialog(QDialog):
-    def __init__(self, controller: ModelsController, parent: QWidget | None = None) -> None:
+    def __init__(self, controller: ModelsController, theme: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(self.tr("Settings"))
         self._controller = controller
+        self.theme_combo = QComboBox()
+        self.theme_combo.setAccessibleName(self.tr("Appearance"))
+        for name, text in (("system", self.tr("Follow the system")), ("light", self.tr("Light")), ("dark", self.tr("Dark"))):
+            self.theme_combo.addItem(text, name)
+        self.theme_combo.setCurrentIndex(max(0, self.theme_combo.findData(theme)))
         settings = controller.hub_settings
 
         self.models_dir_edit = QLineEdit(str(controller.models_dir))
@@ -59,6 +65,7 @@ class SettingsDialog(QDialog):
         self.offline_check.setChecked(settings.offline)
 
         form = QFormLayout()
+        form.addRow(self.tr("Appearance:"), self.theme_combo)
         form.addRow(self.tr("Models folder:"), folder_row)
         form.addRow(self.tr("Hugging Face token:"), self.token_edit)
         form.addRow("", self.forget_token)
@@ -79,6 +86,10 @@ class SettingsDialog(QDialog):
         folder = QFileDialog.getExistingDirectory(self, self.tr("Models folder"), self.models_dir_edit.text())
         if folder:
             self.models_dir_edit.setText(folder)
+
+    @property
+    def theme(self) -> str:
+        return self.theme_combo.currentData()
 
     def accept(self) -> None:
         controller = self._controller

@@ -10,25 +10,39 @@ from PySide6.QtWidgets import QApplication
 
 from app.core.app_paths import RESOURCES_DIR
 
+THEMES = {"system": None, "light": Qt.ColorScheme.Light, "dark": Qt.ColorScheme.Dark}
+_native_style = ""  # the platform's own style, restored when the system scheme is followed again
+_chosen: Qt.ColorScheme | None = None  # the user's override; None follows the system
+
 
 def apply_theme(app: QApplication, scheme: Qt.ColorScheme | None = None) -> None:
-    """Styles ``app``: in ``scheme`` if given, else following the system's light or dark mode."""
-    if sys.platform != "darwin" or scheme is not None:
-        # Fusion renders both colour schemes everywhere; macOS's native style follows the
-        # system by itself, so it is replaced only when the user overrides the scheme.
-        app.setStyle("Fusion")
+    """Styles ``app`` once at start: ``scheme``, or the system's light or dark mode, followed
+    live when it changes."""
+    global _native_style
+    _native_style = app.style().name()
     app.setWindowIcon(QIcon(str(RESOURCES_DIR / "icons" / "app.svg")))
-    if scheme is not None:
-        _apply_palette(app, scheme)
-    elif sys.platform != "darwin":
-        hints = QGuiApplication.styleHints()
-        _apply_palette(app, hints.colorScheme())
-        hints.colorSchemeChanged.connect(lambda changed: _apply_palette(app, changed))
+    QGuiApplication.styleHints().colorSchemeChanged.connect(lambda _scheme: _restyle(app))
+    set_color_scheme(app, scheme)
+
+
+def set_color_scheme(app: QApplication, scheme: Qt.ColorScheme | None) -> None:
+    """Switches to ``scheme`` now (None: follow the system again)."""
+    global _chosen
+    _chosen = scheme
+    _restyle(app)
+
+
+def _restyle(app: QApplication) -> None:
+    if sys.platform == "darwin" and _chosen is None:
+        # macOS's native style follows the system's appearance by itself.
+        app.setStyle(_native_style)
+        app.setPalette(app.style().standardPalette())
+    else:
+        # Fusion draws both schemes well on every platform.
+        app.setStyle("Fusion")
+        scheme = _chosen if _chosen is not None else QGuiApplication.styleHints().colorScheme()
+        app.setPalette(_dark_palette() if scheme == Qt.ColorScheme.Dark else app.style().standardPalette())
     app.setStyleSheet((RESOURCES_DIR / "style.qss").read_text(encoding="utf-8"))
-
-
-def _apply_palette(app: QApplication, scheme: Qt.ColorScheme) -> None:
-    app.setPalette(_dark_palette() if scheme == Qt.ColorScheme.Dark else app.style().standardPalette())
 
 
 def _dark_palette() -> QPalette:

@@ -113,3 +113,39 @@ def test_an_overflowing_conversation_shows_where_the_model_stops_seeing_it(qtbot
     assert first_kept.role == "user" and first_kept.answer.startswith("Question ")
     assert not first_kept.answer.startswith("Question 0:")
     window.close()
+
+
+def test_the_thinking_switch_changes_the_prompt_exactly_as_the_template_does(qtbot, paths, tiny_model, reference_engine) -> None:
+    window = _open(qtbot, paths, tiny_model)
+    window.composer.thinking_switch.setChecked(True)
+    _send(qtbot, window, "Hi")
+    thinking_stats = window._store.messages(window._conversation_id)[-1].stats
+    expected = reference_engine.render_prompt([ChatMessage("user", "Hi")], enable_thinking=True)
+    assert expected.endswith("<think>\n")
+    assert thinking_stats.prompt_tokens == len(reference_engine.tokenize(expected))
+
+    window.new_conversation()
+    window.composer.thinking_switch.setChecked(False)
+    window.chat_settings_panel.max_tokens.setValue(16)  # plain replies of this model never end
+    _send(qtbot, window, "Hi")
+    plain_stats = window._store.messages(window._conversation_id)[-1].stats
+    expected = reference_engine.render_prompt([ChatMessage("user", "Hi")], enable_thinking=False)
+    assert expected.endswith("<think>\n\n</think>\n\n")
+    assert plain_stats.prompt_tokens == len(reference_engine.tokenize(expected))
+    window.close()
+
+
+def test_the_colour_scheme_can_be_chosen_and_switches_live(qtbot) -> None:
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QPalette
+    from PySide6.QtWidgets import QApplication
+
+    from app.ui.theme import apply_theme, set_color_scheme
+
+    app = QApplication.instance()
+    apply_theme(app, Qt.ColorScheme.Dark)
+    assert app.palette().color(QPalette.ColorRole.Base).lightness() < 80
+    set_color_scheme(app, Qt.ColorScheme.Light)
+    assert app.palette().color(QPalette.ColorRole.Base).lightness() > 200
+    set_color_scheme(app, None)  # follow the system (light here, offscreen)
+    assert app.palette().color(QPalette.ColorRole.Base).lightness() > 200
