@@ -24,8 +24,15 @@ class SamplingPreset:
     presence_penalty: float
 
 
+SAMPLING_FIELDS = ("temperature", "top_p", "top_k", "min_p", "presence_penalty")  # what a preset sets
+
+
+def _sampling_values(source) -> dict:
+    return {name: getattr(source, name) for name in SAMPLING_FIELDS}
+
+
 def _card(name: str, sampling: SamplingSettings) -> SamplingPreset:
-    return SamplingPreset(name, sampling.temperature, sampling.top_p, sampling.top_k, sampling.min_p, sampling.presence_penalty)
+    return SamplingPreset(name, **_sampling_values(sampling))
 
 
 # The Qwen3.5 model cards' recommendations (see shared/reference/qwen35.md, "Sampling"); the
@@ -60,7 +67,7 @@ class ChatSettings:
 
     @classmethod
     def from_dict(cls, data: dict | None) -> "ChatSettings":
-        known = {item.name: item.type for item in fields(cls)}
+        known = {item.name for item in fields(cls)}
         values = {key: value for key, value in (data or {}).items() if key in known}
         try:
             return cls(**values)
@@ -74,24 +81,9 @@ class ChatSettings:
         return model_default if self.enable_thinking is None else self.enable_thinking
 
     def with_preset(self, preset: SamplingPreset) -> "ChatSettings":
-        return replace(
-            self,
-            preset=preset.name,
-            temperature=preset.temperature,
-            top_p=preset.top_p,
-            top_k=preset.top_k,
-            min_p=preset.min_p,
-            presence_penalty=preset.presence_penalty,
-        )
+        return replace(self, preset=preset.name, **_sampling_values(preset))
 
     def sampling(self, *, thinking: bool) -> SamplingSettings:
         """The sampler for the next reply; AUTOMATIC picks the card's values for ``thinking``."""
         values = card_preset(thinking=thinking) if self.preset == AUTOMATIC else self
-        return SamplingSettings(
-            temperature=values.temperature,
-            top_p=values.top_p,
-            top_k=values.top_k,
-            min_p=values.min_p,
-            presence_penalty=values.presence_penalty,
-            max_tokens=self.max_tokens,
-        )
+        return SamplingSettings(max_tokens=self.max_tokens, **_sampling_values(values))
