@@ -11,9 +11,9 @@ it to see whether an installation is sound. It needs no screen, no network and n
    afterwards;
 4. the keyring stores, returns and deletes a test secret; a system without a keyring service
    is reported, not failed, because the app then keeps working without saved secrets;
-5. Qt: the main window opens on a temporary profile, on Qt's offscreen platform unless
-   ``QT_QPA_PLATFORM`` names another (``xcb`` under Xvfb checks the X11 plugin), and
-   ``--screenshot`` saves the screen with the window on it.
+5. Qt: the main window opens on a temporary profile in offline mode, on Qt's offscreen
+   platform unless ``QT_QPA_PLATFORM`` names another (``xcb`` under Xvfb checks the X11
+   plugin), and ``--screenshot`` saves the screen with the window on it.
 
 It prints one line per check and exits 0 when all pass; the first failure ends it with exit
 status 1 and the reason. ``--report FILE`` also writes the lines to FILE, for builds whose
@@ -32,6 +32,8 @@ from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
 
+import llama_cpp
+
 from app.core.app_paths import APP_NAME, AppPaths
 from app.core.build_info import build_info, build_mismatches
 from app.core.chat_template import ChatMessage
@@ -42,6 +44,7 @@ from app.core.self_test_model import (
     THINKING_REASONING,
     write_tiny_qwen35_gguf,
 )
+from app.core.settings import Settings, save_settings
 
 KEYRING_SERVICE = f"{APP_NAME} smoke test"
 
@@ -87,8 +90,6 @@ def main(argv: list[str]) -> int:
 
 
 def _check_llama_cpp() -> str:
-    import llama_cpp
-
     info = build_info()
     problems = build_mismatches(info)
     if problems:
@@ -178,7 +179,9 @@ def _check_qt(screenshot: Path | None) -> str:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     apply_theme(app)
     with tempfile.TemporaryDirectory() as profile:
-        window = build_main_window(AppPaths.under(Path(profile)))
+        paths = AppPaths.under(Path(profile))
+        save_settings(Settings(offline_mode=True), paths.settings_file)  # a check must not go online
+        window = build_main_window(paths)
         try:
             window.show()
             if not QTest.qWaitForWindowExposed(window):
