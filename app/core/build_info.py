@@ -22,8 +22,6 @@ BUILD_INFO_FILE = Path(__file__).resolve().parent.parent / "build_info.json"
 
 # Entries of llama.cpp's CPU report that are not instruction sets.
 _NOT_INSTRUCTION_SETS = frozenset({"LLAMAFILE", "OPENMP", "REPACK", "ACCELERATE", "KLEIDIAI", "CPU_HBM"})
-# llama.cpp's registry names that differ from the backend's usual name.
-_BACKEND_NAMES = {"MTL": "Metal"}
 
 
 @dataclass(frozen=True)
@@ -51,15 +49,9 @@ def build_info() -> BuildInfo:
     features = ", ".join(sorted(compiled_cpu_features())) or "no SIMD"
     return BuildInfo(
         variant="source",
-        backend=compiled_backend_name(),
+        backend=compiled_backend(),
         cpu_baseline=f"the CPU it was built on ({features})",
     )
-
-
-def compiled_backend_name() -> str:
-    """:func:`compiled_backend` under the backend's usual name ("Metal" rather than "MTL")."""
-    name = compiled_backend()
-    return _BACKEND_NAMES.get(name, name)
 
 
 def compiled_cpu_features() -> frozenset[str]:
@@ -82,8 +74,8 @@ def compiled_cpu_features() -> frozenset[str]:
 def build_mismatches(info: BuildInfo) -> list[str]:
     """How the llama.cpp that is loaded differs from what ``info`` promises (empty: it matches)."""
     problems = []
-    if compiled_backend_name() != info.backend:
-        problems.append(f"llama.cpp was compiled for {compiled_backend_name()}, not {info.backend}")
+    if compiled_backend() != info.backend:
+        problems.append(f"llama.cpp was compiled for {compiled_backend()}, not {info.backend}")
     if info.cpu_features:
         compiled = compiled_cpu_features()
         if missing := sorted(set(info.cpu_features) - compiled):

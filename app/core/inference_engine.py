@@ -123,13 +123,19 @@ class _StateSnapshot:
     data: ctypes.Array = field(repr=False)
 
 
+# llama.cpp's report names that differ from the backend's usual name.
+_BACKEND_NAMES = {"MTL": "Metal"}
+
+
 def compiled_backend() -> str:
     """The accelerator llama.cpp was compiled with: "CUDA", "Metal", … or "CPU"."""
     info = llama_cpp.llama_print_system_info().decode("utf-8", "replace")
     # The report reads "CPU : SSE3 = 1 | … | CUDA : ARCHS = 890 | …": one "NAME :" per backend.
     names = [part.split(" : ")[0].strip() for part in info.split("|") if " : " in part]
     accelerators = [name for name in names if name and name != "CPU"]
-    return accelerators[0] if accelerators else "CPU"
+    if not accelerators:
+        return "CPU"
+    return _BACKEND_NAMES.get(accelerators[0], accelerators[0])
 
 
 def default_thread_count() -> int:

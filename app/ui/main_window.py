@@ -7,12 +7,24 @@ only ever sees immutable requests.
 from __future__ import annotations
 
 import html
+import importlib.metadata
 import logging
 import re
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QCoreApplication, QEvent, QModelIndex, QPoint, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import (
+    QByteArray,
+    QCoreApplication,
+    QEvent,
+    QModelIndex,
+    QPoint,
+    QSize,
+    Qt,
+    QTimer,
+    Signal,
+    qVersion,
+)
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -29,6 +41,7 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QMainWindow,
     QMenu,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QSplitter,
@@ -37,6 +50,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core.build_info import build_info
 from app.core.chat_settings import ChatSettings, SamplingPreset
 from app.core.chat_template import ChatMessage
 from app.core.conversation_export import ConversationImportError, export_all, import_conversations, to_json, to_markdown
@@ -311,6 +325,8 @@ class MainWindow(QMainWindow):
             self.chat_settings_action,
         ):
             chat_menu.addAction(item)
+        help_menu = self.menuBar().addMenu(self.tr("&Help"))
+        help_menu.addAction(self.tr("&About Qwen Local Chat"), self.show_about)
         self.models_button.setToolTip(self._with_shortcut(self.models_button.toolTip(), self.models_action))
         self.chat_settings_button.setToolTip(self._with_shortcut(self.chat_settings_button.toolTip(), self.chat_settings_action))
         self.composer.edit.setToolTip(self._with_shortcut(self.tr("Write a message"), self.focus_composer_action))
@@ -380,6 +396,9 @@ class MainWindow(QMainWindow):
         self._models_dialog.reload()
         self._models_dialog.show()
         self._models_dialog.raise_()
+
+    def show_about(self) -> None:
+        QMessageBox.about(self, self.tr("About Qwen Local Chat"), about_text())
 
     def show_settings(self) -> None:
         dialog = SettingsDialog(self._models, self._settings.theme, self)
@@ -928,6 +947,21 @@ def _chat_messages(system_prompt: str, messages: list[Message]) -> tuple[list[Ch
     turns = [ChatMessage("system", system_prompt)] if system_prompt.strip() else []
     turns += [ChatMessage(message.role, message.content, message.reasoning) for message in kept]
     return turns, [message.id for message in kept]
+
+
+def about_text() -> str:
+    """Version, and how llama.cpp was built (backend and CPU baseline), for the About box."""
+    try:
+        version = importlib.metadata.version("qwen-local-chat")
+    except importlib.metadata.PackageNotFoundError:
+        version = "development"
+    return (
+        f"<h3>Qwen Local Chat {html.escape(version)}</h3>"
+        "<p>Chat with Qwen3.5 models, offline, on this computer.</p>"
+        f"<p>llama.cpp: {html.escape(build_info().describe())}<br>"
+        f"llama-cpp-python {html.escape(importlib.metadata.version('llama-cpp-python'))} · "
+        f"Qt {html.escape(qVersion())}</p>"
+    )
 
 
 def _file_name(title: str) -> str:

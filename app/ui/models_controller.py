@@ -13,12 +13,26 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from app.core.app_paths import AppPaths
-from app.core.fit_estimate import QWEN35_SHAPES, FitAssessment, ModelShape, Recommendation, assess_fit, largest_context, recommend_model
+from app.core.fit_estimate import (
+    QWEN35_SHAPES,
+    FitAssessment,
+    ModelShape,
+    Recommendation,
+    assess_fit,
+    largest_context,
+    recommend_model,
+)
 from app.core.hardware_probe import HardwareInfo, probe_hardware
 from app.core.hub_access import HubSettings, OfflineError, make_hf_api
 from app.core.local_models import LocalModel, ModelSource, find_local_models
 from app.core.model_catalog import CatalogEntry, CatalogError, ModelCatalog
-from app.core.model_downloads import DownloadManager, DownloadProgress, DownloadRequest, DownloadState, move_models_folder
+from app.core.model_downloads import (
+    DownloadManager,
+    DownloadProgress,
+    DownloadRequest,
+    DownloadState,
+    move_models_folder,
+)
 from app.core.secret_store import SecretStore
 from app.core.settings import Settings
 

@@ -6,7 +6,7 @@ from app.core.build_info import (
     BuildInfo,
     build_info,
     build_mismatches,
-    compiled_backend_name,
+    compiled_backend,
     compiled_cpu_features,
 )
 
@@ -15,7 +15,7 @@ def test_a_source_install_reports_the_llama_cpp_it_compiled() -> None:
     info = build_info()  # the source tree carries no build_info.json
 
     assert info.variant == "source"
-    assert info.backend == compiled_backend_name()
+    assert info.backend == compiled_backend()
     assert build_mismatches(info) == []
     assert info.describe().startswith(f"{info.backend} backend, compiled for the CPU it was built on")
 
@@ -33,7 +33,7 @@ def test_a_promise_the_build_does_not_keep_is_reported_in_full() -> None:
     problems = build_mismatches(promised)
 
     assert problems == [
-        f"llama.cpp was compiled for {compiled_backend_name()}, not CUDA",
+        f"llama.cpp was compiled for {compiled_backend()}, not CUDA",
         "instruction sets of the baseline not compiled in: IMAGINARY_ISA",
         f"instruction sets beyond the baseline compiled in: {min(compiled)}",
     ]

@@ -14,7 +14,7 @@ from app.core.conversation_store import ConversationStore, MessageState
 from app.core.self_test_model import ENDLESS_CYCLE, THINKING_ANSWER, THINKING_REASONING
 from app.main import build_main_window
 from app.ui.conversation_list_model import IS_HEADER_ROLE
-from app.ui.main_window import MainWindow
+from app.ui.main_window import MainWindow, about_text
 from app.ui.transcript_view import PAGE_SIZE
 
 WAIT_MS = 30_000
@@ -414,3 +414,8 @@ def test_a_thousand_message_conversation_opens_with_only_its_last_page_built(qtb
     transcript.reveal_message(hit.id)
     assert transcript.widget_for(hit.id) is not None and transcript.widget_for(hit.id).property("found")
     _close(qtbot, window)
+
+
+def test_about_names_the_llama_cpp_backend_and_cpu_baseline() -> None:
+    text = about_text()
+    assert "CPU backend, compiled for" in text and "llama-cpp-python 0.3.36" in text
