@@ -7,16 +7,27 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
-from PySide6.QtWidgets import QApplication, QMessageBox
+# numpy comes only with llama-cpp-python's high-level API, which the app never calls; one
+# OpenBLAS thread instead of one per core saves its per-thread buffers (~5 MB).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from app.core.app_paths import APP_NAME, AppPaths
+# The core (and llama.cpp, numpy, Jinja, keyring, gguf with it) is imported before PySide6: once
+# PySide6 is imported, shiboken reads the source of every module imported after it, looking for
+# "PySide6", and linecache keeps it all: ~15 MB for the rest of the session (bench/README.md).
+from app.core.app_paths import APP_NAME, AppPaths  # noqa: I001 (this order on purpose)
 from app.core.conversation_store import ConversationStore, StoreError
+from app.core.fit_estimate import assess_fit  # noqa: F401 (imported early, see above)
 from app.core.inference_engine import InferenceEngine
+from app.core.model_downloads import DownloadManager  # noqa: F401 (imported early, see above)
 from app.core.secret_store import SecretStore
 from app.core.settings import load_settings, save_settings
+
+from PySide6.QtWidgets import QApplication, QMessageBox  # noqa: E402
+
 from app.ui.inference_worker import InferenceService
 from app.ui.main_window import MainWindow
 from app.ui.models_controller import ModelsController

@@ -28,6 +28,7 @@ from pathlib import Path
 from gguf import GGUFValueType
 
 from app.core.hardware_probe import GpuDevice, HardwareInfo
+from app.core.inference_engine import default_batch_size
 
 GIB = 1024**3
 MIB = 1024**2
@@ -355,7 +356,7 @@ def assess_fit(
     context_size: int,
     *,
     gpu_layers: int | None = None,
-    batch_size: int = 512,
+    batch_size: int | None = None,
 ) -> FitAssessment:
     """Whether the model runs well, tightly or not at all with this context, and why in numbers.
 
@@ -364,6 +365,8 @@ def assess_fit(
     everything counts against the RAM.
     """
     layers_on_gpu = _resolved_gpu_layers(shape, hardware, gpu_layers)
+    if batch_size is None:
+        batch_size = default_batch_size(hardware.backend)
     estimate = estimate_memory(shape, weights_bytes, context_size, gpu_layers=layers_on_gpu, batch_size=batch_size)
     ram = hardware.available_ram_bytes
     discrete = [gpu for gpu in hardware.gpus if not gpu.unified_memory]

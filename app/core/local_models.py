@@ -68,7 +68,11 @@ def find_local_models(
 
 
 def _cached_gguf_files(cache_dir: Path | None) -> list[Path]:
-    # Imported here: huggingface_hub is slow to import and most starts never need it.
+    from huggingface_hub import constants  # cheap, unlike the scanner and its HTTP client
+
+    if not Path(cache_dir or constants.HF_HUB_CACHE).is_dir():
+        return []  # most users: no Hugging Face cache, so start without loading the Hub client
+    # Imported here: the scanner brings huggingface_hub's HTTP stack (~0.2 s and ~25 MB).
     from huggingface_hub import scan_cache_dir
     from huggingface_hub.errors import CacheNotFound
 

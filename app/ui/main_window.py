@@ -805,6 +805,20 @@ class MainWindow(QMainWindow):
             self.transcript.show_context_boundary(self._prompt_message_ids[result.omitted_messages], result.omitted_messages)
         else:
             self.transcript.show_context_boundary(None, 0)
+        self._prepare_next_turn()
+
+    def _prepare_next_turn(self) -> None:
+        """Lets the inference thread evaluate the conversation so far while the user reads and
+        types, so the next question is answered as quickly as the first one."""
+        if self._facts is None or self._conversation_id is None:
+            return
+        history, _ = _chat_messages(self._system_prompt, self._store.messages(self._conversation_id))
+        thinking = self.composer.thinking_switch.isChecked()
+        self._inference.prepare_next_turn(GenerationRequest(
+            messages=tuple(history),
+            enable_thinking=thinking,
+            sampling=self._chat_settings.sampling(thinking=thinking),
+        ))
 
     def _on_generation_failed(self, message: str) -> None:
         self._coalescer.flush()

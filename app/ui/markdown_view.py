@@ -22,7 +22,7 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import TextLexer, get_lexer_by_name
 from pygments.util import ClassNotFound
-from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtCore import QSize, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QGuiApplication, QPalette
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
@@ -44,21 +44,19 @@ class Segment:
 
 
 def split_segments(markdown: str) -> list[Segment]:
-    """Prose and top-level code blocks, in order. An unclosed fence (still streaming) runs to
-    the end of the text, as CommonMark says."""
+    """Top-level blocks in order: each fenced code block, and each block of prose (a paragraph,
+    a list, a heading, a table…) on its own, so that streaming text re-renders only the block it
+    grows. An unclosed fence (still streaming) runs to the end of the text, as CommonMark says."""
     lines = markdown.splitlines(keepends=True)
     segments: list[Segment] = []
-    position = 0
     for token in _MARKDOWN.parse(markdown):
-        if token.type != "fence" or token.level != 0 or token.map is None:
-            continue
+        if token.level != 0 or token.map is None or token.nesting == -1:
+            continue  # only the opening token of each top-level block carries its lines
         start, end = token.map
-        if start > position:
-            segments.append(Segment("".join(lines[position:start])))
-        segments.append(Segment(token.content, token.info.split()[0] if token.info.strip() else ""))
-        position = end
-    if position < len(lines):
-        segments.append(Segment("".join(lines[position:])))
+        if token.type == "fence":
+            segments.append(Segment(token.content, token.info.split()[0] if token.info.strip() else ""))
+        else:
+            segments.append(Segment("".join(lines[start:end])))
     return [segment for segment in segments if segment.is_code or segment.text.strip()]
 
 
@@ -86,9 +84,24 @@ class ProseLabel(QLabel):
         self.setOpenExternalLinks(False)
         self.linkActivated.connect(_open_link)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Minimum)
+        self._heights: dict[int, int] = {}
 
     def show_markdown(self, markdown: str) -> None:
+        self._heights.clear()
         self.setText(without_images(markdown))
+
+    def heightForWidth(self, width: int) -> int:  # noqa: N802 (Qt API)
+        height = self._heights.get(width)
+        if height is None:
+            height = self._heights[width] = super().heightForWidth(width)
+        return height
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt API)
+        width = self.width()
+        return QSize(width, self.heightForWidth(width))
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt API)
+        return QSize(self.fontMetrics().averageCharWidth() * 8, self.heightForWidth(self.width()))
 
 
 class CodeBlock(QFrame):

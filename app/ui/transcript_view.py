@@ -248,15 +248,18 @@ class MessageWidget(QFrame):
         self._thinking_toggle.setArrowType(Qt.ArrowType.DownArrow if expanded else Qt.ArrowType.RightArrow)
 
 
-PAGE_SIZE = 30  # messages shown at once when a conversation opens, and per "show earlier"
+# Messages built when a conversation opens: more than a window shows, few enough to open in a
+# blink (each costs ~5 ms; bench/README.md). Scrolling up then builds PAGE_SIZE more at a time.
+FIRST_PAGE_SIZE = 12
+PAGE_SIZE = 30
 
 
 class TranscriptView(QScrollArea):
     """A scrolling column of :class:`MessageWidget`; follows new text while at the bottom.
 
-    A conversation opens with only its last ``PAGE_SIZE`` messages as widgets; earlier ones are
-    made when the user scrolls to the top (or clicks "Show earlier messages"), so a conversation
-    of thousands of messages opens as fast as a short one.
+    A conversation opens with only its last ``FIRST_PAGE_SIZE`` messages as widgets; earlier ones
+    are made, ``PAGE_SIZE`` at a time, when the user scrolls to the top (or clicks "Show earlier
+    messages"), so a conversation of thousands of messages opens as fast as a short one.
 
     The column is sized by hand (:meth:`_fit_column`): a resizable scroll area sizes its widget
     from word-wrapped labels' minimum sizes, which are computed for a narrow width, and leaves
@@ -308,7 +311,7 @@ class TranscriptView(QScrollArea):
         self._widgets = []
         self._alternatives_of = alternatives_of or (lambda _message_id: (0, 1))
         self._earlier = list(messages)
-        self._show_earlier(PAGE_SIZE)
+        self._show_earlier(FIRST_PAGE_SIZE)
         self._follow = True  # the re-fit then scrolls to the newest message
 
     def add_message(self, message: Message) -> MessageWidget:

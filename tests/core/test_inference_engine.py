@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -12,11 +13,13 @@ import pytest
 from app.core.chat_template import ChatMessage
 from app.core.generation_stats import StopReason
 from app.core.inference_engine import (
+    INFERENCE_NICENESS,
     InferenceEngine,
     LoadSettings,
     ModelLoadError,
     PromptTooLongError,
     SamplingSettings,
+    yield_cpu_to_the_interface,
 )
 from app.core.self_test_model import CONTEXT_LENGTH, ENDLESS_CYCLE, THINKING_ANSWER, THINKING_REASONING
 
@@ -254,6 +257,54 @@ def test_follow_up_turns_evaluate_only_what_is_new(engine) -> None:
         first = follow_up
 
 
+def test_preparing_the_next_turn_leaves_only_the_new_message_to_evaluate(engine) -> None:
+    history = [ChatMessage("user", "Tell me about the weather in a few long sentences, please. " * 20)]
+    first, _ = _generate(engine, history, thinking=True)
+    history.append(ChatMessage("assistant", first.answer, first.reasoning))
+
+    # While the user types: the re-rendered answer, up to where the next question's text begins.
+    prepared = engine.prepare_next_turn(history, enable_thinking=True, sampling=CARD_THINKING, cancel=threading.Event())
+    assert prepared == len(engine.tokenize(f"{first.answer}<|im_end|>\n<|im_start|>user\n"))
+
+    follow_up, _ = _generate(engine, history + [ChatMessage("user", "And tomorrow?")], thinking=True)
+    new_part = "And tomorrow?<|im_end|>\n<|im_start|>assistant\n<think>\n"
+    assert follow_up.stats.evaluated_prompt_tokens == len(engine.tokenize(new_part))
+    assert (follow_up.reasoning, follow_up.answer) == (THINKING_REASONING, THINKING_ANSWER)
+
+    # Its state was saved: preparing again (say, to edit that question) evaluates nothing, and an
+    # edited question is as cheap as the first one.
+    assert engine.prepare_next_turn(history, enable_thinking=True, sampling=CARD_THINKING, cancel=threading.Event()) == 0
+    edited, _ = _generate(engine, history + [ChatMessage("user", "And next week?")], thinking=True)
+    assert edited.stats.evaluated_prompt_tokens == len(engine.tokenize("And next week?<|im_end|>\n<|im_start|>assistant\n<think>\n"))
+
+
+def test_a_preparation_cancelled_mid_batch_costs_the_next_turn_nothing_but_the_saved_time(tiny_model: Path) -> None:
+    engine = InferenceEngine()
+    engine.load(tiny_model, LoadSettings(context_size=CONTEXT_LENGTH, batch_size=CONTEXT_LENGTH))
+    history = [ChatMessage("user", "Tell me about the weather in a few long sentences, please. " * 20)]
+    first, _ = _generate(engine, history, thinking=True)
+    history.append(ChatMessage("assistant", first.answer, first.reasoning))
+    cancel = _CancelFromInsideDecode()
+
+    assert engine.prepare_next_turn(history, enable_thinking=True, sampling=CARD_THINKING, cancel=cancel) == 0
+    assert cancel.checks == 2  # abandoned inside llama.cpp's batch
+
+    # The state saved at the previous turn is still there: only the answer and the question remain.
+    follow_up, _ = _generate(engine, history + [ChatMessage("user", "And tomorrow?")], thinking=True)
+    new_part = f"{first.answer}<|im_end|>\n<|im_start|>user\nAnd tomorrow?<|im_end|>\n<|im_start|>assistant\n<think>\n"
+    assert follow_up.stats.evaluated_prompt_tokens == len(engine.tokenize(new_part))
+    assert (follow_up.reasoning, follow_up.answer) == (THINKING_REASONING, THINKING_ANSWER)
+    engine.unload()
+
+
+def test_nothing_is_prepared_when_the_history_will_not_fit_whole(engine) -> None:
+    history = []
+    for turn in range(12):
+        history += [ChatMessage("user", f"Question {turn}: " + "tell me more " * 40), ChatMessage("assistant", f"Answer {turn}.")]
+    prepared = engine.prepare_next_turn(history, enable_thinking=True, sampling=CARD_THINKING, cancel=threading.Event())
+    assert prepared == 0
+
+
 def test_regenerating_the_same_prompt_reuses_the_saved_state(engine) -> None:
     messages = [ChatMessage("user", "A question worth asking twice. " * 20)]
     first, _ = _generate(engine, messages, thinking=True)
@@ -359,3 +410,22 @@ def test_truncated_model_gives_a_clear_error_and_the_process_survives(tiny_model
     result, _ = _generate(engine, [ChatMessage("user", "Hi")], thinking=True)
     assert result.answer == THINKING_ANSWER
     engine.unload()
+
+
+def test_the_inference_thread_and_the_threads_it_starts_yield_the_cpu_to_the_interface() -> None:
+    niceness: dict[str, int] = {}
+
+    def inference_thread() -> None:
+        assert yield_cpu_to_the_interface()
+        niceness["inference"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        helper = threading.Thread(  # as llama.cpp's compute threads are started
+            target=lambda: niceness.setdefault("helper", os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        )
+        helper.start()
+        helper.join()
+
+    thread = threading.Thread(target=inference_thread)
+    thread.start()
+    thread.join()
+    interface = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert niceness == {"inference": interface + INFERENCE_NICENESS, "helper": interface + INFERENCE_NICENESS}

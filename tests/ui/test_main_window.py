@@ -15,7 +15,7 @@ from app.core.self_test_model import ENDLESS_CYCLE, THINKING_ANSWER, THINKING_RE
 from app.main import build_main_window
 from app.ui.conversation_list_model import IS_HEADER_ROLE
 from app.ui.main_window import MainWindow, about_text
-from app.ui.transcript_view import PAGE_SIZE
+from app.ui.transcript_view import FIRST_PAGE_SIZE, PAGE_SIZE
 
 WAIT_MS = 30_000
 
@@ -143,13 +143,19 @@ def test_reopening_shows_the_conversation_and_the_last_model(qtbot, paths, tiny_
     _close(qtbot, reopened)
 
 
-def test_a_follow_up_in_the_window_reuses_the_evaluated_history(qtbot, paths, tiny_model) -> None:
+def test_a_follow_up_in_the_window_evaluates_only_the_new_question(qtbot, paths, tiny_model) -> None:
     window = _open_window(qtbot, paths)
     _load(qtbot, window, tiny_model)
-    _send_and_wait(qtbot, window, "A long opening question about many things. " * 10)
+    # After the reply, the history is evaluated in the background while the user types.
+    with qtbot.waitSignal(window._inference.worker.sig_next_turn_prepared, timeout=WAIT_MS) as prepared:
+        _send_and_wait(qtbot, window, "A long opening question about many things. " * 10)
+    assert prepared.args[0] > 0
+
     _send_and_wait(qtbot, window, "And then?")
     stats = window._store.messages(window._conversation_id)[-1].stats
-    assert stats.evaluated_prompt_tokens < stats.prompt_tokens // 2
+    engine = window._inference.worker._engine  # idle now: reading its vocabulary is safe
+    assert stats.evaluated_prompt_tokens == len(engine.tokenize("And then?<|im_end|>\n<|im_start|>assistant\n<think>\n"))
+    assert stats.prompt_tokens > 10 * stats.evaluated_prompt_tokens
     _close(qtbot, window)
 
 
@@ -397,16 +403,16 @@ def test_a_thousand_message_conversation_opens_with_only_its_last_page_built(qtb
             store.add_message(conversation.id, "assistant", f"Answer **{turn}**")
     window = _open_window(qtbot, paths)
     transcript = window.transcript
-    assert len(transcript.message_widgets()) == PAGE_SIZE
+    assert len(transcript.message_widgets()) == FIRST_PAGE_SIZE
     assert transcript.message_widgets()[-1].answer == "Answer **499**"
     assert transcript.earlier_button.isVisible()
-    assert transcript.earlier_button.text() == f"Show {1000 - PAGE_SIZE} earlier messages"
+    assert transcript.earlier_button.text() == f"Show {1000 - FIRST_PAGE_SIZE} earlier messages"
 
     bar = transcript.verticalScrollBar()
     qtbot.waitUntil(lambda: bar.maximum() > 0 and bar.value() == bar.maximum())
     newest = transcript.message_widgets()[-1]
     bar.setValue(0)  # scrolling to the top brings the next page, without moving what was shown
-    assert len(transcript.message_widgets()) == 2 * PAGE_SIZE
+    assert len(transcript.message_widgets()) == FIRST_PAGE_SIZE + PAGE_SIZE
     assert not newest.visibleRegion().isEmpty() or bar.value() > 0
 
     # A search result far back is built on demand.

@@ -18,10 +18,32 @@ REPLY = "Intro with `code`.\n\n```python\nprint('hi')\n```\n\nOutro, see [docs](
 
 def test_a_reply_is_split_at_its_top_level_code_blocks() -> None:
     assert split_segments(REPLY) == [
-        Segment("Intro with `code`.\n\n"),
+        Segment("Intro with `code`.\n"),
         Segment("print('hi')\n", "python"),
-        Segment("\nOutro, see [docs](https://example.org).\n"),
+        Segment("Outro, see [docs](https://example.org).\n"),
     ]
+
+
+def test_prose_is_split_into_its_top_level_blocks() -> None:
+    text = "# Title\nFirst paragraph,\nstill first.\n\n- one\n- two\n\n> quoted\n\nLast"
+    assert split_segments(text) == [
+        Segment("# Title\n"),
+        Segment("First paragraph,\nstill first.\n"),
+        Segment("- one\n- two\n\n"),
+        Segment("> quoted\n"),
+        Segment("Last"),
+    ]
+
+
+def test_streaming_re_renders_only_the_growing_paragraph(qtbot) -> None:
+    view = MarkdownView()
+    qtbot.addWidget(view)
+    view.set_markdown("A finished paragraph.\n\nA growing")
+    finished, growing = view.prose_labels()
+    finished_text = finished.text()
+    view.set_markdown("A finished paragraph.\n\nA growing paragraph")
+    assert view.prose_labels() == [finished, growing] and finished.text() == finished_text
+    assert growing.text() == "A growing paragraph"
 
 
 def test_an_unclosed_fence_while_streaming_is_code_up_to_the_end() -> None:

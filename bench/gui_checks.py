@@ -1,0 +1,265 @@
+"""Measurements of the real main window (``app.main.build_main_window``), driven like a user.
+
+Run with a QApplication on the offscreen platform; everything here happens on its GUI thread.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QAbstractEventDispatcher, QEvent, QEventLoop, QObject, Qt, QTimer
+from PySide6.QtWidgets import QApplication
+
+from app.core.app_paths import AppPaths
+from app.core.conversation_store import ConversationStore, Message, MessageState
+from app.core.generation_stats import GenerationStats, StopReason
+from app.core.inference_engine import GenerationResult
+from app.main import build_main_window
+from app.ui.main_window import MainWindow
+from app.ui.transcript_view import TranscriptView
+
+WAIT_S = 600.0
+WORDS = (
+    "the model reads each token once and keeps a small state for the next one so that a long "
+    "conversation costs little memory while attention layers remember every position exactly "
+    "weights quantized to four bits fit into ordinary laptops and run at reading speed"
+).split()
+
+
+def run_until(predicate: Callable[[], bool], timeout_s: float = WAIT_S) -> None:
+    """Runs the Qt event loop (as ``app.exec()`` would) until ``predicate`` holds."""
+    loop = QEventLoop()
+    poll = QTimer()
+    poll.setInterval(5)
+    poll.timeout.connect(lambda: predicate() and loop.quit())
+    deadline = QTimer()
+    deadline.setSingleShot(True)
+    deadline.timeout.connect(loop.quit)
+    poll.start()
+    deadline.start(int(timeout_s * 1000))
+    if not predicate():
+        loop.exec()
+    poll.stop()
+    deadline.stop()
+    if not predicate():
+        raise TimeoutError("the window did not get there in time")
+
+
+class TickRecorder(QObject):
+    """A 1 ms timer on the GUI thread; the gaps between its ticks are how long input would wait."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._timer = QTimer(self)
+        self._timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self._timer.setInterval(1)
+        self._timer.timeout.connect(self._tick)
+        self.ticks: list[float] = []
+
+    def start(self) -> None:
+        self.ticks = [time.perf_counter()]
+        self._timer.start()
+
+    def stop(self) -> None:
+        self._timer.stop()
+        self.ticks.append(time.perf_counter())
+
+    def _tick(self) -> None:
+        self.ticks.append(time.perf_counter())
+
+    def gaps_ms(self, since: float = 0.0, until: float = float("inf")) -> list[float]:
+        """Gaps that end after ``since`` and start before ``until`` (``time.perf_counter``)."""
+        pairs = zip(self.ticks, self.ticks[1:])
+        return [(later - earlier) * 1000 for earlier, later in pairs if later > since and earlier < until]
+
+
+def open_window(profile_dir: Path) -> MainWindow:
+    window = build_main_window(AppPaths.under(profile_dir))
+    window.show()
+    return window
+
+
+def load_model(window: MainWindow, model: Path) -> None:
+    window.load_model(model)
+    run_until(lambda: window.composer.send_button.isEnabled())
+
+
+def streaming_responsiveness(window: MainWindow, prompt: str, stream_seconds: float) -> dict:
+    """Sends ``prompt``, lets the reply stream for ``stream_seconds``, then presses Stop.
+
+    Reports the longest gap between 1 ms ticks while the reply streamed and whether the window
+    shows exactly the text the engine generated.
+    """
+    results: list[GenerationResult] = []
+    # The window's finished slot runs too; this one only keeps the engine's own account.
+    window._inference.worker.sig_generation_finished.connect(results.append)
+    window.composer.thinking_switch.setChecked(False)  # the answer streams into the visible body
+    ticks = TickRecorder()
+    ticks.start()
+    window.send_message(prompt)
+    reply = window.transcript.message_widgets()[-1]
+    run_until(lambda: bool(reply.answer))
+    streaming_from, cpu_from, waits_from = time.perf_counter(), time.thread_time(), _cpu_wait_seconds()
+    run_until(lambda: time.perf_counter() - streaming_from >= stream_seconds or not window.is_generating)
+    streaming_until = time.perf_counter()
+    streamed = streaming_until - streaming_from
+    cpu, waits = time.thread_time() - cpu_from, _cpu_wait_seconds() - waits_from
+    window.stop_generation()
+    run_until(lambda: not window.is_generating and bool(results))
+    ticks.stop()
+    window._inference.worker.sig_generation_finished.disconnect(results.append)
+    result = results[0]
+    gaps = ticks.gaps_ms(streaming_from, streaming_until)
+    return {
+        "generated_tokens": result.stats.generated_tokens,
+        "tokens_per_second": result.stats.tokens_per_second,
+        "shown_characters": len(reply.answer),
+        "shown_equals_generated": reply.answer == result.answer,
+        "longest_tick_gap_ms": max(gaps),
+        "p99_tick_gap_ms": _percentile(gaps, 0.99),
+        "ticks": len(gaps),
+        # Not streaming, but shown for completeness: sending (storing the question, building the
+        # reply's widget) and finishing (storing the reply, its statistics) block once each.
+        "longest_tick_gap_sending_ms": max(ticks.gaps_ms(until=streaming_from)),
+        "longest_tick_gap_finishing_ms": max(ticks.gaps_ms(since=streaming_until)),
+        # Share of one core the GUI thread used (the 1 ms timer itself included), and the share of
+        # time it was ready to run but waited for a core that the inference threads held.
+        "gui_thread_cpu_share": cpu / streamed,
+        "gui_thread_waiting_for_cpu_share": waits / streamed if waits_from >= 0 else None,
+    }
+
+
+def update_cost_by_length(lengths: list[int]) -> dict[str, float]:
+    """Milliseconds the GUI thread is blocked when a streaming reply of each length (characters of
+    Markdown prose) receives one more piece: the update, layout and painting of the transcript,
+    measured on the app's transcript widget at the window's usual size."""
+    rng = random.Random(1)
+    message = Message(
+        id=1, conversation_id=1, role="assistant", content="", reasoning="", state=MessageState.STREAMING,
+        created_at=time.time(), stats=None, error=None,
+    )
+    view = TranscriptView()
+    view.resize(760, 560)
+    view.show()
+    widget = view.add_message(message)
+    costs = {}
+    for length in sorted(lengths):
+        text = []
+        while len(widget.answer) + sum(map(len, text)) < length:
+            text.append(" ".join(rng.choices(WORDS, k=12)) + (".\n\n" if rng.random() < 0.2 else " "))
+        widget.append("", "".join(text))
+        settle(0.2)
+        started = time.perf_counter()
+        widget.append("", " ".join(rng.choices(WORDS, k=3)) + " ")
+        for _ in range(5):  # the update's events: the column's re-fit timer, layout, paint
+            QApplication.processEvents()
+        costs[str(length)] = (time.perf_counter() - started) * 1000
+    view.close()
+    return costs
+
+
+# ------------------------------------------------------------------------ a long conversation
+
+
+def write_long_conversation(database: Path, message_count: int, seed: int = 0) -> tuple[int, int]:
+    """Stores a ``message_count``-message chat and, after it, a short one (the most recent).
+
+    Replies are Markdown of a few hundred words, half with reasoning, all with statistics, like
+    a long real chat. Returns the two conversation ids (long, short).
+    """
+    rng = random.Random(seed)
+
+    def words(low: int, high: int) -> str:
+        return " ".join(rng.choices(WORDS, k=rng.randint(low, high)))
+
+    with ConversationStore(database) as store:
+        long_chat = store.create_conversation(title="A long chat", model="Qwen3.5-0.8B")
+        for turn in range(message_count // 2):
+            store.add_message(long_chat.id, "user", f"Question {turn}: {words(15, 60)}?")
+            answer = "\n\n".join(
+                [words(40, 90), f"- **{words(2, 4)}**: {words(8, 20)}\n- {words(8, 20)}\n- {words(8, 20)}", words(30, 80)]
+            )
+            reply = store.add_message(long_chat.id, "assistant", answer, reasoning=words(40, 120) if turn % 2 else "")
+            stats = GenerationStats(
+                prompt_tokens=40 * turn + 200,
+                evaluated_prompt_tokens=120,
+                generated_tokens=300,
+                time_to_first_token_s=0.8,
+                tokens_per_second=29.5,
+                stop_reason=StopReason.END_OF_TURN,
+            )
+            store.update_message(reply.id, stats=stats)
+        short_chat = store.create_conversation(title="A short chat")
+        store.add_message(short_chat.id, "user", "Hello")
+        store.add_message(short_chat.id, "assistant", "Hello! How can I help?")
+        return long_chat.id, short_chat.id
+
+
+def select_conversation(window: MainWindow, conversation_id: int) -> None:
+    """Selects the conversation in the list, as a click does."""
+    model = window.conversation_model
+    window.conversation_list.setCurrentIndex(model.index(model.row_of(conversation_id)))
+
+
+class _RepaintWatcher(QObject):
+    """Notes when the window last finished a repaint: an update request, then the event loop
+    running out of work (only the top-level window is watched, so this costs next to nothing)."""
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__()
+        self._window = window
+        self._pending = False
+        self.last_repaint_done: float | None = None
+        window.installEventFilter(self)
+        QAbstractEventDispatcher.instance().aboutToBlock.connect(self._on_idle)
+
+    def eventFilter(self, _watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt API)
+        if event.type() == QEvent.Type.UpdateRequest:
+            self._pending = True
+        return False
+
+    def _on_idle(self) -> None:
+        if self._pending:
+            self._pending = False
+            self.last_repaint_done = time.perf_counter()
+
+    def close(self) -> None:
+        self._window.removeEventFilter(self)
+        QAbstractEventDispatcher.instance().aboutToBlock.disconnect(self._on_idle)
+
+
+def open_conversation_seconds(window: MainWindow, conversation_id: int, watch_s: float = 0.5) -> float:
+    """Selects another conversation and times it until the window has finished repainting it
+    (the last repaint in the ``watch_s`` that follow; a layout may take a second pass)."""
+    watcher = _RepaintWatcher(window)
+    started = time.perf_counter()
+    select_conversation(window, conversation_id)
+    settle(watch_s)
+    watcher.close()
+    if watcher.last_repaint_done is None:
+        raise TimeoutError("the window did not repaint")
+    return watcher.last_repaint_done - started
+
+
+def settle(seconds: float = 0.3) -> None:
+    """Lets pending layout and painting finish before the next measurement."""
+    until = time.perf_counter() + seconds
+    run_until(lambda: time.perf_counter() >= until)
+
+
+def _cpu_wait_seconds() -> float:
+    """Seconds this thread has been runnable but not running (Linux schedstat); -1 elsewhere."""
+    try:
+        with open(f"/proc/self/task/{threading.get_native_id()}/schedstat", encoding="ascii") as schedstat:
+            return int(schedstat.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return -1.0
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else 0.0

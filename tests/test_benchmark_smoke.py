@@ -1,0 +1,56 @@
+"""The performance benchmark (bench/) runs end to end on the tiny model, so it cannot rot.
+
+It checks that every section runs and reports what the README's table needs, and what must hold
+at any speed (the window shows exactly the generated text); never how fast anything was, since
+timings depend on the machine and its load.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_benchmark_smoke_run_measures_every_section(tmp_path: Path) -> None:
+    output = tmp_path / "smoke.json"
+    # The start-up probe builds the real window, which opens the keyring: never the user's.
+    environment = {**os.environ, "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring"}
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.run_benchmarks", "--smoke", "--json", str(output)],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    assert "| Target" in completed.stdout  # the table was printed
+
+    results = json.loads(output.read_text())
+    (model,) = results["models"]
+    for section in ("generation", "prompt"):
+        assert model[section]["ratio"]["median_of_rounds"] > 0
+        assert model[section]["raw_tokens_per_second"]["best"] > 0
+    assert model["generation"]["delivered_text_equals_generated"]
+    assert model["prompt"]["engine_evaluated_tokens"] == model["prompt"]["prompt_tokens"]  # nothing reused
+    turns = model["multi_turn"]
+    # The history was evaluated ahead of time: turn 10 evaluates no more than a new chat's turn 1.
+    assert turns["turn_10_evaluated_tokens"] <= turns["turn_1_evaluated_tokens"] < turns["history_tokens"]
+    assert model["bandwidth_bound"]["bound_tokens_per_second"] > 0
+
+    for stream in results["gui_streaming"]:
+        assert stream["generated_tokens"] > 0
+        assert stream["shown_equals_generated"], stream
+    assert results["gui_update_ms_by_reply_length"]
+    assert results["open_conversation"]["messages_shown"] > 0
+    startup = results["startup"]
+    assert startup["shown_seconds"]["best"] > 0
+    assert startup["loaded_rss_bytes"] > startup["idle_rss_bytes"] > 0
+
+    names = {target["name"] for target in results["targets"]}
+    assert len(names) == len(results["targets"]) == 11  # every target of the issue is checked
