@@ -1,8 +1,9 @@
 """Coalesces streamed text so the GUI repaints at most once per frame, however fast the model.
 
-Showing text gets slower as a reply grows: the transcript lays out the whole reply again on every
-update (bench/README.md: about 10 ms per 1,000 characters on a 2-core x86 machine).
-At a fixed 25 ms interval a long reply would keep the GUI thread busy all the time. So at each
+Showing text can still get slow: the transcript lays out again the Markdown block that grows,
+and one block can be long (a wall of text without paragraphs, a long code listing: ~2 ms per
+1,000 characters on the 2-core machine of bench/README.md). At a fixed 25 ms interval such a
+block would keep the GUI thread busy all the time. So at each
 release the coalescer reads how much CPU time the GUI thread has used since the previous one
 (the previous batch's slots, and the layout and painting Qt did after them) and waits ``BACKOFF``
 times that long before the next: the GUI thread then spends at most about 1/(1 + ``BACKOFF``) of
