@@ -1,6 +1,7 @@
-"""Composition root: builds the core objects, the inference thread and the window, and wires them.
+"""Composition root: builds the core services (``app.composition``) and the window, and wires them.
 
-This is the one module that knows both layers; ``app.core`` never learns that Qt exists.
+This is the one module that knows both layers; ``app.core`` never learns that Qt exists, and
+``app.ui`` never sees the store or the engine, only the services and their events.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import argparse
 import logging
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 # numpy comes only with llama-cpp-python's high-level API, which the app never calls; one
@@ -18,35 +20,50 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 # The core (and llama.cpp, numpy, Jinja, keyring, gguf with it) is imported before PySide6: once
 # PySide6 is imported, shiboken reads the source of every module imported after it, looking for
 # "PySide6", and linecache keeps it all: ~15 MB for the rest of the session (bench/README.md).
-from app.core.app_paths import APP_NAME, AppPaths  # noqa: I001 (this order on purpose)
-from app.core.conversation_store import ConversationStore, StoreError
-from app.core.fit_estimate import assess_fit  # noqa: F401 (imported early, see above)
-from app.core.inference_engine import InferenceEngine
-from app.core.model_downloads import DownloadManager  # noqa: F401 (imported early, see above)
-from app.core.secret_store import SecretStore
-from app.core.settings import load_settings, save_settings
+from app.composition import CoreServices  # noqa: I001 (this order on purpose)
+from app.core.conversations.conversation_store import StoreError
+from app.core.engines.llama.build_info import build_info
+from app.core.engines.llama.llama_runtime import accelerator_report
+from app.core.models.fit_estimate import assess_fit  # noqa: F401 (imported early, see above)
+from app.core.models.hardware_probe import probe_hardware
+from app.core.models.model_downloads import DownloadManager  # noqa: F401 (imported early, see above)
+from app.core.profile.app_paths import APP_NAME, AppPaths
+from app.core.profile.secret_store import SecretStore
+from app.core.profile.settings import load_settings, save_settings
 
 from PySide6.QtWidgets import QApplication, QMessageBox  # noqa: E402
 
-from app.ui.inference_worker import InferenceService
 from app.ui.main_window import MainWindow
 from app.ui.models_controller import ModelsController
 from app.ui.theme import THEMES, apply_theme
 
 
-def build_main_window(paths: AppPaths) -> MainWindow:
-    """Creates the whole app for ``paths`` (a QApplication must exist); the caller shows it.
+@dataclass(frozen=True)
+class DesktopApp:
+    """The window and the core services behind it."""
 
-    Everything it opens is closed when the window closes.
-    """
-    store = ConversationStore(paths.database)
+    window: MainWindow
+    core: CoreServices
+
+
+def build_app(paths: AppPaths) -> DesktopApp:
+    """Creates the whole app for ``paths`` (a QApplication must exist); the caller shows the
+    window. Closing the window shuts the core down. Raises ``StoreError`` when the conversation
+    file cannot be used."""
     settings = load_settings(paths.settings_file)
-    inference = InferenceService(InferenceEngine())
-    models = ModelsController(paths, settings, SecretStore())
-    window = MainWindow(store, settings, inference, models)
+    core = CoreServices.start(paths, settings)
+    models = ModelsController(
+        paths, settings, SecretStore(), lambda folder: probe_hardware(folder, accelerator_report())
+    )
+    window = MainWindow(core.session, core.library, core.engine, settings, models, build_info().describe())
     window.sig_settings_changed.connect(lambda: save_settings(settings, paths.settings_file))
-    window.destroyed.connect(lambda: store.close())
-    return window
+    window.sig_closing.connect(core.shutdown)
+    return DesktopApp(window, core)
+
+
+def build_main_window(paths: AppPaths) -> MainWindow:
+    """The window of :func:`build_app`."""
+    return build_app(paths).window
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,7 +4,7 @@ Every installer test runs it on the installed app (see installers/README.md), an
 it to see whether an installation is sound. It needs no screen, no network and no model:
 
 1. llama.cpp: its native library loads, and its backend and compiled-in instruction sets are
-   the ones the build promises (``app.core.build_info``);
+   the ones the build promises (``app.core.engines.llama.build_info``);
 2. a tiny Qwen3.5 model it writes itself loads, and replies exactly as scripted;
 3. the data folder (the real one, or ``--profile``'s) can be created and holds a working
    conversation database; the throwaway database, and the folders it had to create, are removed
@@ -34,17 +34,17 @@ from pathlib import Path
 
 import llama_cpp
 
-from app.core.app_paths import APP_NAME, AppPaths
-from app.core.build_info import build_info, build_mismatches
-from app.core.chat_template import ChatMessage
-from app.core.conversation_store import ConversationStore
-from app.core.inference_engine import InferenceEngine, LoadSettings, SamplingSettings
-from app.core.self_test_model import (
+from app.core.conversations.conversation_store import ConversationStore
+from app.core.domain.generation import ChatMessage, LoadSettings, SamplingSettings
+from app.core.engines.llama.build_info import build_info, build_mismatches
+from app.core.engines.llama.llama_engine import LlamaEngine
+from app.core.engines.llama.self_test_model import (
     THINKING_ANSWER,
     THINKING_REASONING,
     write_tiny_qwen35_gguf,
 )
-from app.core.settings import Settings, save_settings
+from app.core.profile.app_paths import APP_NAME, AppPaths
+from app.core.profile.settings import Settings, save_settings
 
 KEYRING_SERVICE = f"{APP_NAME} smoke test"
 
@@ -100,7 +100,7 @@ def _check_llama_cpp() -> str:
 
 def _check_model() -> str:
     with tempfile.TemporaryDirectory() as folder:
-        engine = InferenceEngine()
+        engine = LlamaEngine()
         facts = engine.load(write_tiny_qwen35_gguf(Path(folder) / "smoke-test.gguf"), LoadSettings(context_size=512))
         try:
             result = engine.generate(
@@ -193,7 +193,7 @@ def _check_qt(screenshot: Path | None) -> str:
                     raise SmokeTestFailure(f"could not save the screenshot to {screenshot}")
                 shot = f"; screenshot saved to {screenshot}"
         finally:
-            window.close()  # stops the inference thread
-            window.deleteLater()  # closes the database before its folder is removed
+            window.close()  # stops the engine thread and closes the database before the folder goes
+            window.deleteLater()
             QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     return f"main window shown on Qt {app.platformName()} platform{shot}"

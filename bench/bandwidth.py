@@ -16,7 +16,7 @@ from pathlib import Path
 import gguf
 import numpy as np
 
-from app.core.fit_estimate import ModelShape
+from app.core.models.fit_estimate import ModelShape
 
 
 def bytes_read_per_token(path: Path, position: int) -> int:

@@ -1,11 +1,12 @@
-"""The app's generation path, driven the way the main window drives it.
+"""The app's generation path, driven the way the chat session drives it.
 
-Requests reach the engine through :class:`InferenceService` as queued signals to its worker
-thread; text comes back through the worker's ``sig_text`` into a :class:`StreamCoalescer` on this
-thread, which must be the thread running Qt's event loop (the GUI thread in the app). Every
-timestamp is taken here, when a signal arrives, so delivery is part of every figure.
+Requests reach the engine through the :class:`EngineHost`'s queue on its engine thread; text
+comes back as the host's events, re-emitted there as a Qt signal (as the window's session bridge
+does), queued into a :class:`StreamCoalescer` on this thread, which must be the thread running
+Qt's event loop (the GUI thread in the app). Every timestamp is taken here, when a signal
+arrives, so delivery is part of every figure.
 
-The raw reference must run on the inference thread too (:meth:`EngineDriver.call_on_inference_thread`).
+The raw reference must run on the engine thread too (:meth:`EngineDriver.call_on_inference_thread`).
 llama.cpp's CPU backend is built with OpenMP, and every thread that runs a computation owns its
 own pool of OpenMP helper threads. Once the pools of a process hold more threads than there are
 cores, libgomp stops spinning at barriers and sleeps instead, and llama.cpp synchronizes at a
@@ -24,9 +25,23 @@ from typing import TypeVar
 
 from PySide6.QtCore import QEventLoop, QObject, QTimer, Signal, Slot
 
-from app.core.chat_template import ChatMessage
-from app.core.inference_engine import GenerationResult, InferenceEngine, LoadSettings, ModelFacts, SamplingSettings
-from app.ui.inference_worker import GenerationRequest, InferenceService
+from app.core.domain.generation import (
+    ChatMessage,
+    GenerationRequest,
+    GenerationResult,
+    LoadSettings,
+    ModelFacts,
+    SamplingSettings,
+)
+from app.core.engines.engine_events import (
+    GenerationFailed,
+    GenerationFinished,
+    ModelLoaded,
+    ModelLoadFailed,
+    TextGenerated,
+)
+from app.core.engines.engine_host import EngineHost, Priority
+from app.core.engines.llama.llama_engine import LlamaEngine
 from app.ui.stream_coalescer import StreamCoalescer
 
 TIMEOUT_MS = 600_000
@@ -61,40 +76,25 @@ class TimedReply:
         return generated / span if span > 0 else 0.0
 
 
-class _Runner(QObject):
-    """Runs functions on the thread it lives on; each outcome is (succeeded, value or error)."""
+class _HostSignals(QObject):
+    """The engine host's events as Qt signals, emitted on the engine thread, queued to this one."""
 
-    sig_done = Signal(object)
-
-    @Slot(object)
-    def run(self, function: Callable[[], object]) -> None:
-        try:
-            self.sig_done.emit((True, function()))
-        except Exception as error:  # handed back to the caller's thread, which raises it
-            self.sig_done.emit((False, error))
+    sig_text = Signal(str, str)
+    sig_outcome = Signal(object)
 
 
 class EngineDriver(QObject):
-    """Owns an :class:`InferenceService` and waits for its answers in a local event loop."""
-
-    _sig_run = Signal(object)
+    """Owns an :class:`EngineHost` and waits for its answers in a local event loop."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.service = InferenceService(InferenceEngine())
-        worker = self.service.worker
-        self._runner = _Runner()
-        self._runner.moveToThread(worker.thread())
-        self._sig_run.connect(self._runner.run)
-        self._runner.sig_done.connect(self._finish)
-        worker.sig_model_loaded.connect(self._on_loaded)
-        worker.sig_load_failed.connect(self._on_failed)
-        worker.sig_generation_finished.connect(self._on_finished)
-        worker.sig_generation_failed.connect(self._on_failed)
-        worker.sig_next_turn_prepared.connect(self._finish)
+        self.host = EngineHost(LlamaEngine)
+        self._signals = _HostSignals()
+        self.host.subscribe(self._on_model_event)
+        self._signals.sig_outcome.connect(self._finish)
         # The window's streaming path: every token's text is a queued signal into the coalescer.
         self._coalescer = StreamCoalescer(self)
-        worker.sig_text.connect(self._coalescer.add)
+        self._signals.sig_text.connect(self._coalescer.add)
         self._coalescer.sig_flushed.connect(self._on_flushed)
         self._loop = QEventLoop()
         self._timeout = QTimer(self)
@@ -107,7 +107,7 @@ class EngineDriver(QObject):
         self._answer: list[str] = []
 
     def load(self, path: Path, settings: LoadSettings = LoadSettings()) -> ModelFacts:
-        self.service.load_model(path, settings)
+        self.host.load_model(path, settings)
         outcome = self._wait()
         if not isinstance(outcome, ModelFacts):
             raise RuntimeError(f"loading {path} failed: {outcome}")
@@ -122,9 +122,9 @@ class EngineDriver(QObject):
         self._first_text_at = None
         self._reasoning, self._answer = [], []
         # Connected for the first piece only, so the measurement adds no work per token.
-        self.service.worker.sig_text.connect(self._on_first_text)
+        self._signals.sig_text.connect(self._on_first_text)
         sent_at = time.perf_counter()
-        self.service.generate(request)
+        self.host.generate(request, Priority.PERSON, self._on_generation_event)
         outcome = self._wait()
         finished_at = time.perf_counter()
         if not isinstance(outcome, GenerationResult):
@@ -140,25 +140,34 @@ class EngineDriver(QObject):
         )
 
     def prepare_next_turn(self, messages: Sequence[ChatMessage], *, thinking: bool = False) -> int:
-        """What the window asks for after each reply; returns the tokens evaluated ahead."""
+        """What the chat session asks for after each reply; returns the tokens evaluated ahead."""
         sampling = SamplingSettings.for_mode(thinking=thinking)
-        self.service.prepare_next_turn(
-            GenerationRequest(messages=tuple(messages), enable_thinking=thinking, sampling=sampling)
-        )
+        request = GenerationRequest(messages=tuple(messages), enable_thinking=thinking, sampling=sampling)
+        self.host.prepare_next_turn(request, self._signals.sig_outcome.emit)
         evaluated = self._wait()
         assert isinstance(evaluated, int)
         return evaluated
 
     def call_on_inference_thread(self, function: Callable[[], T]) -> T:
         """``function()`` run on the engine's thread, between requests; its result or exception."""
-        self._sig_run.emit(function)
-        succeeded, value = self._wait()
-        if not succeeded:
-            raise value
-        return value
+        return self.host.call(lambda _engine: function()).result(timeout=TIMEOUT_MS / 1000)
 
     def close(self) -> None:
-        self.service.shutdown()
+        self.host.shutdown()
+
+    def _on_generation_event(self, event) -> None:  # engine thread
+        if isinstance(event, TextGenerated):
+            self._signals.sig_text.emit(event.reasoning, event.answer)
+        elif isinstance(event, GenerationFinished):
+            self._signals.sig_outcome.emit(event.result)
+        elif isinstance(event, GenerationFailed):
+            self._signals.sig_outcome.emit(event.message)
+
+    def _on_model_event(self, event) -> None:  # engine thread
+        if isinstance(event, ModelLoaded):
+            self._signals.sig_outcome.emit(event.facts)
+        elif isinstance(event, ModelLoadFailed):
+            self._signals.sig_outcome.emit(event.message)
 
     def _wait(self) -> object:
         self._outcome = None
@@ -166,28 +175,19 @@ class EngineDriver(QObject):
         self._loop.exec()
         self._timeout.stop()
         if self._outcome is None:
-            raise TimeoutError("the inference worker did not answer")
+            raise TimeoutError("the engine host did not answer")
         return self._outcome
 
     @Slot(str, str)
     def _on_first_text(self, _reasoning: str, _answer: str) -> None:
         if self._first_text_at is None:
             self._first_text_at = time.perf_counter()
-        self.service.worker.sig_text.disconnect(self._on_first_text)
+        self._signals.sig_text.disconnect(self._on_first_text)
 
     @Slot(str, str)
     def _on_flushed(self, reasoning: str, answer: str) -> None:
         self._reasoning.append(reasoning)
         self._answer.append(answer)
-
-    def _on_loaded(self, facts: ModelFacts) -> None:
-        self._finish(facts)
-
-    def _on_finished(self, result: GenerationResult) -> None:
-        self._finish(result)
-
-    def _on_failed(self, message: str) -> None:
-        self._finish(message)
 
     def _finish(self, outcome: object) -> None:
         self._outcome = outcome

@@ -14,11 +14,11 @@ from pathlib import Path
 from PySide6.QtCore import QAbstractEventDispatcher, QEvent, QEventLoop, QObject, Qt, QTimer
 from PySide6.QtWidgets import QApplication
 
-from app.core.app_paths import AppPaths
-from app.core.conversation_store import ConversationStore, Message, MessageState
-from app.core.generation_stats import GenerationStats, StopReason
-from app.core.inference_engine import GenerationResult
-from app.main import build_main_window
+from app.core.conversations.conversation_store import ConversationStore
+from app.core.domain.conversations import Message, MessageState
+from app.core.domain.generation import GenerationStats, StopReason
+from app.core.profile.app_paths import AppPaths
+from app.main import DesktopApp, build_app
 from app.ui.main_window import MainWindow
 from app.ui.transcript_view import TranscriptView
 
@@ -77,10 +77,16 @@ class TickRecorder(QObject):
         return [(later - earlier) * 1000 for earlier, later in pairs if later > since and earlier < until]
 
 
+def open_app(profile_dir: Path) -> DesktopApp:
+    """The app on ``profile_dir``, its window shown with its first conversation on screen."""
+    app = build_app(AppPaths.under(profile_dir))
+    app.window.show()
+    run_until(lambda: app.window.is_ready)
+    return app
+
+
 def open_window(profile_dir: Path) -> MainWindow:
-    window = build_main_window(AppPaths.under(profile_dir))
-    window.show()
-    return window
+    return open_app(profile_dir).window
 
 
 def load_model(window: MainWindow, model: Path) -> None:
@@ -94,13 +100,14 @@ def streaming_responsiveness(window: MainWindow, prompt: str, stream_seconds: fl
     Reports the longest gap between 1 ms ticks while the reply streamed and whether the window
     shows exactly the text the engine generated.
     """
-    results: list[GenerationResult] = []
-    # The window's finished slot runs too; this one only keeps the engine's own account.
-    window._inference.worker.sig_generation_finished.connect(results.append)
+    results: list[Message] = []
+    # The window's own slots run too; this one keeps the stored reply: what was generated.
+    window.chat.sig_reply_finished.connect(results.append)
     window.composer.thinking_switch.setChecked(False)  # the answer streams into the visible body
     ticks = TickRecorder()
     ticks.start()
-    window.send_message(prompt)
+    window.chat.send(prompt)
+    run_until(lambda: bool(window.transcript.message_widgets()) and window.transcript.message_widgets()[-1].role == "assistant")
     reply = window.transcript.message_widgets()[-1]
     run_until(lambda: bool(reply.answer))
     streaming_from, cpu_from, waits_from = time.perf_counter(), time.thread_time(), _cpu_wait_seconds()
@@ -108,17 +115,17 @@ def streaming_responsiveness(window: MainWindow, prompt: str, stream_seconds: fl
     streaming_until = time.perf_counter()
     streamed = streaming_until - streaming_from
     cpu, waits = time.thread_time() - cpu_from, _cpu_wait_seconds() - waits_from
-    window.stop_generation()
+    window.chat.stop()
     run_until(lambda: not window.is_generating and bool(results))
     ticks.stop()
-    window._inference.worker.sig_generation_finished.disconnect(results.append)
-    result = results[0]
+    window.chat.sig_reply_finished.disconnect(results.append)
+    stored = results[0]
     gaps = ticks.gaps_ms(streaming_from, streaming_until)
     return {
-        "generated_tokens": result.stats.generated_tokens,
-        "tokens_per_second": result.stats.tokens_per_second,
+        "generated_tokens": stored.stats.generated_tokens,
+        "tokens_per_second": stored.stats.tokens_per_second,
         "shown_characters": len(reply.answer),
-        "shown_equals_generated": reply.answer == result.answer,
+        "shown_equals_generated": reply.answer == stored.content,
         "longest_tick_gap_ms": max(gaps),
         "p99_tick_gap_ms": _percentile(gaps, 0.99),
         "ticks": len(gaps),
@@ -201,8 +208,57 @@ def write_long_conversation(database: Path, message_count: int, seed: int = 0) -
 
 def select_conversation(window: MainWindow, conversation_id: int) -> None:
     """Selects the conversation in the list, as a click does."""
-    model = window.conversation_model
-    window.conversation_list.setCurrentIndex(model.index(model.row_of(conversation_id)))
+    sidebar = window.sidebar
+    sidebar.list_view.setCurrentIndex(sidebar.model.index(sidebar.model.row_of(conversation_id)))
+
+
+def write_many_conversations(database: Path, count: int, messages_each: int, seed: int = 0) -> None:
+    """Stores ``count`` chats of ``messages_each`` messages, with statistics on the replies."""
+    rng = random.Random(seed)
+    with ConversationStore(database) as store:
+        for number in range(count):
+            chat = store.create_conversation(title=f"Chat {number}", model="Qwen3.5-0.8B")
+            for turn in range(messages_each // 2):
+                store.add_message(chat.id, "user", " ".join(rng.choices(WORDS, k=20)) + "?")
+                reply = store.add_message(chat.id, "assistant", " ".join(rng.choices(WORDS, k=120)))
+                store.update_message(reply.id, stats=GenerationStats(300, 40, 120, 0.4, 30.0, StopReason.END_OF_TURN))
+
+
+def sending_into(window: MainWindow, conversation_id: int, text: str) -> dict:
+    """Opens the conversation, sends ``text`` and lets the reply end: the GUI thread's longest
+    stall from the key press to the end of the reply (storing the question, the reply's
+    widget, the streamed text, the stored end)."""
+    select_conversation(window, conversation_id)
+    run_until(lambda: window.conversation_id == conversation_id)
+    settle()
+    ticks = TickRecorder()
+    ticks.start()
+    sent = time.perf_counter()
+    window.chat.send(text)
+    run_until(lambda: not window.is_generating)
+    ticks.stop()
+    gaps = ticks.gaps_ms(sent)
+    return {"longest_tick_gap_ms": max(gaps), "p99_tick_gap_ms": _percentile(gaps, 0.99), "seconds": time.perf_counter() - sent}
+
+
+def exporting_all(app: DesktopApp, path: Path) -> dict:
+    """Exports every chat as the File menu does; the GUI thread's longest stall until the
+    window says it is done, and how long that took."""
+    window = app.window
+    window.info_banner.hide()
+    ticks = TickRecorder()
+    ticks.start()
+    started = time.perf_counter()
+    app.core.library.export_all(path)
+    run_until(lambda: window.info_banner.isVisible())
+    ticks.stop()
+    gaps = ticks.gaps_ms(started)
+    return {
+        "longest_tick_gap_ms": max(gaps),
+        "seconds": time.perf_counter() - started,
+        "file_bytes": path.stat().st_size,
+        "banner": window.info_banner.label.text(),
+    }
 
 
 class _RepaintWatcher(QObject):

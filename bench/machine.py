@@ -14,7 +14,7 @@ from importlib.metadata import version
 import llama_cpp
 import psutil
 
-from app.core.inference_engine import compiled_backend
+from app.core.engines.llama.llama_runtime import compiled_backend
 
 IDLE_PERCENT = 15.0  # whole-machine CPU use below which a measurement may start
 SAMPLE_S = 0.5

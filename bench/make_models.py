@@ -29,9 +29,9 @@ import llama_cpp
 import numpy as np
 import platformdirs
 
-from app.core.app_paths import APP_AUTHOR, APP_NAME
-from app.core.inference_engine import default_thread_count
-from app.core.self_test_model import (
+from app.core.profile.app_paths import APP_AUTHOR, APP_NAME
+from app.core.engines.llama.llama_runtime import default_thread_count
+from app.core.engines.llama.self_test_model import (
     CHAT_TEMPLATE_THINKS_BY_DEFAULT,
     CHAT_TEMPLATE_THINKS_ON_REQUEST,
     TOKEN_TYPES,

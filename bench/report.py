@@ -60,6 +60,13 @@ def check_targets(results: dict) -> list[TargetCheck]:
                 seconds <= 0.3,
             )
         )
+    if "gui_stalls" in results:
+        stalls = results["gui_stalls"]
+        for name, gap in (
+            (f"GUI longest stall sending into a {stalls['send_into_messages']:,}-message chat", stalls["sending"]["longest_tick_gap_ms"]),
+            (f"GUI longest stall exporting {stalls['exported_conversations']:,} chats", stalls["exporting"]["longest_tick_gap_ms"]),
+        ):
+            checks.append(TargetCheck(name, f"{gap:.1f} ms", "≤ 16 ms", gap <= 16))
     if "startup" in results:
         startup = results["startup"]
         shown = startup["shown_seconds"]["median"]

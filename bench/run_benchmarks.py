@@ -34,11 +34,12 @@ from pathlib import Path  # noqa: E402
 
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from app.core.app_paths import AppPaths  # noqa: E402
-from app.core.fit_estimate import ModelShape, effective_context_size  # noqa: E402
-from app.core.inference_engine import default_thread_count  # noqa: E402
-from app.core.self_test_model import write_tiny_qwen35_gguf  # noqa: E402
-from app.core.settings import Settings, save_settings  # noqa: E402
+from app.core.conversations.conversation_store import ConversationStore  # noqa: E402
+from app.core.profile.app_paths import AppPaths  # noqa: E402
+from app.core.models.fit_estimate import ModelShape, effective_context_size  # noqa: E402
+from app.core.engines.llama.llama_runtime import default_thread_count  # noqa: E402
+from app.core.engines.llama.self_test_model import write_tiny_qwen35_gguf  # noqa: E402
+from app.core.profile.settings import Settings, save_settings  # noqa: E402
 from app.main import THEMES  # noqa: E402
 from app.ui.theme import apply_theme  # noqa: E402
 from bench import gui_checks, machine, make_models, report  # noqa: E402
@@ -61,6 +62,7 @@ class Plan:
     stream_seconds: float = 15.0
     stress_seconds: float = 5.0
     conversation_messages: int = 1000
+    exported_conversations: int = 500
     open_repeats: int = 5
     startup_repeats: int = 5
     bandwidth_buffer_bytes: int = 1 << 30
@@ -78,6 +80,7 @@ SMOKE = Plan(
     stream_seconds=0.5,
     stress_seconds=0.5,
     conversation_messages=40,
+    exported_conversations=20,
     open_repeats=1,
     startup_repeats=1,
     bandwidth_buffer_bytes=1 << 24,
@@ -150,6 +153,8 @@ def run(plan: Plan, models: list[tuple[str, Path]], tiny: Path, scratch: Path) -
     results["gui_update_ms_by_reply_length"] = gui_checks.update_cost_by_length(list(plan.update_lengths))
     _progress(f"opening a {plan.conversation_messages:,}-message conversation")
     results["open_conversation"] = _open_conversation(plan, scratch)
+    _progress(f"GUI stalls: sending into the {plan.conversation_messages:,}-message chat, exporting {plan.exported_conversations} chats")
+    results["gui_stalls"] = _gui_stalls(plan, scratch, tiny)
     _progress("start-up and memory (fresh processes)")
     results["startup"] = _startup(plan, primary, scratch)
     results["load_average_after"] = machine.load_average()
@@ -230,6 +235,35 @@ def _open_conversation(plan: Plan, scratch: Path) -> dict:
         "messages": plan.conversation_messages,
         "messages_shown": shown,
         "seconds": seconds(timings),
+    }
+
+
+def _gui_stalls(plan: Plan, scratch: Path, tiny: Path) -> dict:
+    """The GUI thread's longest stall while the store works: a message sent into the long chat
+    (on the tiny model, whose reply takes no time), and a backup of many chats."""
+    paths = AppPaths.under(scratch / "long-chat-profile")  # written by _open_conversation
+    with ConversationStore(paths.database) as store:
+        long_id = max(store.list_conversations(), key=lambda chat: len(store.messages(chat.id))).id
+    app = gui_checks.open_app(scratch / "long-chat-profile")
+    try:
+        gui_checks.load_model(app.window, tiny)
+        sending = gui_checks.sending_into(app.window, long_id, "And one more question?")
+    finally:
+        app.window.close()
+    export_paths = AppPaths.under(scratch / "many-chats-profile")
+    export_paths.data_dir.mkdir(parents=True, exist_ok=True)
+    gui_checks.write_many_conversations(export_paths.database, plan.exported_conversations, 10)
+    app = gui_checks.open_app(scratch / "many-chats-profile")
+    try:
+        gui_checks.settle()
+        exporting = gui_checks.exporting_all(app, scratch / "backup.json")
+    finally:
+        app.window.close()
+    return {
+        "send_into_messages": plan.conversation_messages,
+        "sending": sending,
+        "exported_conversations": plan.exported_conversations,
+        "exporting": exporting,
     }
 
 

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.core.chat_template import ChatMessage, ChatTemplate
-from app.core.inference_engine import LoadSettings, ModelFacts
+from app.core.domain.generation import ChatMessage, LoadSettings, ModelFacts
+from app.core.engines.llama.chat_template import ChatTemplate
 from bench import machine
 from bench.bandwidth import bytes_read_per_token
 from bench.engine_path import EngineDriver
@@ -91,7 +91,7 @@ def ratio(engine: list[float], reference: list[float], rounds: list[float]) -> d
 
 
 class SpeedBench:
-    """The engine (through its worker thread) and the reference, both loaded from ``path``."""
+    """The engine (through the engine host's thread) and the reference, both loaded from ``path``."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -99,7 +99,7 @@ class SpeedBench:
         self.driver = EngineDriver()
         self.facts: ModelFacts = self.driver.load(path, load_settings)
         self.context_settings = ContextSettings(
-            context_size=self.facts.context_size, threads=self.facts.threads, batch_size=load_settings.batch_size
+            context_size=self.facts.context_size, threads=self.facts.threads, batch_size=self.facts.batch_size
         )
         # On the engine's thread, like everything the reference computes (see bench.engine_path).
         self.raw = self.driver.call_on_inference_thread(lambda: RawLlama(path, self.context_settings))

@@ -27,7 +27,7 @@ from app.main import THEMES, build_main_window  # noqa: E402, I001
 from PySide6.QtCore import QEvent, QObject  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from app.core.app_paths import APP_NAME, AppPaths  # noqa: E402
+from app.core.profile.app_paths import APP_NAME, AppPaths  # noqa: E402
 from app.ui.theme import apply_theme  # noqa: E402
 from bench.gui_checks import run_until, settle  # noqa: E402
 

@@ -19,7 +19,8 @@ from pathlib import Path
 import llama_cpp
 import psutil
 
-from app.core.inference_engine import LoadSettings, default_thread_count
+from app.core.domain.generation import default_batch_size
+from app.core.engines.llama.llama_runtime import compiled_backend, default_thread_count
 from bench import machine, make_models, report
 from bench.raw_reference import ComputeBufferLog, ContextSettings, RawLlama
 from bench.speed import words_with_tokens
@@ -35,7 +36,7 @@ FLASH_ATTENTION = {
 
 
 def settings_to_try() -> list[ContextSettings]:
-    base = ContextSettings(CONTEXT_SIZE, default_thread_count(), LoadSettings().batch_size)
+    base = ContextSettings(CONTEXT_SIZE, default_thread_count(), default_batch_size(compiled_backend()))
     thread_counts = sorted({1, default_thread_count(), psutil.cpu_count(logical=True) or 1})
     settings = [replace(base, threads=threads) for threads in thread_counts]
     settings += [replace(base, batch_size=batch) for batch in (64, 128, 256, 512, 1024) if batch != base.batch_size]

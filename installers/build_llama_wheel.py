@@ -40,7 +40,7 @@ import json, sys
 sys.path[:0] = [sys.argv[1], sys.argv[2]]
 import llama_cpp
 assert llama_cpp.__file__.startswith(sys.argv[1]), llama_cpp.__file__
-from app.core.build_info import BuildInfo, build_mismatches
+from app.core.engines.llama.build_info import BuildInfo, build_mismatches
 print(json.dumps(build_mismatches(BuildInfo(**json.loads(sys.argv[3])))))
 """
 

@@ -23,7 +23,7 @@ class Variant:
     cmake_args: tuple[str, ...]
 
     def build_info(self) -> dict[str, object]:
-        """What the bundle records about its llama.cpp (read by ``app.core.build_info``)."""
+        """What the bundle records about its llama.cpp (read by ``app.core.engines.llama.build_info``)."""
         return {
             "variant": self.name,
             "backend": self.backend,

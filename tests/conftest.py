@@ -16,7 +16,7 @@ import keyring  # noqa: E402
 import keyring.backends.null  # noqa: E402
 import pytest  # noqa: E402
 
-from app.core.self_test_model import write_tiny_qwen35_gguf  # noqa: E402
+from app.core.engines.llama.self_test_model import write_tiny_qwen35_gguf  # noqa: E402
 
 pytest_plugins = ["tests.hub_fixtures"]
 

@@ -15,7 +15,7 @@ import keyring.backends.fail
 import keyring.errors
 import pytest
 
-from app.core.hub_access import HubSettings
+from app.core.models.hub_access import HubSettings
 from tests.hub_server import HubServer
 
 BackendT = TypeVar("BackendT", bound=keyring.backend.KeyringBackend)

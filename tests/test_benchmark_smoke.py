@@ -48,9 +48,13 @@ def test_the_benchmark_smoke_run_measures_every_section(tmp_path: Path) -> None:
         assert stream["shown_equals_generated"], stream
     assert results["gui_update_ms_by_reply_length"]
     assert results["open_conversation"]["messages_shown"] > 0
+    stalls = results["gui_stalls"]
+    assert stalls["sending"]["longest_tick_gap_ms"] > 0
+    assert stalls["exporting"]["banner"] == f"Saved {stalls['exported_conversations']} chat(s) to “backup.json”."
+    assert stalls["exporting"]["file_bytes"] > 0
     startup = results["startup"]
     assert startup["shown_seconds"]["best"] > 0
     assert startup["loaded_rss_bytes"] > startup["idle_rss_bytes"] > 0
 
     names = {target["name"] for target in results["targets"]}
-    assert len(names) == len(results["targets"]) == 11  # every target of the issue is checked
+    assert len(names) == len(results["targets"]) == 13  # every target of the issues is checked

@@ -1,5 +1,5 @@
-"""The Qt-free core: inference engine, conversation store, settings, paths.
+"""The Qt-free core, one sub-package per domain (see README.md, "For developers").
 
-Nothing in this package may import PySide6 or ``app.ui`` (a test enforces it), so every piece can
-be tested and reused without a GUI.
+Nothing in this package imports PySide6 or ``app.ui``; only ``engines.llama`` imports llama.cpp.
+import-linter contracts in pyproject.toml check both, in the test suite.
 """

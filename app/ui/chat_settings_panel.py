@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.chat_settings import AUTOMATIC, BUILT_IN_PRESETS, ChatSettings, SamplingPreset
+from app.core.chat.chat_settings import AUTOMATIC, BUILT_IN_PRESETS, ChatSettings, SamplingPreset
 
 CUSTOM = ""
 

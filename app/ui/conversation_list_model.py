@@ -1,17 +1,20 @@
 """Qt list model of the stored conversations for the sidebar (GUI thread only).
 
 Conversations are grouped under headers (Pinned, Today, Yesterday, Previous 7 days, Previous 30
-days, Older); headers are rows that cannot be selected or edited.
+days, Older); headers are rows that cannot be selected or edited. The rows come from the
+library's ``ConversationsChanged`` events; editing a title asks the library to rename.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, Qt
 from PySide6.QtGui import QFont
 
-from app.core.conversation_store import Conversation, ConversationStore
+from app.core.domain.conversations import Conversation
 
 CONVERSATION_ID_ROLE = Qt.ItemDataRole.UserRole + 1
 IS_HEADER_ROLE = Qt.ItemDataRole.UserRole + 2
@@ -31,21 +34,20 @@ def date_group(updated_at: float, today: date) -> str:
 
 
 class ConversationListModel(QAbstractListModel):
-    """Pinned conversations first, then the rest newest first, under date headers; editing a
-    title renames the conversation in the store."""
+    """Pinned conversations first, then the rest newest first, under date headers."""
 
-    def __init__(self, store: ConversationStore, parent: QObject | None = None) -> None:
+    def __init__(self, rename: Callable[[int, str], None], parent: QObject | None = None) -> None:
+        """``rename(conversation_id, title)`` stores a title the user typed."""
         super().__init__(parent)
-        self._store = store
+        self._rename = rename
         self._rows: list[Conversation | str] = []  # a str is a group header
-        self.reload()
 
-    def reload(self) -> None:
+    def set_conversations(self, conversations: Sequence[Conversation]) -> None:
         self.beginResetModel()
         self._rows = []
         today = date.today()
         current_group = None
-        for conversation in self._store.list_conversations():
+        for conversation in conversations:
             group = "Pinned" if conversation.pinned else date_group(conversation.updated_at, today)
             if group != current_group:
                 self._rows.append(group)
@@ -56,8 +58,11 @@ class ConversationListModel(QAbstractListModel):
     def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802 (Qt API)
         return 0 if parent.isValid() else len(self._rows)
 
-    def conversation_count(self) -> int:
-        return sum(isinstance(row, Conversation) for row in self._rows)
+    def conversations(self) -> list[Conversation]:
+        return [row for row in self._rows if isinstance(row, Conversation)]
+
+    def conversation(self, conversation_id: int) -> Conversation | None:
+        return next((row for row in self.conversations() if row.id == conversation_id), None)
 
     def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
         if not index.isValid():
@@ -96,8 +101,9 @@ class ConversationListModel(QAbstractListModel):
         row = self._rows[index.row()]
         if isinstance(row, str):
             return False
-        self._store.rename_conversation(row.id, title)
-        self._rows[index.row()] = self._store.get_conversation(row.id)
+        self._rename(row.id, title)
+        # Shown at once; the library's next list says the same once the title is stored.
+        self._rows[index.row()] = replace(row, title=title)
         self.dataChanged.emit(index, index)
         return True
 
@@ -106,6 +112,3 @@ class ConversationListModel(QAbstractListModel):
             if isinstance(item, Conversation) and item.id == conversation_id:
                 return row
         return -1
-
-    def first_conversation_row(self) -> int:
-        return next((row for row, item in enumerate(self._rows) if isinstance(item, Conversation)), -1)

@@ -6,7 +6,7 @@ from PySide6.QtCore import QCoreApplication, Qt
 from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QWidget
 
-from app.core.fit_estimate import FitAssessment, FitVerdict
+from app.core.models.fit_estimate import FitAssessment, FitVerdict
 
 VERDICT_COLORS = {FitVerdict.RUNS_WELL: "#1e8e3e", FitVerdict.TIGHT: "#e37400", FitVerdict.WONT_FIT: "#d93025"}
 

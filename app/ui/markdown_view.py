@@ -8,7 +8,9 @@ rendered again, so a long reply never re-lays out as a whole per token.
 
 Safety: model output is untrusted. Qt's rich text never fetches network resources, and images
 are removed from the Markdown before it is rendered anyway, so a reply can never make the app
-contact a server. Links only open, in the system browser, when the user clicks them.
+contact a server. Links open only when the user clicks them, only for web and e-mail addresses
+(``file:``, custom schemes and the like could start programs), and only after a question that
+shows the real target, which a link's text may hide.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pygments.lexers import TextLexer, get_lexer_by_name
 from pygments.util import ClassNotFound
 from PySide6.QtCore import QSize, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QGuiApplication, QPalette
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QMessageBox, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 _MARKDOWN = MarkdownIt("commonmark").enable("table")
 # ![alt](url) and ![alt][ref]: replaced by their alt text, so no image is ever requested.
@@ -64,8 +66,13 @@ def without_images(markdown: str) -> str:
     return _IMAGE.sub(lambda match: match.group(1) or match.group(2) or "", markdown)
 
 
-def _open_link(url: str) -> None:
-    QDesktopServices.openUrl(QUrl(url))
+SAFE_LINK_SCHEMES = frozenset({"http", "https", "mailto"})
+
+
+def is_safe_link(url: str) -> bool:
+    """Whether a link in a reply may be opened at all: a web or e-mail address."""
+    target = QUrl(url)
+    return target.isValid() and target.scheme().lower() in SAFE_LINK_SCHEMES and bool(target.path() or target.host())
 
 
 class ProseLabel(QLabel):
@@ -82,9 +89,28 @@ class ProseLabel(QLabel):
             | Qt.TextInteractionFlag.LinksAccessibleByMouse
         )
         self.setOpenExternalLinks(False)
-        self.linkActivated.connect(_open_link)
+        self.linkActivated.connect(self._open_link)
+        self.linkHovered.connect(self.setToolTip)  # the real target, whatever the link's text says
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Minimum)
         self._heights: dict[int, int] = {}
+
+    def _open_link(self, url: str) -> None:
+        if not is_safe_link(url):
+            QMessageBox.information(
+                self,
+                self.tr("Link not opened"),
+                self.tr("This reply links to “%1”. Only web and e-mail links are opened from replies.").replace("%1", url),
+            )
+            return
+        answer = QMessageBox.question(
+            self,
+            self.tr("Open link?"),
+            self.tr("Open this address in your browser?\n\n%1").replace("%1", url),
+            QMessageBox.StandardButton.Open | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Open,
+        )
+        if answer == QMessageBox.StandardButton.Open:
+            QDesktopServices.openUrl(QUrl(url))
 
     def show_markdown(self, markdown: str) -> None:
         self._heights.clear()

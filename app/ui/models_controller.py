@@ -12,8 +12,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from app.core.app_paths import AppPaths
-from app.core.fit_estimate import (
+from app.core.profile.app_paths import AppPaths
+from app.core.models.fit_estimate import (
     QWEN35_SHAPES,
     FitAssessment,
     ModelShape,
@@ -22,19 +22,20 @@ from app.core.fit_estimate import (
     largest_context,
     recommend_model,
 )
-from app.core.hardware_probe import HardwareInfo, probe_hardware
-from app.core.hub_access import HubSettings, OfflineError, make_hf_api
-from app.core.local_models import LocalModel, ModelSource, find_local_models
-from app.core.model_catalog import CatalogEntry, CatalogError, ModelCatalog
-from app.core.model_downloads import (
+from app.core.domain.hardware import HardwareInfo
+from app.core.models.hardware_probe import HardwareProbe
+from app.core.models.hub_access import HubSettings, OfflineError, make_hf_api
+from app.core.models.local_models import LocalModel, ModelSource, find_local_models
+from app.core.models.model_catalog import CatalogEntry, CatalogError, ModelCatalog
+from app.core.models.model_downloads import (
     DownloadManager,
     DownloadProgress,
     DownloadRequest,
     DownloadState,
     move_models_folder,
 )
-from app.core.secret_store import SecretStore
-from app.core.settings import Settings
+from app.core.profile.secret_store import SecretStore
+from app.core.profile.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +52,17 @@ class ModelsController(QObject):
     sig_settings_changed = Signal()
     """Model-related settings changed and should be saved."""
 
-    def __init__(self, paths: AppPaths, settings: Settings, secrets: SecretStore, parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        paths: AppPaths,
+        settings: Settings,
+        secrets: SecretStore,
+        probe_hardware: HardwareProbe,
+        parent: QObject | None = None,
+    ) -> None:
+        """``probe_hardware(models_dir)`` measures this computer (memory, backend, GPUs, disk)."""
         super().__init__(parent)
+        self._probe_hardware = probe_hardware
         self._paths = paths
         self._settings = settings
         self.secrets = secrets
@@ -93,7 +103,7 @@ class ModelsController(QObject):
         self._settings.models_dir = str(folder)
         self.sig_settings_changed.emit()
         self.downloads = self._new_download_manager()
-        self.hardware = probe_hardware(folder)
+        self.hardware = self._probe_hardware(folder)
         self.sig_local_models_changed.emit()
 
     # ------------------------------------------------------------------------- local models

@@ -20,10 +20,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.fit_estimate import format_gb
-from app.core.local_models import LocalModel, ModelSource
-from app.core.model_catalog import SIZES, CatalogEntry
-from app.core.model_downloads import DownloadProgress, DownloadState
+from app.core.models.fit_estimate import format_gb
+from app.core.models.local_models import LocalModel, ModelSource
+from app.core.models.model_catalog import SIZES, CatalogEntry
+from app.core.models.model_downloads import DownloadProgress, DownloadState
 from app.ui.fit_badge import FitBadge
 from app.ui.formatting import format_bytes, format_duration
 from app.ui.models_controller import ModelsController

@@ -8,7 +8,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPalette
 from PySide6.QtWidgets import QApplication
 
-from app.core.app_paths import RESOURCES_DIR
+from app.core.profile.app_paths import RESOURCES_DIR
 
 THEMES = {"system": None, "light": Qt.ColorScheme.Light, "dark": Qt.ColorScheme.Dark}
 _native_style = ""  # the platform's own style, restored when the system scheme is followed again

@@ -18,8 +18,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.conversation_store import Message, MessageState
-from app.core.generation_stats import GenerationStats, StopReason
+from app.core.domain.conversations import Message, MessageState
+from app.core.domain.generation import GenerationStats, StopReason
 from app.ui.markdown_view import MarkdownView
 
 
@@ -199,7 +199,9 @@ class MessageWidget(QFrame):
         if not self._streaming and self._thinking_started is not None and self._thinking_seconds is None:
             self._thinking_seconds = time.monotonic() - self._thinking_started
         notes = []
-        if state == MessageState.INTERRUPTED or (stats and stats.stop_reason == StopReason.CANCELLED):
+        if state == MessageState.INTERRUPTED:
+            notes.append(self.tr("Interrupted: the app ended before the reply did"))
+        elif state == MessageState.STOPPED or (stats and stats.stop_reason == StopReason.CANCELLED):
             notes.append(self.tr("Stopped"))
         elif stats and stats.stop_reason == StopReason.MAX_TOKENS:
             notes.append(self.tr("Reached the reply length limit"))

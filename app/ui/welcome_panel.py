@@ -7,7 +7,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
-from app.core.model_downloads import DownloadProgress, DownloadState
+from app.core.models.model_downloads import DownloadProgress, DownloadState
 from app.ui.formatting import format_bytes, format_duration
 from app.ui.models_controller import ModelsController
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.core.chat_settings import AUTOMATIC, BUILT_IN_PRESETS, ChatSettings
+from app.core.chat.chat_settings import AUTOMATIC, BUILT_IN_PRESETS, ChatSettings
 
 
 def test_automatic_settings_follow_the_model_card_for_the_thinking_mode() -> None:

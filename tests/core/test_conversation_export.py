@@ -8,16 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from app.core.conversation_export import (
+from app.core.conversations.conversation_export import (
     ConversationImportError,
     export_all,
+    export_conversation,
     from_json,
     import_conversations,
-    to_json,
     to_markdown,
 )
-from app.core.conversation_store import Conversation, ConversationStore, MessageState
-from app.core.generation_stats import GenerationStats, StopReason
+from app.core.conversations.conversation_store import ConversationStore
+from app.core.domain.conversations import Conversation, MessageState, ToolCallPart, ToolResultPart
+from app.core.domain.generation import GenerationStats, StopReason
 from tests.core.test_conversation_store import STATS, FakeClock
 
 
@@ -36,6 +37,10 @@ def store(tmp_path: Path, clock: FakeClock) -> Iterator[ConversationStore]:
 def other_store(tmp_path: Path) -> Iterator[ConversationStore]:
     with ConversationStore(tmp_path / "destination.db") as opened:
         yield opened
+
+
+def _json(store: ConversationStore, conversation: Conversation) -> str:
+    return export_conversation(store, conversation.id, "json")
 
 
 def _lisbon_conversation(store: ConversationStore, clock: FakeClock) -> Conversation:
@@ -133,7 +138,7 @@ def test_json_export_is_a_versioned_document_with_every_field(
 ) -> None:
     conversation = _lisbon_conversation(store, clock)
 
-    text = to_json(conversation, store.messages(conversation.id))
+    text = _json(store, conversation)
     document = json.loads(text)
 
     assert text.endswith("}\n")
@@ -148,9 +153,10 @@ def test_json_export_is_a_versioned_document_with_every_field(
         "system_prompt",
         "generation_settings",
         "pinned",
+        "current_message",
         "messages",
     ]
-    assert (document["format"], document["version"]) == ("qwen-local-chat/conversation", 1)
+    assert (document["format"], document["version"]) == ("qwen-local-chat/conversation", 2)
     assert document["title"] == "Trip to Lisbon"
     assert document["created_at"] == 1_700_000_000.25
     assert document["updated_at"] == 1_700_000_063.75
@@ -160,10 +166,14 @@ def test_json_export_is_a_versioned_document_with_every_field(
         "max_tokens": 2048,
         "thinking": True,
     }
+    assert document["current_message"] == 4
     assert document["messages"][1] == {
+        "id": 2,
+        "parent": 1,
         "role": "assistant",
         "content": "Try **Manteigaria** in Chiado.",
         "reasoning": "The user wants a bakery.\nChiado is central.",
+        "parts": [],
         "state": "complete",
         "created_at": 1_700_000_002.75,
         "stats": {
@@ -176,9 +186,10 @@ def test_json_export_is_a_versioned_document_with_every_field(
         },
         "error": None,
     }
+    assert document["messages"][0]["parent"] is None
     assert document["messages"][3]["state"] == "failed"
     assert document["messages"][3]["error"] == "out of memory"
-    assert "id" not in document and all("id" not in m for m in document["messages"])
+    assert "id" not in document
 
 
 def test_json_export_then_import_then_export_gives_the_same_bytes(
@@ -186,7 +197,7 @@ def test_json_export_then_import_then_export_gives_the_same_bytes(
 ) -> None:
     other_store.create_conversation(title="already here")  # the import must not reuse ids
     conversation = _lisbon_conversation(store, clock)
-    exported = to_json(conversation, store.messages(conversation.id))
+    exported = _json(store, conversation)
 
     [imported] = import_conversations(other_store, exported)
 
@@ -194,7 +205,89 @@ def test_json_export_then_import_then_export_gives_the_same_bytes(
     assert imported.created_at == conversation.created_at
     assert imported.updated_at == conversation.updated_at
     assert imported.pinned is True
-    assert to_json(imported, other_store.messages(imported.id)) == exported
+    assert _json(other_store, imported) == exported
+
+
+def _with_alternatives(store: ConversationStore) -> Conversation:
+    """Q1 → A1 (regenerated: A1b), then an edited second question; the old branch is shown."""
+    conversation = store.create_conversation(title="Branches")
+    question = store.add_message(conversation.id, "user", "Q1")
+    first = store.add_message(conversation.id, "assistant", "A1")
+    store.add_message(conversation.id, "assistant", "A1b", parent_id=question.id)
+    old_question = store.add_message(conversation.id, "user", "Q2")
+    store.add_message(conversation.id, "assistant", "A2")
+    store.add_message(conversation.id, "user", "Q2 edited", parent_id=old_question.parent_id)
+    store.switch_to(first.id)
+    return conversation
+
+
+def test_every_branch_goes_into_the_backup_and_comes_back_with_the_one_shown(
+    store: ConversationStore, other_store: ConversationStore
+) -> None:
+    conversation = _with_alternatives(store)
+    assert [m.content for m in store.messages(conversation.id)] == ["Q1", "A1"]  # shown
+    exported, count = export_all(store)
+
+    [imported] = import_conversations(other_store, exported)
+
+    assert count == 1
+    assert len(json.loads(exported)["conversations"][0]["messages"]) == 6
+    assert [m.content for m in other_store.messages(imported.id)] == ["Q1", "A1"]
+    assert [m.content for m in other_store.conversation_tree(imported.id).messages] == [
+        "Q1", "A1", "A1b", "Q2", "A2", "Q2 edited",
+    ]
+    assert export_all(other_store)[0] == exported
+    shown_reply = other_store.messages(imported.id)[-1]
+    assert [m.content for m in other_store.alternatives(shown_reply.id)] == ["A1", "A1b"]
+    other_store.switch_to(other_store.alternatives(shown_reply.id)[1].id)
+    assert [m.content for m in other_store.messages(imported.id)] == ["Q1", "A1b", "Q2 edited"]
+
+
+def test_images_and_tool_calls_travel_with_their_messages(
+    store: ConversationStore, other_store: ConversationStore
+) -> None:
+    picture = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
+    conversation = store.create_conversation(title="Parts")
+    image = store.save_image(picture, "image/png")
+    store.add_message(conversation.id, "user", "What is this?", parts=[image])
+    call = ToolCallPart("call-1", "lookup", {"query": "png", "limit": 3})
+    store.add_message(conversation.id, "assistant", "Let me look.", parts=[call])
+    store.add_message(conversation.id, "tool", parts=[ToolResultPart("call-1", "lookup", "A picture format.")])
+    exported = _json(store, conversation)
+    part = json.loads(exported)["messages"][0]["parts"][0]
+    assert (part["type"], part["media_type"], part["sha256"]) == ("image", "image/png", image.sha256)
+
+    [imported] = import_conversations(other_store, exported)
+
+    messages = other_store.messages(imported.id)
+    assert messages[0].parts == (image,)
+    assert other_store.image_path(image.sha256).read_bytes() == picture
+    assert messages[1].parts == (call,)
+    assert messages[2].parts == (ToolResultPart("call-1", "lookup", "A picture format."),)
+    assert _json(other_store, imported) == exported
+
+
+def test_a_version_1_file_is_read_as_one_chain_and_its_stopped_replies_are_stopped() -> None:
+    document = _valid_document(version=1)
+    stopped = {**document["messages"][0], "role": "assistant", "state": "interrupted"}
+    stopped["stats"] = {
+        "prompt_tokens": 1, "evaluated_prompt_tokens": 1, "generated_tokens": 1,
+        "time_to_first_token_s": 0.1, "tokens_per_second": 9.0, "stop_reason": "cancelled",
+    }
+    crashed = {**document["messages"][0], "role": "assistant", "state": "interrupted"}
+    for message in (document["messages"][0], stopped, crashed):
+        for field in ("id", "parent", "parts"):
+            message.pop(field, None)
+    document["messages"] += [stopped, crashed]
+    document.pop("current_message")
+
+    [imported] = from_json(json.dumps(document))
+
+    assert [(m.id, m.parent_id) for m in imported.tree.messages] == [(1, None), (2, 1), (3, 2)]
+    assert imported.tree.current_message_id == 3
+    assert [m.state for m in imported.tree.messages] == [
+        MessageState.COMPLETE, MessageState.STOPPED, MessageState.INTERRUPTED,
+    ]
 
 
 def test_export_all_then_import_into_an_empty_store_gives_the_same_bytes(
@@ -206,13 +299,14 @@ def test_export_all_then_import_into_an_empty_store_gives_the_same_bytes(
     store.create_conversation(title="tie two")
     clock.now += 10
     empty = store.create_conversation(title="no messages yet")
-    exported = export_all(store)
+    exported, count = export_all(store)
 
     with ConversationStore(tmp_path / "fresh.db") as fresh:
         imported = import_conversations(fresh, exported)
-        exported_again = export_all(fresh)
+        exported_again, _ = export_all(fresh)
         listed_titles = [c.title for c in fresh.list_conversations()]
 
+    assert count == 4
     assert json.loads(exported)["format"] == "qwen-local-chat/conversations"
     assert [c.title for c in imported] == [
         "Trip to Lisbon",
@@ -229,18 +323,16 @@ def test_imported_messages_are_searchable(
 ) -> None:
     conversation = _lisbon_conversation(store, clock)
 
-    [imported] = import_conversations(
-        other_store, to_json(conversation, store.messages(conversation.id))
-    )
+    [imported] = import_conversations(other_store, _json(store, conversation))
 
     [hit] = other_store.search("manteigaria")
     assert (hit.conversation_id, hit.conversation_title) == (imported.id, "Trip to Lisbon")
 
 
-def _valid_document() -> dict:
+def _valid_document(version: int = 2) -> dict:
     return {
         "format": "qwen-local-chat/conversation",
-        "version": 1,
+        "version": version,
         "title": "t",
         "created_at": 1.0,
         "updated_at": 2.0,
@@ -248,11 +340,15 @@ def _valid_document() -> dict:
         "system_prompt": "",
         "generation_settings": {},
         "pinned": False,
+        "current_message": 1,
         "messages": [
             {
+                "id": 1,
+                "parent": None,
                 "role": "user",
                 "content": "hi",
                 "reasoning": "",
+                "parts": [],
                 "state": "complete",
                 "created_at": 2.0,
                 "stats": None,
@@ -263,11 +359,13 @@ def _valid_document() -> dict:
 
 
 def test_a_valid_document_reads_back_as_unstored_objects() -> None:
-    [(conversation, messages)] = from_json(json.dumps(_valid_document()))
+    [imported] = from_json(json.dumps(_valid_document()))
+    conversation, messages = imported.tree.conversation, imported.tree.messages
 
     assert (conversation.id, conversation.title, conversation.updated_at) == (0, "t", 2.0)
-    assert [(m.id, m.conversation_id, m.content) for m in messages] == [(0, 0, "hi")]
+    assert [(m.id, m.conversation_id, m.content) for m in messages] == [(1, 0, "hi")]
     assert messages[0].state is MessageState.COMPLETE
+    assert imported.tree.current_message_id == 1
 
 
 def _broken(change) -> str:
@@ -283,8 +381,8 @@ def _broken(change) -> str:
         ("[]", "not a Qwen Local Chat conversation export"),
         ('{"format": "something-else", "version": 1}', "not a Qwen Local Chat conversation"),
         (
-            _broken(lambda d: d.update(version=2)),
-            r"newer version of Qwen Local Chat \(format version 2; this version reads up to 1\)",
+            _broken(lambda d: d.update(version=3)),
+            r"newer version of Qwen Local Chat \(format version 3; this version reads up to 2\)",
         ),
         (_broken(lambda d: d.pop("version")), "without a valid format version"),
         (_broken(lambda d: d.update(version="1")), "without a valid format version"),
@@ -304,8 +402,8 @@ def _broken(change) -> str:
         (
             _broken(lambda d: d["messages"][0].update(state="thinking")),
             (
-                '"state" must be one of "streaming", "complete", "interrupted", "failed", '
-                'not "thinking"'
+                '"state" must be one of "streaming", "complete", "stopped", "interrupted", '
+                '"failed", not "thinking"'
             ),
         ),
         (
@@ -314,12 +412,39 @@ def _broken(change) -> str:
         ),
         (_broken(lambda d: d["messages"].append("hello")), "message 2, expected an object"),
         (
+            _broken(lambda d: d["messages"][0].update(parent=7)),
+            'message 1, "parent" must be the id of an earlier message, not 7',
+        ),
+        (_broken(lambda d: d["messages"].append(dict(d["messages"][0]))), "message 2, the id 1 is used twice"),
+        (
+            _broken(lambda d: d.update(current_message=9)),
+            '"current_message" must be the id of one of its messages, not 9',
+        ),
+        (
+            _broken(lambda d: d["messages"][0]["parts"].append({"type": "video"})),
+            'part 1, "type" must be one of "image", "tool_call", "tool_result", not "video"',
+        ),
+        (
+            _broken(
+                lambda d: d["messages"][0]["parts"].append(
+                    {"type": "image", "media_type": "image/png", "sha256": "0" * 64, "data": "aGVsbG8="}
+                )
+            ),
+            "the image does not match its SHA-256: the file is damaged",
+        ),
+        (
+            _broken(lambda d: d["messages"][0]["parts"].append({"type": "image", "media_type": "text/html"})),
+            'images of type "text/html" are not supported',
+        ),
+        ('{"format": "qwen-local-chat/conversation", "version": 2, "title": "t", "created_at": Infinity}',
+         '"created_at" must be a finite number, not inf'),
+        (
             _broken(lambda d: d["messages"][0].update(stats={"prompt_tokens": 1})),
             'In the conversation, message 1, stats, the field "evaluated_prompt_tokens" is missing',
         ),
         (
             json.dumps(
-                {"format": "qwen-local-chat/conversations", "version": 1, "conversations": {}}
+                {"format": "qwen-local-chat/conversations", "version": 2, "conversations": {}}
             ),
             'In the file, "conversations" must be a list, not an object',
         ),
@@ -327,7 +452,7 @@ def _broken(change) -> str:
             json.dumps(
                 {
                     "format": "qwen-local-chat/conversations",
-                    "version": 1,
+                    "version": 2,
                     "conversations": [{"title": "no more"}],
                 }
             ),
@@ -362,7 +487,7 @@ def test_a_file_with_an_error_imports_nothing(other_store: ConversationStore) ->
     text = json.dumps(
         {
             "format": "qwen-local-chat/conversations",
-            "version": 1,
+            "version": 2,
             "conversations": [good, {**good, "messages": "oops"}],
         }
     )

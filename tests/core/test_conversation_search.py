@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.core.conversation_store import (
+from app.core.conversations.conversation_store import (
     MATCH_END,
     MATCH_START,
     ConversationStore,

@@ -9,17 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from app.core.conversation_store import (
-    SCHEMA_VERSION,
-    Conversation,
-    ConversationStore,
-    Message,
-    MessageState,
-    NotFoundError,
-    StoreError,
-)
-from app.core.generation_stats import GenerationStats, StopReason
-from app.core.reply_recorder import ReplyRecorder
+from app.core.chat.reply_recorder import ReplyRecorder
+from app.core.conversations.conversation_store import SCHEMA_VERSION, ConversationStore, NotFoundError, StoreError
+from app.core.domain.conversations import Conversation, ConversationTree, Message, MessageState, ToolCallPart
+from app.core.domain.generation import GenerationStats, StopReason
 
 
 class FakeClock:
@@ -239,12 +232,17 @@ def test_deleting_a_message_keeps_the_rest_in_order(store: ConversationStore) ->
     assert [m.id for m in store.messages(conversation.id)] == [first.id, third.id, fourth.id]
 
 
-def _without_ids(
-    conversation: Conversation, messages: list[Message]
-) -> tuple[Conversation, list[Message]]:
-    return dataclasses.replace(conversation, id=0), [
-        dataclasses.replace(message, id=0, conversation_id=0) for message in messages
-    ]
+def _without_ids(tree: ConversationTree) -> tuple[Conversation, list[Message], int | None]:
+    """The tree with its ids numbered by position, so copies under new ids compare equal."""
+    position = {message.id: index for index, message in enumerate(tree.messages)}
+    return (
+        dataclasses.replace(tree.conversation, id=0),
+        [
+            dataclasses.replace(message, id=0, conversation_id=0, parent_id=position.get(message.parent_id))
+            for message in tree.messages
+        ],
+        position.get(tree.current_message_id),
+    )
 
 
 def test_undo_of_delete_restores_every_field_under_new_ids(
@@ -272,14 +270,14 @@ def test_undo_of_delete_restores_every_field_under_new_ids(
     failed = store.add_message(conversation.id, "assistant", state=MessageState.STREAMING)
     store.update_message(failed.id, state=MessageState.FAILED, error="out of memory")
     other = store.create_conversation(title="other")
-    before_delete = (store.get_conversation(conversation.id), store.messages(conversation.id))
+    before_delete = store.conversation_tree(conversation.id)
 
     store.delete_conversation(conversation.id)
     clock.now += 100  # the undo comes later; restoring must not stamp the current time
-    restored = store.restore_conversation(*before_delete)
+    restored = store.restore_conversation(before_delete)
 
     restored_messages = store.messages(restored.id)
-    assert _without_ids(restored, restored_messages) == _without_ids(*before_delete)
+    assert _without_ids(store.conversation_tree(restored.id)) == _without_ids(before_delete)
     assert restored == store.get_conversation(restored.id)
     assert all(message.conversation_id == restored.id for message in restored_messages)
     assert [c.id for c in store.list_conversations()] == [restored.id, other.id]
@@ -291,13 +289,87 @@ def test_restoring_marks_a_message_still_streaming_as_interrupted(
 ) -> None:
     conversation = store.create_conversation()
     store.add_message(conversation.id, "assistant", "half a sen", state=MessageState.STREAMING)
-    before_delete = (store.get_conversation(conversation.id), store.messages(conversation.id))
+    before_delete = store.conversation_tree(conversation.id)
     store.delete_conversation(conversation.id)
 
-    restored = store.restore_conversation(*before_delete)
+    restored = store.restore_conversation(before_delete)
 
     [message] = store.messages(restored.id)
     assert (message.content, message.state) == ("half a sen", MessageState.INTERRUPTED)
+
+
+def test_undo_of_delete_brings_back_every_branch_and_the_one_shown(store: ConversationStore) -> None:
+    conversation = store.create_conversation(title="Branches")
+    question = store.add_message(conversation.id, "user", "Q")
+    first = store.add_message(conversation.id, "assistant", "A1")
+    store.add_message(conversation.id, "assistant", "A2", parent_id=question.id)
+    store.add_message(conversation.id, "user", "follow-up")
+    store.switch_to(first.id)
+    before_delete = store.conversation_tree(conversation.id)
+    store.delete_conversation(conversation.id)
+
+    restored = store.restore_conversation(before_delete)
+
+    assert [m.content for m in store.messages(restored.id)] == ["Q", "A1"]
+    reply = store.messages(restored.id)[-1]
+    assert [m.content for m in store.alternatives(reply.id)] == ["A1", "A2"]
+    assert store.alternative_positions(restored.id) == {
+        reply.id: (0, 2),
+        store.alternatives(reply.id)[1].id: (1, 2),
+    }
+    store.switch_to(store.alternatives(reply.id)[1].id)
+    assert [m.content for m in store.messages(restored.id)] == ["Q", "A2", "follow-up"]
+
+
+def test_parts_are_kept_in_order_with_their_message(database_path: Path) -> None:
+    calls = [ToolCallPart("a", "weather", {"city": "Oslo"}), ToolCallPart("b", "time", {})]
+    with ConversationStore(database_path) as store:
+        conversation = store.create_conversation()
+        reply = store.add_message(conversation.id, "assistant", "Checking.", parts=calls)
+    with ConversationStore(database_path) as reopened:
+        assert reopened.get_message(reply.id).parts == tuple(calls)
+        assert reopened.messages(conversation.id)[0].parts == tuple(calls)
+        reopened.delete_message(reply.id)
+        raw = sqlite3.connect(database_path)
+        assert raw.execute("SELECT COUNT(*) FROM message_parts").fetchone()[0] == 0
+        raw.close()
+
+
+def test_an_image_is_stored_once_by_its_content_and_removed_once_nothing_shows_it(database_path: Path) -> None:
+    picture = b"GIF89a" + bytes(100)
+    with ConversationStore(database_path) as store:
+        conversation = store.create_conversation()
+        image = store.save_image(picture, "image/gif")
+        assert store.save_image(picture, "image/gif") == image  # the same bytes: the same file
+        store.add_message(conversation.id, "user", "Look", parts=[image])
+        store.add_message(conversation.id, "user", "Again", parts=[image])
+        path = store.image_path(image.sha256)
+        assert path.read_bytes() == picture and list(path.parent.iterdir()) == [path]
+        with pytest.raises(ValueError):
+            store.save_image(b"<svg/>", "image/svg+xml")
+        with pytest.raises(ValueError):
+            store.image_path("../../etc/passwd")
+        store.delete_conversation(conversation.id)
+        assert path.exists()  # kept while the app runs: undo may bring the messages back
+    with ConversationStore(database_path):
+        assert not path.exists()
+
+
+def test_the_list_version_moves_only_with_what_the_list_shows(store: ConversationStore) -> None:
+    versions = [store.list_version]
+    conversation = store.create_conversation()
+    versions.append(store.list_version)
+    message = store.add_message(conversation.id, "user", "hi")  # the chat becomes the newest
+    versions.append(store.list_version)
+    store.update_message(message.id, content="hello")
+    store.update_conversation(conversation.id, system_prompt="Be kind.")
+    versions.append(store.list_version)
+    store.rename_conversation(conversation.id, "Greetings")
+    versions.append(store.list_version)
+    store.set_pinned(conversation.id, True)
+    versions.append(store.list_version)
+    assert versions[2] == versions[3]  # text and settings changes are not on the list
+    assert versions == sorted(versions) and len(set(versions)) == 5
 
 
 def test_unknown_ids_raise_not_found(store: ConversationStore) -> None:
@@ -498,70 +570,37 @@ def test_file_that_is_not_a_database_is_refused(database_path: Path) -> None:
     assert database_path.read_bytes().startswith(b"These are my notes")
 
 
-def test_recorder_saves_at_most_once_per_interval(
-    store: ConversationStore, clock: FakeClock
-) -> None:
-    conversation = store.create_conversation()
-    message = store.add_message(conversation.id, "assistant", state=MessageState.STREAMING)
-    recorder = ReplyRecorder(store, message.id, save_interval_s=0.5, clock=clock)
-
-    def saved_content() -> str:
-        return store.get_message(message.id).content
+def test_recorder_saves_at_most_once_per_interval(clock: FakeClock) -> None:
+    saves: list[tuple[str, str]] = []
+    recorder = ReplyRecorder(lambda content, reasoning: saves.append((content, reasoning)), save_interval_s=0.5, clock=clock)
 
     recorder.append("", "Hel")
     clock.now += 0.3
     recorder.append("", "lo")
-    assert saved_content() == ""  # 0.3 s since the recorder started: too early to save
+    assert saves == []  # 0.3 s since the recorder started: too early to save
 
     clock.now += 0.2
     recorder.append("hmm", ",")
-    assert saved_content() == "Hello,"  # 0.5 s: saved, everything so far
-    assert store.get_message(message.id).reasoning == "hmm"
+    assert saves == [("Hello,", "hmm")]  # 0.5 s: saved, everything so far
 
     clock.now += 0.4
     recorder.append("", " wor")
-    assert saved_content() == "Hello,"  # 0.4 s since that save: not yet
+    assert len(saves) == 1  # 0.4 s since that save: not yet
 
     clock.now += 0.1
     recorder.append("", "ld")
-    assert saved_content() == "Hello, world"
-    assert recorder.content == "Hello, world"
-    assert recorder.reasoning == "hmm"
-    assert store.get_message(message.id).state is MessageState.STREAMING
+    assert saves[-1] == ("Hello, world", "hmm")
+    assert (recorder.content, recorder.reasoning) == ("Hello, world", "hmm")
 
 
-def test_recorder_finish_persists_text_state_and_stats(
-    store: ConversationStore, clock: FakeClock
-) -> None:
-    conversation = store.create_conversation()
-    message = store.add_message(conversation.id, "assistant", state=MessageState.STREAMING)
-    recorder = ReplyRecorder(store, message.id, save_interval_s=0.5, clock=clock)
-    recorder.append("Let me think.", "")
-    recorder.append("", "Forty-two.")  # no time passed: nothing saved yet
-
-    recorder.finish(MessageState.COMPLETE, STATS)
-
-    stored = store.get_message(message.id)
-    assert stored.content == "Forty-two."
-    assert stored.reasoning == "Let me think."
-    assert stored.state is MessageState.COMPLETE
-    assert stored.stats == STATS
-    with pytest.raises(RuntimeError):
-        recorder.append("", "more")
-
-
-def test_recorder_finish_records_a_failure(store: ConversationStore, clock: FakeClock) -> None:
-    conversation = store.create_conversation()
-    message = store.add_message(conversation.id, "assistant", state=MessageState.STREAMING)
-    recorder = ReplyRecorder(store, message.id, clock=clock)
-    recorder.append("", "Partial")
-
-    recorder.finish(MessageState.FAILED, error="llama_decode returned -3")
-
-    stored = store.get_message(message.id)
-    assert (stored.content, stored.state) == ("Partial", MessageState.FAILED)
-    assert stored.error == "llama_decode returned -3"
-    assert stored.stats is None
+def test_a_continued_reply_is_recorded_after_what_it_already_said(clock: FakeClock) -> None:
+    saves: list[tuple[str, str]] = []
+    recorder = ReplyRecorder(lambda *text: saves.append(text), clock=clock, initial=("Thinking.", "Once upon"))
+    clock.now += 1
+    recorder.append("", " a time")
+    assert saves == [("Once upon a time", "Thinking.")]
+    recorder.append("", "")  # nothing new: nothing to save
+    assert len(saves) == 1
 
 
 # ---------------------------------------------------------------------------- alternatives
@@ -613,6 +652,26 @@ def test_deleting_a_message_in_the_middle_keeps_what_followed(store: Conversatio
     assert _contents(store, conversation.id) == ["Q1", "A again"]
 
 
+def test_version_4_replies_the_user_stopped_become_stopped_and_crashed_ones_stay_interrupted(
+    database_path: Path,
+) -> None:
+    cancelled = dataclasses.replace(STATS, stop_reason=StopReason.CANCELLED)
+    with ConversationStore(database_path) as store:
+        conversation = store.create_conversation()
+        stopped = store.add_message(conversation.id, "assistant", "Stopped here", state=MessageState.STREAMING)
+        store.update_message(stopped.id, state=MessageState.INTERRUPTED, stats=cancelled)
+        crashed = store.add_message(conversation.id, "assistant", "Cut", state=MessageState.INTERRUPTED)
+    raw = sqlite3.connect(database_path)
+    raw.execute("DROP TABLE message_parts")
+    raw.execute("PRAGMA user_version = 4")
+    raw.commit()
+    raw.close()
+    with ConversationStore(database_path) as store:
+        assert store.get_message(stopped.id).state is MessageState.STOPPED
+        assert store.get_message(crashed.id).state is MessageState.INTERRUPTED
+        assert store.get_message(crashed.id).parts == ()
+
+
 def test_version_3_conversations_become_one_chain(database_path: Path) -> None:
     with ConversationStore(database_path) as store:
         conversation = store.create_conversation()
@@ -625,6 +684,7 @@ def test_version_3_conversations_become_one_chain(database_path: Path) -> None:
     raw.execute("DROP INDEX messages_by_parent")
     raw.execute("ALTER TABLE messages DROP COLUMN parent_id")
     raw.execute("ALTER TABLE conversations DROP COLUMN current_leaf_id")
+    raw.execute("DROP TABLE message_parts")
     raw.execute("PRAGMA user_version = 3")
     raw.commit()
     raw.close()

@@ -9,8 +9,8 @@ import gguf
 import numpy as np
 import pytest
 
-from app.core import self_test_model
-from app.core.fit_estimate import (
+from app.core.engines.llama import self_test_model
+from app.core.models.fit_estimate import (
     GIB,
     MIB,
     QWEN35_SHAPES,
@@ -26,8 +26,8 @@ from app.core.fit_estimate import (
     recommend_model,
     recommended_context,
 )
-from app.core.hardware_probe import GpuDevice, HardwareInfo
-from app.core.inference_engine import default_batch_size
+from app.core.domain.hardware import GpuDevice, HardwareInfo
+from app.core.domain.generation import default_batch_size
 
 # Published Q4_K_M file sizes (reference, "Published GGUF files").
 CPU_BATCH = default_batch_size("CPU")  # what the engine and assess_fit use on a CPU

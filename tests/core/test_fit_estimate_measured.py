@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from app.core.fit_estimate import MIB, ModelShape, estimate_memory
+from app.core.models.fit_estimate import MIB, ModelShape, estimate_memory
 from tests.core.test_fit_estimate import write_qwen35_gguf
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -23,13 +23,13 @@ _MEASURE = """
 import json, sys, threading
 from pathlib import Path
 import psutil
-from app.core.chat_template import ChatMessage
-from app.core.inference_engine import InferenceEngine, LoadSettings, SamplingSettings
+from app.core.domain.generation import ChatMessage, LoadSettings, SamplingSettings
+from app.core.engines.llama.llama_engine import LlamaEngine
 
 path, context, batch = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 process = psutil.Process()
 before = process.memory_info().rss
-engine = InferenceEngine()
+engine = LlamaEngine()
 engine.load(path, LoadSettings(context_size=context, batch_size=batch, gpu_layers=0))
 result = engine.generate(
     [ChatMessage("user", "a" * batch)],

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from huggingface_hub.errors import HfHubHTTPError
 
-from app.core.hub_access import HubSettings, describe_hub_error, make_hf_api
+from app.core.models.hub_access import HubSettings, describe_hub_error, make_hf_api
 from tests.hub_server import HostedFile, HubServer
 
 REPO = "unsloth/Qwen3.5-2B-GGUF"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from huggingface_hub import hf_hub_download
 
-from app.core.local_models import ModelSource, find_local_models
+from app.core.models.local_models import ModelSource, find_local_models
 from tests.hub_server import HubServer
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from app.core.model_catalog import ModelCatalog
+from app.core.models.model_catalog import ModelCatalog
 
 
 def test_every_size_is_offered_in_every_common_quantization(tmp_path: Path) -> None:

@@ -12,8 +12,8 @@ from pathlib import Path
 import huggingface_hub.constants
 import pytest
 
-from app.core.hub_access import TRANSFER_CHUNK_BYTES, HubSettings, OfflineError, make_hf_api
-from app.core.model_downloads import (
+from app.core.models.hub_access import TRANSFER_CHUNK_BYTES, HubSettings, OfflineError, make_hf_api
+from app.core.models.model_downloads import (
     DISK_SPACE_MARGIN_BYTES,
     DownloadManager,
     DownloadProgress,
@@ -21,7 +21,7 @@ from app.core.model_downloads import (
     DownloadState,
     move_models_folder,
 )
-from app.core.secret_store import KEYRING_SERVICE, KEYRING_USERNAME, SecretStore
+from app.core.profile.secret_store import KEYRING_SERVICE, KEYRING_USERNAME, SecretStore
 from tests.hub_fixtures import MemoryKeyring
 from tests.hub_server import HostedFile, HubServer
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.core.reasoning_splitter import ReasoningSplitter
+from app.core.engines.reasoning_splitter import ReasoningSplitter
 
 THINKING_REPLY = "\nLet me think about <b>it</b>.\n</think>\n\nThe answer is 42."
 

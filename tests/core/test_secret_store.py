@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from app.core.secret_store import KEYRING_SERVICE, KEYRING_USERNAME, SecretStore
+from app.core.profile.secret_store import KEYRING_SERVICE, KEYRING_USERNAME, SecretStore
 from tests.hub_fixtures import LockedKeyring, MemoryKeyring
 
 TOKEN = "hf_secret_store_token_42"

@@ -8,33 +8,41 @@ import sys
 import threading
 from pathlib import Path
 
-from app.core.conversation_store import ConversationStore, MessageState
+from app.core.conversations.conversation_store import ConversationStore
+from app.core.domain.conversations import MessageState
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 
-# Streams "a0 a1 a2 ..." forever into one STREAMING message. The store subclass prints the
-# length of each saved answer after the save has committed, so every printed number is a
-# promise about what is on disk.
+# Streams "a0 a1 a2 ..." forever into one STREAMING message, the way the chat session does: the
+# recorder hands each save to the store worker's thread, which prints the length of the saved
+# answer after the save has committed, so every printed number is a promise about what is on disk.
 CHILD_SCRIPT = """
 import sys
 import time
 from pathlib import Path
 
-from app.core.conversation_store import ConversationStore, MessageState
-from app.core.reply_recorder import ReplyRecorder
+from app.core.chat.reply_recorder import ReplyRecorder
+from app.core.conversations.store_worker import StoreWorker
+from app.core.domain.conversations import MessageState
 
 
-class ReportingStore(ConversationStore):
-    def update_message(self, message_id, **changes):
-        super().update_message(message_id, **changes)
-        print(len(changes["content"]), flush=True)
+def start(store):
+    conversation = store.create_conversation(title="crash test")
+    store.add_message(conversation.id, "user", "Count forever.")
+    return store.add_message(conversation.id, "assistant", state=MessageState.STREAMING).id
 
 
-store = ReportingStore(Path(sys.argv[1]))
-conversation = store.create_conversation(title="crash test")
-store.add_message(conversation.id, "user", "Count forever.")
-reply = store.add_message(conversation.id, "assistant", state=MessageState.STREAMING)
-recorder = ReplyRecorder(store, reply.id, save_interval_s=0.01)
+def save(content, reasoning):
+    def job(store):
+        store.update_message(reply_id, content=content, reasoning=reasoning)
+        print(len(content), flush=True)
+
+    worker.submit(job)
+
+
+worker = StoreWorker(Path(sys.argv[1]))
+reply_id = worker.submit(start).result()
+recorder = ReplyRecorder(save, save_interval_s=0.01)
 token_number = 0
 while True:
     recorder.append(f"r{token_number} ", f"a{token_number} ")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.core.build_info import (
+from app.core.engines.llama.build_info import (
     BuildInfo,
     build_info,
     build_mismatches,

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from PySide6.QtGui import QGuiApplication
 
-from app.core.conversation_store import Message, MessageState
+from app.core.conversations.conversation_store import Message, MessageState
 from app.ui.markdown_view import MarkdownView, Segment, split_segments
 from app.ui.transcript_view import MessageWidget
 

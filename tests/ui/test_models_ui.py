@@ -9,8 +9,9 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox, QProgressBar, QPushButton
 
-from app.core.app_paths import AppPaths
-from app.core.model_catalog import SIZES, filename_of, repository_of
+from app.core.conversations.conversation_store import ConversationStore
+from app.core.profile.app_paths import AppPaths
+from app.core.models.model_catalog import SIZES, filename_of, repository_of
 from app.main import build_main_window
 from app.ui.main_window import MainWindow
 from tests.hub_server import HubServer
@@ -155,6 +156,8 @@ def test_a_failed_download_explains_itself_and_can_be_retried(qtbot, paths, hub_
 
 
 def test_deleting_a_downloaded_model_asks_first_and_keeps_the_chats(qtbot, paths, hub_with_models, monkeypatch) -> None:
+    with ConversationStore(paths.database) as store:
+        conversation = store.create_conversation(title="Kept", model=Path(filename_of(*SMALLEST)).stem)
     window = _open_window(qtbot, paths, endpoint=hub_with_models.endpoint)
     window.show_models()
     dialog = window._models_dialog
@@ -162,7 +165,6 @@ def test_deleting_a_downloaded_model_asks_first_and_keeps_the_chats(qtbot, paths
     qtbot.mouseClick(_button(dialog.catalog_tree.itemWidget(item, 4), "Download"), Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: window._models.installed_path(entry) is not None, timeout=WAIT_MS)
     path = window._models.installed_path(entry)
-    conversation = window._store.create_conversation(title="Kept", model=path.stem)
     qtbot.waitUntil(lambda: dialog.local_tree.topLevelItemCount() == 1 and dialog.local_tree.itemWidget(dialog.local_tree.topLevelItem(0), 4) is not None)
 
     questions: list[str] = []
@@ -178,8 +180,9 @@ def test_deleting_a_downloaded_model_asks_first_and_keeps_the_chats(qtbot, paths
     assert "1.09 MB" in questions[0] and "conversations with it are kept" in questions[0]
     assert not path.exists()
     assert window._models.local_models() == []
-    assert window._store.get_conversation(conversation.id).title == "Kept"
     _close(window)
+    with ConversationStore(paths.database) as store:
+        assert store.get_conversation(conversation.id).title == "Kept"
 
 
 def test_an_imported_model_is_listed_and_removing_it_keeps_the_file(qtbot, paths, tiny_model, tmp_path) -> None:

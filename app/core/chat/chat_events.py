@@ -1,0 +1,144 @@
+"""What the chat session tells its clients: the conversation shown, and each turn as it runs.
+
+A turn's events come in this order: ``TurnStarted``, any ``PromptProgress``, ``ReasoningDelta``
+and ``AnswerDelta`` events as the reply is written, then exactly one ``TurnFinished`` or
+``TurnFailed``. A request that could not start a turn gets ``TurnRefused`` instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from app.core.chat.chat_settings import ChatSettings
+from app.core.domain.conversations import Conversation, Message
+
+
+@dataclass(frozen=True)
+class ConversationView:
+    """A conversation as it is to be shown."""
+
+    conversation: Conversation | None  # None: a new chat, stored with its first message
+    messages: tuple[Message, ...]  # the branch shown, oldest first
+    alternatives: dict[int, tuple[int, int]] = field(default_factory=dict)
+    """For messages with other versions: (index, count), e.g. (1, 2) for "2/2"."""
+
+    def alternative_position(self, message_id: int) -> tuple[int, int]:
+        return self.alternatives.get(message_id, (0, 1))
+
+
+@dataclass(frozen=True)
+class ConversationOpened:
+    """Show ``view`` in place of what was shown (another chat, or another branch of this one)."""
+
+    view: ConversationView
+
+
+@dataclass(frozen=True)
+class ConversationCreated:
+    """The new chat was stored with its first message; it is the one open."""
+
+    conversation: Conversation
+
+
+@dataclass(frozen=True)
+class MessageAdded:
+    """``message`` now ends the open conversation's branch."""
+
+    message: Message
+
+
+@dataclass(frozen=True)
+class ChatSettingsChanged:
+    """The open conversation's settings, system prompt and whether its next reply thinks."""
+
+    settings: ChatSettings
+    system_prompt: str
+    thinking: bool
+
+
+@dataclass(frozen=True)
+class TurnStarted:
+    """``reply`` (new, or a reply being continued) is being written."""
+
+    reply: Message
+
+
+@dataclass(frozen=True)
+class PromptProgress:
+    """``done`` of the prompt's ``total`` tokens are read (reused ones count as done)."""
+
+    message_id: int
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
+class ReasoningDelta:
+    message_id: int
+    text: str
+
+
+@dataclass(frozen=True)
+class AnswerDelta:
+    message_id: int
+    text: str
+
+
+@dataclass(frozen=True)
+class TurnFinished:
+    """The reply ended and is stored as ``reply`` (its state and statistics say how).
+
+    ``omitted_messages`` older messages did not fit in the context; the model's view began at
+    ``first_kept_message_id`` (None when nothing was left out).
+    """
+
+    reply: Message
+    omitted_messages: int = 0
+    first_kept_message_id: int | None = None
+
+
+@dataclass(frozen=True)
+class TurnFailed:
+    """No reply could be written: ``message`` says why. ``reply`` is stored as failed."""
+
+    reply: Message
+    message: str
+
+
+@dataclass(frozen=True)
+class TurnRefused:
+    """Nothing was started: ``reason`` says why. ``text`` is what the user wrote, to give back."""
+
+    reason: str
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class NextTurnPrepared:
+    """The conversation so far was evaluated ahead of the next question (0: nothing to do)."""
+
+    evaluated_tokens: int
+
+
+@dataclass(frozen=True)
+class SessionProblem:
+    """Something went wrong that the user should know (the conversation file failed)."""
+
+    message: str
+
+
+SessionEvent = (
+    ConversationOpened
+    | ConversationCreated
+    | MessageAdded
+    | ChatSettingsChanged
+    | TurnStarted
+    | PromptProgress
+    | ReasoningDelta
+    | AnswerDelta
+    | TurnFinished
+    | TurnFailed
+    | TurnRefused
+    | NextTurnPrepared
+    | SessionProblem
+)

@@ -1,0 +1,452 @@
+"""The chat session: one conversation at a time, and every turn in it from question to saved reply.
+
+Every client drives this one service: the window, tests and, later, other front ends. It
+decides what a turn is (send, regenerate, continue, edit and resend), which messages the model
+sees (``prompt_assembly``), records the reply as it streams, and prepares the next turn while the
+user reads. It knows no Qt: clients learn what happened from events (``chat_events``).
+
+Threads. Requests may come from any thread; each becomes a job for the store worker, which runs
+them one at a time, so the session's state (the conversation open, its branch and settings, the
+running turn) is only ever touched on the worker thread and needs no lock. The reply itself is
+written on the engine host's thread: its text events go to listeners from there, straight away,
+and the recorder hands a save to the store worker every half second. The end of a turn is again
+a store job. Listeners are called on either thread and must only hand events on.
+
+Stopping only sets the turn's cancel flag, the one thing that crosses threads; the engine ends
+the reply within one decode step and the turn finishes as usual, its text kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from app.core.chat import prompt_assembly
+from app.core.chat.chat_events import (
+    AnswerDelta,
+    ChatSettingsChanged,
+    ConversationCreated,
+    ConversationOpened,
+    ConversationView,
+    MessageAdded,
+    NextTurnPrepared,
+    PromptProgress,
+    ReasoningDelta,
+    SessionEvent,
+    SessionProblem,
+    TurnFailed,
+    TurnFinished,
+    TurnRefused,
+    TurnStarted,
+)
+from app.core.chat.chat_settings import ChatSettings
+from app.core.chat.reply_recorder import ReplyRecorder
+from app.core.conversations.conversation_store import ConversationStore, NotFoundError
+from app.core.conversations.store_worker import StoreWorker
+from app.core.domain.conversations import Conversation, Message, MessageState
+from app.core.domain.generation import GenerationRequest, ModelFacts, StopReason
+from app.core.engines.engine_events import (
+    GenerationEvent,
+    GenerationFailed,
+    GenerationFinished,
+    ModelEvent,
+    ModelLoaded,
+    ModelLoadFailed,
+    ModelUnloaded,
+    PromptEvaluated,
+    TextGenerated,
+)
+from app.core.engines.engine_host import EngineHost, Priority
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _Turn:
+    """A reply being written."""
+
+    conversation_id: int
+    reply: Message
+    request: GenerationRequest
+    recorder: ReplyRecorder
+    kept_message_ids: list[int]  # store ids of the messages in the prompt, in order
+
+
+class ChatSession:
+    """The conversation a client is having; every method may be called from any thread."""
+
+    def __init__(self, worker: StoreWorker, host: EngineHost, *, default_thinking: bool | None = None) -> None:
+        """``default_thinking`` is the thinking choice for new chats (None: the model's own)."""
+        self._worker = worker
+        self._host = host
+        self._listeners: list[Callable[[SessionEvent], None]] = []
+        self._listeners_lock = threading.Lock()
+        self._closing = False
+        # Worker-thread state:
+        self._default_thinking = default_thinking
+        self._facts: ModelFacts | None = host.facts
+        self._conversation: Conversation | None = None
+        self._path: list[Message] = []
+        self._settings = ChatSettings(enable_thinking=default_thinking)
+        self._system_prompt = ""
+        # Read from other threads by stop() (a reference read is atomic); replaced on the worker.
+        self._turn: _Turn | None = None
+        host.subscribe(self._on_model_event)
+
+    def subscribe(self, listener: Callable[[SessionEvent], None]) -> None:
+        with self._listeners_lock:
+            self._listeners.append(listener)
+
+    # ------------------------------------------------------------------------------ requests
+
+    def open_conversation(self, conversation_id: int | None) -> None:
+        """Shows a stored conversation, or a new empty chat (None), stopping any reply: a reply
+        belongs to its conversation. Ends with ``ConversationOpened``."""
+
+        def open_(store: ConversationStore) -> None:
+            self._stop_turn()
+            if conversation_id is None:
+                self._conversation, self._path = None, []
+                self._settings, self._system_prompt = ChatSettings(enable_thinking=self._default_thinking), ""
+            else:
+                self._conversation = store.get_conversation(conversation_id)
+                self._path = store.messages(conversation_id)
+                self._settings = ChatSettings.from_dict(self._conversation.generation_settings)
+                self._system_prompt = self._conversation.system_prompt
+            self._show(store)
+            self._emit_settings()
+
+        self._run(open_)
+
+    def send(self, text: str) -> None:
+        """Asks the model about ``text`` at the end of the open conversation (storing a new
+        chat first)."""
+
+        def send(store: ConversationStore) -> None:
+            if not self._may_start(text):
+                return
+            if self._conversation is None:
+                self._conversation = store.create_conversation(
+                    title=prompt_assembly.title_from(text),
+                    model=self._facts.name,
+                    system_prompt=self._system_prompt,
+                    generation_settings=self._settings.as_dict(),
+                )
+                self._emit(ConversationCreated(self._conversation))
+            else:
+                if not self._conversation.title:
+                    store.rename_conversation(self._conversation.id, prompt_assembly.title_from(text))
+                store.update_conversation(self._conversation.id, model=self._facts.name)
+            question = store.add_message(self._conversation.id, "user", text)
+            self._path.append(question)
+            self._emit(MessageAdded(question))
+            self._start_reply(store)
+
+        self._run(send, text)
+
+    def edit_and_resend(self, question_id: int, text: str) -> None:
+        """Asks ``text`` in place of the question ``question_id``; the old question stays as an
+        alternative, with everything that followed it."""
+
+        def edit(store: ConversationStore) -> None:
+            if not self._may_start(text):
+                return
+            position = self._position(question_id, role="user")
+            if position is None:
+                self._emit(TurnRefused("That question is no longer in this chat.", text))
+                return
+            question = store.add_message(
+                self._conversation.id, "user", text, parent_id=self._path[position].parent_id
+            )
+            self._path = self._path[:position] + [question]
+            self._start_reply(store, show_branch=True)
+
+        self._run(edit, text)
+
+    def regenerate(self, reply_id: int) -> None:
+        """Writes the reply ``reply_id`` again; the earlier one stays as an alternative ("1/2")."""
+        self._run(lambda store: self._regenerate(store, reply_id))
+
+    def regenerate_last_reply(self) -> None:
+        def regenerate(store: ConversationStore) -> None:
+            replies = [message for message in self._path if message.role == "assistant"]
+            if replies:
+                self._regenerate(store, replies[-1].id)
+
+        self._run(regenerate)
+
+    def continue_reply(self, reply_id: int) -> None:
+        """Carries on writing a reply that stopped at its length limit, into the same message."""
+        self._run(lambda store: self._continue(store, reply_id))
+
+    def continue_last_reply(self) -> None:
+        """Continues the last reply if it stopped at its length limit (else does nothing)."""
+
+        def continue_(store: ConversationStore) -> None:
+            if self._path and prompt_assembly.can_continue(self._path, self._path[-1].id):
+                self._continue(store, self._path[-1].id)
+
+        self._run(continue_)
+
+    def stop(self) -> None:
+        """Stops the reply being written, also one asked for a moment ago and not yet started."""
+        turn = self._turn
+        if turn is not None:
+            turn.request.cancel.set()
+        self._run(lambda _store: self._stop_turn())
+
+    def delete_message(self, message_id: int) -> None:
+        """Deletes one message of the open conversation; what followed it stays."""
+
+        def delete(store: ConversationStore) -> None:
+            if self._refuse_while_writing():
+                return
+            store.delete_message(message_id)
+            self._reload_branch(store)
+
+        self._run(delete)
+
+    def switch_alternative(self, message_id: int, step: int) -> None:
+        """Shows the previous (``step`` -1) or next (+1) version of a message, with the latest
+        turns that follow it."""
+
+        def switch(store: ConversationStore) -> None:
+            if self._refuse_while_writing():
+                return
+            alternatives = store.alternatives(message_id)
+            position = [message.id for message in alternatives].index(message_id) + step
+            if 0 <= position < len(alternatives):
+                store.switch_to(alternatives[position].id)
+                self._reload_branch(store)
+
+        self._run(switch)
+
+    def set_thinking(self, enabled: bool) -> None:
+        """Whether replies in this conversation (and new chats from now on) think first."""
+
+        def set_thinking(store: ConversationStore) -> None:
+            self._default_thinking = enabled
+            self._settings = replace(self._settings, enable_thinking=enabled)
+            self._save_settings(store)
+            self._emit_settings()
+
+        self._run(set_thinking)
+
+    def update_settings(self, settings: ChatSettings, system_prompt: str) -> None:
+        """The conversation's sampling, reply length and system prompt; thinking stays as it is
+        (``set_thinking`` changes it)."""
+
+        def update(store: ConversationStore) -> None:
+            self._settings = replace(settings, enable_thinking=self._settings.enable_thinking)
+            self._system_prompt = system_prompt
+            self._save_settings(store)
+
+        self._run(update)
+
+    def shutdown(self) -> None:
+        """The app is closing: a reply being written ends now and is kept as interrupted. Shut
+        the engine host down next, then the store worker, so that ending is saved."""
+        self._closing = True
+        turn = self._turn
+        if turn is not None:
+            turn.request.cancel.set()
+
+    # ------------------------------------------------------------------------------- a turn
+
+    def _regenerate(self, store: ConversationStore, reply_id: int) -> None:
+        if not self._may_start(""):
+            return
+        position = self._position(reply_id, role="assistant")
+        if position is None or self._path[position].parent_id is None:
+            self._emit(TurnRefused("There is no question to answer again."))
+            return
+        self._path = self._path[:position]
+        self._start_reply(store, show_branch=True)
+
+    def _continue(self, store: ConversationStore, reply_id: int) -> None:
+        if not self._may_start(""):
+            return
+        if not prompt_assembly.can_continue(self._path, reply_id):
+            self._emit(TurnRefused("Only the last reply, stopped at its length limit, can be continued."))
+            return
+        reply = self._path[-1]
+        store.update_message(reply.id, state=MessageState.STREAMING)
+        streaming = replace(reply, state=MessageState.STREAMING, stats=None)
+        self._path[-1] = streaming
+        self._start_turn(store, streaming, self._path[:-1], continuation=reply)
+
+    def _may_start(self, text: str) -> bool:
+        if self._facts is None:
+            self._emit(TurnRefused("Open a model to start chatting.", text))
+            return False
+        if self._turn is not None:
+            self._emit(TurnRefused("A reply is still being written: stop it or wait for it.", text))
+            return False
+        return True
+
+    def _start_reply(self, store: ConversationStore, *, show_branch: bool = False) -> None:
+        """Adds a reply to the branch's last message (a question) and writes it."""
+        question = self._path[-1]
+        reply = store.add_message(
+            self._conversation.id, "assistant", state=MessageState.STREAMING, parent_id=question.id
+        )
+        history = list(self._path)
+        self._path.append(reply)
+        if show_branch:
+            self._show(store)
+        else:
+            self._emit(MessageAdded(reply))
+        self._start_turn(store, reply, history)
+
+    def _start_turn(
+        self, store: ConversationStore, reply: Message, history: list[Message], continuation: Message | None = None
+    ) -> None:
+        messages, kept_ids = prompt_assembly.prompt_messages(self._system_prompt, history)
+        thinking = prompt_assembly.thinking_enabled(self._settings, self._facts)
+        request = prompt_assembly.reply_request(messages, self._settings, thinking=thinking, continuation=continuation)
+        recorder = ReplyRecorder(
+            lambda content, reasoning: self._worker.submit(
+                lambda store: store.update_message(reply.id, content=content, reasoning=reasoning)
+            ),
+            initial=(reply.reasoning, reply.content),
+        )
+        turn = _Turn(self._conversation.id, reply, request, recorder, kept_ids)
+        self._turn = turn
+        self._emit(TurnStarted(reply))
+        self._host.generate(request, Priority.PERSON, lambda event: self._on_generation_event(turn, event))
+
+    def _on_generation_event(self, turn: _Turn, event: GenerationEvent) -> None:
+        """Engine thread: text goes out at once; the end is a store job."""
+        if isinstance(event, TextGenerated):
+            turn.recorder.append(event.reasoning, event.answer)
+            if event.reasoning:
+                self._emit(ReasoningDelta(turn.reply.id, event.reasoning))
+            if event.answer:
+                self._emit(AnswerDelta(turn.reply.id, event.answer))
+        elif isinstance(event, PromptEvaluated):
+            self._emit(PromptProgress(turn.reply.id, event.done, event.total))
+        else:
+            self._run(lambda store: self._end_turn(store, turn, event))
+
+    def _end_turn(self, store: ConversationStore, turn: _Turn, event: GenerationFinished | GenerationFailed) -> None:
+        recorder = turn.recorder
+        if isinstance(event, GenerationFailed):
+            state, stats, error = MessageState.FAILED, None, event.message
+        else:
+            stats, error = event.result.stats, None
+            if stats.stop_reason is not StopReason.CANCELLED:
+                state = MessageState.COMPLETE
+            else:
+                state = MessageState.INTERRUPTED if self._closing else MessageState.STOPPED
+        if self._turn is turn:
+            self._turn = None
+        try:
+            store.update_message(
+                turn.reply.id, content=recorder.content, reasoning=recorder.reasoning, state=state, stats=stats, error=error
+            )
+            reply = store.get_message(turn.reply.id)
+        except NotFoundError:  # its conversation was deleted while it was written
+            return
+        if self._conversation is not None and self._conversation.id == turn.conversation_id:
+            self._path = [reply if message.id == reply.id else message for message in self._path]
+        if isinstance(event, GenerationFailed):
+            self._emit(TurnFailed(reply, event.message))
+            return
+        omitted = event.result.omitted_messages
+        kept = turn.kept_message_ids
+        first_kept = kept[omitted] if 0 < omitted < len(kept) else None
+        self._emit(TurnFinished(reply, omitted, first_kept))
+        self._prepare_next_turn()
+
+    def _prepare_next_turn(self) -> None:
+        """Lets the engine evaluate the conversation so far while the user reads and types, so
+        the next question is answered as quickly as the first one."""
+        if self._facts is None or self._conversation is None or self._turn is not None or self._closing:
+            return
+        messages, _ = prompt_assembly.prompt_messages(self._system_prompt, self._path)
+        thinking = prompt_assembly.thinking_enabled(self._settings, self._facts)
+        request = prompt_assembly.reply_request(messages, self._settings, thinking=thinking)
+        self._host.prepare_next_turn(request, lambda evaluated: self._emit(NextTurnPrepared(evaluated)))
+
+    def _stop_turn(self) -> None:
+        if self._turn is not None:
+            self._turn.request.cancel.set()
+            self._turn = None  # it still ends (and is saved) through its own events
+
+    # ------------------------------------------------------------------------------ helpers
+
+    def _position(self, message_id: int, *, role: str) -> int | None:
+        return next(
+            (index for index, message in enumerate(self._path) if message.id == message_id and message.role == role),
+            None,
+        )
+
+    def _refuse_while_writing(self) -> bool:
+        if self._turn is not None:
+            self._emit(TurnRefused("Wait for the reply to end, or stop it, first."))
+            return True
+        return False
+
+    def _reload_branch(self, store: ConversationStore) -> None:
+        if self._conversation is not None:
+            self._path = store.messages(self._conversation.id)
+            self._show(store)
+
+    def _show(self, store: ConversationStore) -> None:
+        alternatives = store.alternative_positions(self._conversation.id) if self._conversation else {}
+        self._emit(ConversationOpened(ConversationView(self._conversation, tuple(self._path), alternatives)))
+
+    def _save_settings(self, store: ConversationStore) -> None:
+        if self._conversation is not None:
+            store.update_conversation(
+                self._conversation.id,
+                system_prompt=self._system_prompt,
+                generation_settings=self._settings.as_dict(),
+            )
+
+    def _emit_settings(self) -> None:
+        thinking = prompt_assembly.thinking_enabled(self._settings, self._facts)
+        self._emit(ChatSettingsChanged(self._settings, self._system_prompt, thinking))
+
+    def _on_model_event(self, event: ModelEvent) -> None:
+        """Engine thread: the model the next turn will use."""
+        if isinstance(event, (ModelLoaded, ModelLoadFailed, ModelUnloaded)):
+            facts = event.facts if isinstance(event, ModelLoaded) else None
+
+            def set_facts(_store: ConversationStore) -> None:
+                self._facts = facts
+                self._emit_settings()
+
+            self._run(set_facts)
+
+    def _run(self, job: Callable[[ConversationStore], None], text: str = "") -> None:
+        """Queues ``job`` on the store worker; a failing store becomes a message for the user
+        (and ``text``, the user's message, is given back)."""
+
+        def guarded(store: ConversationStore) -> None:
+            try:
+                job(store)
+            except NotFoundError:
+                self._emit(TurnRefused("That conversation or message no longer exists.", text))
+            except sqlite3.Error as error:
+                logger.exception("The conversation store failed")
+                self._emit(SessionProblem(f"The conversation file could not be changed: {error}"))
+                if text:
+                    self._emit(TurnRefused("Your message was not sent.", text))
+
+        try:
+            self._worker.submit(guarded)
+        except RuntimeError:  # the store is closed: the app is ending
+            logger.debug("Dropped a chat request after the store closed")
+
+    def _emit(self, event: SessionEvent) -> None:
+        with self._listeners_lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener(event)
+            except Exception:
+                logger.exception("A chat session listener failed")

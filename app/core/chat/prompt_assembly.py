@@ -1,0 +1,78 @@
+"""Which stored messages a reply is asked with, and how: the turn's prompt, before any engine.
+
+Plain functions of the conversation and its settings, so every rule here has a unit test. The
+engine then fits what it is given into its context window (``app.core.engines.context_window``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from app.core.chat.chat_settings import ChatSettings
+from app.core.domain.conversations import Message, MessageState
+from app.core.domain.generation import ChatMessage, GenerationRequest, ModelFacts, StopReason
+
+TITLE_LENGTH = 48
+
+
+def prompt_messages(system_prompt: str, path: Sequence[Message]) -> tuple[list[ChatMessage], list[int]]:
+    """What the model sees of ``path`` (a branch, oldest first), and the store ids of the
+    messages it came from, in the same order (the system prompt has none).
+
+    The system prompt comes first when it holds any text. Failed replies are left out (their
+    text is an error, not something the model said), and so are replies without text (stopped
+    before they said anything): sending them would teach the model that empty answers are fine.
+    User messages always go, even empty ones, so the turns still alternate.
+    """
+    kept = [
+        message
+        for message in path
+        if message.state is not MessageState.FAILED and (message.content or message.role == "user")
+    ]
+    turns = [ChatMessage("system", system_prompt)] if system_prompt.strip() else []
+    turns += [ChatMessage(message.role, message.content, message.reasoning) for message in kept]
+    return turns, [message.id for message in kept]
+
+
+def thinking_enabled(settings: ChatSettings, facts: ModelFacts | None) -> bool:
+    """Whether the next reply thinks: the conversation's choice, else the model's own default
+    (Qwen3.5 4B/9B think unless told not to; 0.8B/2B do not), else yes."""
+    return settings.thinking(facts.thinks_by_default if facts is not None else True)
+
+
+def reply_request(
+    history: Sequence[ChatMessage],
+    settings: ChatSettings,
+    *,
+    thinking: bool,
+    continuation: Message | None = None,
+) -> GenerationRequest:
+    """The request for a reply to ``history``: sampling from the conversation's preset for the
+    thinking mode; with ``continuation``, carrying on that reply where it stopped."""
+    return GenerationRequest(
+        messages=tuple(history),
+        enable_thinking=thinking,
+        sampling=settings.sampling(thinking=thinking),
+        continuation=(
+            ChatMessage("assistant", continuation.content, continuation.reasoning) if continuation else None
+        ),
+    )
+
+
+def can_continue(path: Sequence[Message], reply_id: int) -> bool:
+    """A reply can be continued when it is the branch's last message and stopped at its length
+    limit (carrying on a reply that later turns answered would rewrite what they answered)."""
+    last = path[-1] if path else None
+    return (
+        last is not None
+        and last.id == reply_id
+        and last.role == "assistant"
+        and last.stats is not None
+        and last.stats.stop_reason is StopReason.MAX_TOKENS
+    )
+
+
+def title_from(text: str) -> str:
+    """A conversation's title from its first message: the first words, on one line."""
+    line = " ".join(text.split())
+    return line if len(line) <= TITLE_LENGTH else line[: TITLE_LENGTH - 1].rstrip() + "…"

@@ -1,0 +1,490 @@
+"""Conversations as files: Markdown to read and share, JSON to back up and import again.
+
+The JSON format, version 2. A file holds either one conversation::
+
+    {"format": "qwen-local-chat/conversation", "version": 2, <conversation fields>}
+
+or several, as ``export_all`` writes them::
+
+    {"format": "qwen-local-chat/conversations", "version": 2, "conversations": [{<fields>}, ...]}
+
+Conversation fields, in this order: ``title`` (text), ``created_at`` and ``updated_at`` (seconds
+since the epoch), ``model``, ``system_prompt`` (text), ``generation_settings`` (an object),
+``pinned`` (true/false), ``current_message`` (the ``id`` of the message shown last, or null) and
+``messages``: every message of every branch (a regenerated reply and an edited question keep
+their alternatives), each after its parent, as objects with ``id`` (a number, unique in the
+conversation), ``parent`` (the ``id`` of the message it follows, or null for a first one),
+``role``, ``content``, ``reasoning`` (text), ``parts`` (a list, see below), ``state`` (one of
+``MessageState``'s values), ``created_at``, ``stats`` (null, or an object with
+``GenerationStats``'s fields, ``stop_reason`` being one of ``StopReason``'s values) and
+``error`` (null or text). Ids are numbered 1, 2, … in each conversation; an imported
+conversation gets new ones. Readers ignore fields they do not know.
+
+Parts, each an object with a ``type``: ``{"type": "image", "media_type", "sha256", "data"}``
+(the bytes in base64, checked against the SHA-256 on import), ``{"type": "tool_call", "id",
+"name", "arguments"}`` (arguments an object) and ``{"type": "tool_result", "tool_call_id",
+"name", "content", "is_error"}``.
+
+Version 1 files (the first release) are still read: their messages have no ``id``, ``parent``
+or ``parts`` and form one chain, the last message being the current one.
+
+Files are written canonically: fields in the order above, two-space indent, non-ASCII text as
+is (UTF-8), a final newline. Exporting an imported file therefore gives back the same bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+from app.core.conversations.conversation_store import ConversationStore
+from app.core.domain.conversations import (
+    IMAGE_MEDIA_TYPES,
+    Conversation,
+    ConversationTree,
+    ImagePart,
+    Message,
+    MessagePart,
+    MessageState,
+    ToolCallPart,
+    ToolResultPart,
+)
+from app.core.domain.generation import GenerationStats, StopReason
+
+_Choice = TypeVar("_Choice", MessageState, StopReason)
+
+CONVERSATION_FORMAT = "qwen-local-chat/conversation"
+ALL_CONVERSATIONS_FORMAT = "qwen-local-chat/conversations"
+FORMAT_VERSION = 2
+
+# How Markdown exports name the speaker of each role; other roles appear as they are stored.
+_SPEAKERS = {"user": "You", "assistant": "Qwen"}
+
+_STOP_REASON_NOTES = {
+    StopReason.END_OF_TURN: None,
+    StopReason.MAX_TOKENS: "stopped at the token limit",
+    StopReason.CONTEXT_FULL: "stopped: the context was full",
+    StopReason.CANCELLED: "stopped by the user",
+}
+
+ReadImage = Callable[[str], bytes]
+"""The bytes of the stored image with this SHA-256."""
+
+
+class ConversationImportError(ValueError):
+    """A file cannot be imported; the message says why in words meant for the user."""
+
+
+@dataclass(frozen=True)
+class ImportedConversation:
+    """A conversation read from a file, not stored yet: its tree (ids as in the file) and the
+    bytes of the images its parts show."""
+
+    tree: ConversationTree
+    images: dict[ImagePart, bytes]
+
+
+# Markdown
+
+
+def to_markdown(conversation: Conversation, messages: Sequence[Message]) -> str:
+    """The conversation (the branch shown) as a Markdown document.
+
+    The title is a heading; each message follows a bold "You" or "Qwen" line, with the model's
+    reasoning folded into a ``<details>`` block titled "Thinking" and the reply's statistics in
+    a small line under it.
+    """
+    blocks = [f"# {conversation.title or 'New chat'}"]
+    if conversation.model:
+        blocks.append(f"Model: `{conversation.model}`")
+    if conversation.system_prompt:
+        blocks.append(f"**System prompt**\n\n{conversation.system_prompt}")
+    for message in messages:
+        blocks.append(f"**{_SPEAKERS.get(message.role, message.role)}**")
+        if message.reasoning:
+            blocks.append(
+                f"<details><summary>Thinking</summary>\n\n{message.reasoning}\n\n</details>"
+            )
+        if message.content:
+            blocks.append(message.content)
+        notes = _message_notes(message)
+        if notes:
+            blocks.append(f"<sub>{' · '.join(notes)}</sub>")
+    return "\n\n".join(blocks) + "\n"
+
+
+def _message_notes(message: Message) -> list[str]:
+    notes = []
+    if message.stats is not None:
+        notes += [
+            f"{message.stats.generated_tokens} tokens",
+            f"{message.stats.tokens_per_second:.1f} tokens/s",
+            f"{message.stats.time_to_first_token_s:.2f} s to first token",
+        ]
+        stop_note = _STOP_REASON_NOTES[message.stats.stop_reason]
+        if stop_note:
+            notes.append(stop_note)
+    if message.state is MessageState.INTERRUPTED:
+        notes.append("interrupted")
+    if message.state is MessageState.FAILED:
+        notes.append(f"failed: {message.error}" if message.error else "failed")
+    return notes
+
+
+# JSON out
+
+
+def to_json(tree: ConversationTree, read_image: ReadImage) -> str:
+    """One whole conversation as a JSON document in the format of the module docstring."""
+    return _dump(
+        {"format": CONVERSATION_FORMAT, "version": FORMAT_VERSION, **_conversation_fields(tree, read_image)}
+    )
+
+
+def export_all(store: ConversationStore) -> tuple[str, int]:
+    """Every conversation of ``store``, whole, as one JSON document in the order they were
+    created (the order importing recreates, so the round trip is exact); and how many."""
+    conversations = sorted(store.list_conversations(), key=lambda conversation: conversation.id)
+    document = {
+        "format": ALL_CONVERSATIONS_FORMAT,
+        "version": FORMAT_VERSION,
+        "conversations": [
+            _conversation_fields(store.conversation_tree(conversation.id), _image_reader(store))
+            for conversation in conversations
+        ],
+    }
+    return _dump(document), len(conversations)
+
+
+def export_conversation(store: ConversationStore, conversation_id: int, kind: str) -> str:
+    """One conversation of ``store`` as Markdown (``kind`` "md": the branch shown) or JSON
+    ("json": the whole tree)."""
+    if kind == "md":
+        return to_markdown(store.get_conversation(conversation_id), store.messages(conversation_id))
+    return to_json(store.conversation_tree(conversation_id), _image_reader(store))
+
+
+def _image_reader(store: ConversationStore) -> ReadImage:
+    return lambda sha256: store.image_path(sha256).read_bytes()
+
+
+def _dump(document: dict[str, Any]) -> str:
+    return json.dumps(document, ensure_ascii=False, indent=2) + "\n"
+
+
+def _conversation_fields(tree: ConversationTree, read_image: ReadImage) -> dict[str, Any]:
+    conversation = tree.conversation
+    numbers = {message.id: number for number, message in enumerate(tree.messages, start=1)}
+    return {
+        "title": conversation.title,
+        "created_at": conversation.created_at,
+        "updated_at": conversation.updated_at,
+        "model": conversation.model,
+        "system_prompt": conversation.system_prompt,
+        "generation_settings": conversation.generation_settings,
+        "pinned": conversation.pinned,
+        "current_message": numbers.get(tree.current_message_id),
+        "messages": [_message_fields(message, numbers, read_image) for message in tree.messages],
+    }
+
+
+def _message_fields(message: Message, numbers: dict[int, int], read_image: ReadImage) -> dict[str, Any]:
+    stats = message.stats
+    return {
+        "id": numbers[message.id],
+        "parent": numbers.get(message.parent_id),
+        "role": message.role,
+        "content": message.content,
+        "reasoning": message.reasoning,
+        "parts": [_part_fields(part, read_image) for part in message.parts],
+        "state": str(message.state),
+        "created_at": message.created_at,
+        "stats": None
+        if stats is None
+        else {
+            "prompt_tokens": stats.prompt_tokens,
+            "evaluated_prompt_tokens": stats.evaluated_prompt_tokens,
+            "generated_tokens": stats.generated_tokens,
+            "time_to_first_token_s": stats.time_to_first_token_s,
+            "tokens_per_second": stats.tokens_per_second,
+            "stop_reason": str(stats.stop_reason),
+        },
+        "error": message.error,
+    }
+
+
+def _part_fields(part: MessagePart, read_image: ReadImage) -> dict[str, Any]:
+    if isinstance(part, ImagePart):
+        data = base64.b64encode(read_image(part.sha256)).decode("ascii")
+        return {"type": "image", "media_type": part.media_type, "sha256": part.sha256, "data": data}
+    if isinstance(part, ToolCallPart):
+        return {"type": "tool_call", "id": part.call_id, "name": part.name, "arguments": part.arguments}
+    return {
+        "type": "tool_result",
+        "tool_call_id": part.call_id,
+        "name": part.name,
+        "content": part.text,
+        "is_error": part.is_error,
+    }
+
+
+# JSON in
+
+
+def from_json(text: str) -> list[ImportedConversation]:
+    """The conversations of an exported file of either kind and version, checked field by field.
+
+    The returned trees are not stored yet: their ids are the file's. Raises
+    ``ConversationImportError`` when the text is not JSON, not this format, from a newer format
+    version, or has a missing, wrongly typed or inconsistent field.
+    """
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ConversationImportError(
+            "The file is not a Qwen Local Chat export: it is not valid JSON "
+            f"({error.msg} at line {error.lineno}, column {error.colno})."
+        ) from error
+    file_format = document.get("format") if isinstance(document, dict) else None
+    if file_format not in (CONVERSATION_FORMAT, ALL_CONVERSATIONS_FORMAT):
+        raise ConversationImportError(
+            "The file is not a Qwen Local Chat conversation export."
+        )
+    version = document.get("version")
+    if _kind(version) != "a number" or not math.isfinite(version) or version < 1 or version != int(version):
+        raise ConversationImportError(
+            "The file is a Qwen Local Chat export without a valid format version."
+        )
+    if version > FORMAT_VERSION:
+        raise ConversationImportError(
+            f"The file was exported by a newer version of Qwen Local Chat (format version "
+            f"{int(version)}; this version reads up to {FORMAT_VERSION}). "
+            "Update the app to import it."
+        )
+    reader = _Reader(int(version))
+    if file_format == CONVERSATION_FORMAT:
+        return [reader.conversation(document, "the conversation")]
+    listed = _field(document, "conversations", list, "the file")
+    return [
+        reader.conversation(_as_object(entry, f"conversation {number}"), f"conversation {number}")
+        for number, entry in enumerate(listed, start=1)
+    ]
+
+
+def import_conversations(store: ConversationStore, text: str) -> list[Conversation]:
+    """Add the conversations of an exported file to ``store``; return them as stored.
+
+    The whole file is checked before anything is stored, so a file with an error adds nothing.
+    Each conversation gets new ids and keeps everything else, timestamps and branches included.
+    """
+    imported = from_json(text)
+    stored = []
+    for conversation in imported:
+        for part, data in conversation.images.items():
+            store.save_image(data, part.media_type)
+        stored.append(store.restore_conversation(conversation.tree))
+    return stored
+
+
+class _Reader:
+    """Reads conversations of one format version."""
+
+    def __init__(self, version: int) -> None:
+        self._version = version
+
+    def conversation(self, fields: dict[str, Any], where: str) -> ImportedConversation:
+        conversation = Conversation(
+            id=0,
+            title=_field(fields, "title", str, where),
+            created_at=_number(fields, "created_at", where),
+            updated_at=_number(fields, "updated_at", where),
+            model=_field(fields, "model", str, where),
+            system_prompt=_field(fields, "system_prompt", str, where),
+            generation_settings=_field(fields, "generation_settings", dict, where),
+            pinned=_field(fields, "pinned", bool, where),
+        )
+        listed = _field(fields, "messages", list, where)
+        messages: list[Message] = []
+        ids: set[int] = set()
+        images: dict[ImagePart, bytes] = {}
+        for number, entry in enumerate(listed, start=1):
+            message_where = f"{where}, message {number}"
+            entry = _as_object(entry, message_where)
+            if self._version == 1:  # one chain, numbered in order
+                message_id, parent_id, parts = number, (number - 1 or None), ()
+            else:
+                message_id = _count(entry, "id", message_where)
+                parent_id = _optional_count(entry, "parent", message_where)
+                if message_id in ids:
+                    raise ConversationImportError(f'In {message_where}, the id {message_id} is used twice.')
+                if parent_id is not None and parent_id not in ids:
+                    raise ConversationImportError(
+                        f'In {message_where}, "parent" must be the id of an earlier message, not {parent_id}.'
+                    )
+                parts = tuple(
+                    _read_part(_as_object(part, f"{message_where}, part {index}"), f"{message_where}, part {index}", images)
+                    for index, part in enumerate(_field(entry, "parts", list, message_where), start=1)
+                )
+            message = _read_message(entry, message_where, message_id, parent_id, parts)
+            if (
+                self._version == 1
+                and message.state is MessageState.INTERRUPTED
+                and message.stats is not None
+                and message.stats.stop_reason is StopReason.CANCELLED
+            ):
+                # Version 1 had no state for a reply the user stopped; such a reply ended
+                # through the engine, cancelled (as the schema 5 migration reads it too).
+                message = replace(message, state=MessageState.STOPPED)
+            messages.append(message)
+            ids.add(message_id)
+        if self._version == 1:
+            current = messages[-1].id if messages else None
+        else:
+            current = _optional_count(fields, "current_message", where)
+            if current is not None and current not in ids:
+                raise ConversationImportError(
+                    f'In {where}, "current_message" must be the id of one of its messages, not {current}.'
+                )
+        return ImportedConversation(ConversationTree(conversation, tuple(messages), current), images)
+
+
+def _read_message(
+    fields: dict[str, Any], where: str, message_id: int, parent_id: int | None, parts: tuple[MessagePart, ...]
+) -> Message:
+    stats_fields = _field(fields, "stats", dict, where, optional=True)
+    stats = None
+    if stats_fields is not None:
+        stats_where = f"{where}, stats"
+        stats = GenerationStats(
+            prompt_tokens=_count(stats_fields, "prompt_tokens", stats_where),
+            evaluated_prompt_tokens=_count(stats_fields, "evaluated_prompt_tokens", stats_where),
+            generated_tokens=_count(stats_fields, "generated_tokens", stats_where),
+            time_to_first_token_s=_number(stats_fields, "time_to_first_token_s", stats_where),
+            tokens_per_second=_number(stats_fields, "tokens_per_second", stats_where),
+            stop_reason=_choice(stats_fields, "stop_reason", StopReason, stats_where),
+        )
+    return Message(
+        id=message_id,
+        conversation_id=0,
+        role=_field(fields, "role", str, where),
+        content=_field(fields, "content", str, where),
+        reasoning=_field(fields, "reasoning", str, where),
+        state=_choice(fields, "state", MessageState, where),
+        created_at=_number(fields, "created_at", where),
+        stats=stats,
+        error=_field(fields, "error", str, where, optional=True),
+        parent_id=parent_id,
+        parts=parts,
+    )
+
+
+def _read_part(fields: dict[str, Any], where: str, images: dict[ImagePart, bytes]) -> MessagePart:
+    kind = _field(fields, "type", str, where)
+    if kind == "image":
+        media_type = _field(fields, "media_type", str, where)
+        if media_type not in IMAGE_MEDIA_TYPES:
+            raise ConversationImportError(f'In {where}, images of type "{media_type}" are not supported.')
+        sha256 = _field(fields, "sha256", str, where).lower()
+        try:
+            data = base64.b64decode(_field(fields, "data", str, where), validate=True)
+        except binascii.Error:
+            raise ConversationImportError(f'In {where}, "data" is not base64.') from None
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise ConversationImportError(f"In {where}, the image does not match its SHA-256: the file is damaged.")
+        part = ImagePart(sha256, media_type)
+        images[part] = data
+        return part
+    if kind == "tool_call":
+        return ToolCallPart(
+            _field(fields, "id", str, where), _field(fields, "name", str, where), _field(fields, "arguments", dict, where)
+        )
+    if kind == "tool_result":
+        return ToolResultPart(
+            _field(fields, "tool_call_id", str, where),
+            _field(fields, "name", str, where),
+            _field(fields, "content", str, where),
+            _field(fields, "is_error", bool, where),
+        )
+    raise ConversationImportError(
+        f'In {where}, "type" must be one of "image", "tool_call", "tool_result", not "{kind}".'
+    )
+
+
+def _as_object(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConversationImportError(f"In {where}, expected an object but found {_kind(value)}.")
+    return value
+
+
+def _field(
+    fields: dict[str, Any], name: str, kind: type, where: str, *, optional: bool = False
+) -> Any:
+    if name not in fields:
+        raise ConversationImportError(f'In {where}, the field "{name}" is missing.')
+    value = fields[name]
+    if value is None and optional:
+        return None
+    # bool is an int in Python, but true/false is not a number in JSON: compare JSON kinds.
+    if _kind(value) != _KIND_NAMES[kind]:
+        expected = _KIND_NAMES[kind] + (" or null" if optional else "")
+        raise ConversationImportError(
+            f'In {where}, "{name}" must be {expected}, not {_kind(value)}.'
+        )
+    return value
+
+
+def _number(fields: dict[str, Any], name: str, where: str) -> float:
+    value = float(_field(fields, name, float, where))
+    if not math.isfinite(value):
+        raise ConversationImportError(f'In {where}, "{name}" must be a finite number, not {value}.')
+    return value
+
+
+def _count(fields: dict[str, Any], name: str, where: str) -> int:
+    value = _number(fields, name, where)
+    if not value.is_integer() or value < 0:
+        raise ConversationImportError(
+            f'In {where}, "{name}" must be a whole number of at least 0, not {value:g}.'
+        )
+    return int(value)
+
+
+def _optional_count(fields: dict[str, Any], name: str, where: str) -> int | None:
+    if _field(fields, name, float, where, optional=True) is None:
+        return None
+    return _count(fields, name, where)
+
+
+def _choice(fields: dict[str, Any], name: str, choices: type[_Choice], where: str) -> _Choice:
+    value = _field(fields, name, str, where)
+    try:
+        return choices(value)
+    except ValueError:
+        allowed = ", ".join(f'"{choice}"' for choice in choices)
+        raise ConversationImportError(
+            f'In {where}, "{name}" must be one of {allowed}, not "{value}".'
+        ) from None
+
+
+# What each JSON value is called in error messages, by the Python type json.loads gives it.
+_KIND_NAMES = {
+    str: "text",
+    float: "a number",
+    bool: "true or false",
+    list: "a list",
+    dict: "an object",
+}
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return _KIND_NAMES[float]
+    return _KIND_NAMES[type(value)]

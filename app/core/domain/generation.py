@@ -1,0 +1,143 @@
+"""What a reply is asked with and what comes back: the values every engine and client share.
+
+Plain values only: nothing here loads a native library, so the fit estimate, settings, the chat
+session and a remote engine can use them without llama.cpp.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+
+class StopReason(StrEnum):
+    """Why generation of a reply ended."""
+
+    END_OF_TURN = "end_of_turn"  # the model emitted an end-of-generation token such as <|im_end|>
+    MAX_TOKENS = "max_tokens"  # the reply reached the max-token limit
+    CONTEXT_FULL = "context_full"  # the context window has no room for another token
+    CANCELLED = "cancelled"  # the user (or shutdown) asked it to stop
+
+
+@dataclass(frozen=True)
+class GenerationStats:
+    """What one reply cost.
+
+    ``evaluated_prompt_tokens`` is how many of the ``prompt_tokens`` the engine actually had to
+    process; the rest were reused from the state kept since the previous turn.
+    """
+
+    prompt_tokens: int
+    evaluated_prompt_tokens: int
+    generated_tokens: int
+    time_to_first_token_s: float
+    tokens_per_second: float
+    stop_reason: StopReason
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """Sampling parameters; defaults are the Qwen3.5 model card's non-thinking text preset."""
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 20
+    min_p: float = 0.0
+    presence_penalty: float = 2.0
+    max_tokens: int = 32768
+    seed: int | None = None
+
+    @classmethod
+    def for_mode(cls, *, thinking: bool, max_tokens: int = 32768) -> SamplingSettings:
+        """The model card's recommended text preset for thinking or non-thinking mode."""
+        if thinking:
+            return cls(top_p=0.95, presence_penalty=1.5, max_tokens=max_tokens)
+        return cls(max_tokens=max_tokens)
+
+
+def default_batch_size(backend: str) -> int:
+    """Prompt tokens per ``llama_decode`` call (also llama.cpp's micro-batch) on ``backend``.
+
+    On a CPU 256 evaluates prompts as fast as any size (bench/README.md: 97 tok/s against 90 for
+    512 and 91 for 128 on a 512-token prompt, 0.8B Q4_K_M, 2 cores) with half the compute buffer
+    of 512 (25 vs 50 MiB). GPUs want large batches, so they keep llama.cpp's own 512 (no GPU was
+    available to measure more).
+    """
+    return 256 if backend == "CPU" else 512
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    """How to load a model. ``gpu_layers=None`` offloads every layer when a GPU backend exists;
+    ``batch_size=None`` takes :func:`default_batch_size` for the backend the engine runs on."""
+
+    context_size: int = 8192
+    gpu_layers: int | None = None
+    threads: int | None = None
+    batch_size: int | None = None
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What the loaded model is and how it runs."""
+
+    path: Path
+    name: str
+    architecture: str
+    size_label: str
+    parameter_count: int
+    file_size: int
+    trained_context: int
+    context_size: int
+    chat_template: str
+    thinks_by_default: bool
+    backend: str
+    gpu_layers: int
+    threads: int
+    batch_size: int
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    """One turn as the model sees it; ``reasoning`` is an assistant turn's thinking text."""
+
+    role: str
+    content: str
+    reasoning: str = ""
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One reply to generate. Set ``cancel`` (from any thread) to stop it.
+
+    ``continuation`` is an unfinished assistant turn to carry on writing instead of starting a
+    new one (a reply stopped at its length limit).
+    """
+
+    messages: tuple[ChatMessage, ...]
+    enable_thinking: bool
+    sampling: SamplingSettings
+    continuation: ChatMessage | None = None
+    cancel: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    reasoning: str
+    answer: str
+    stats: GenerationStats
+    omitted_messages: int = 0  # oldest messages left out of the prompt so that it fit the context
+
+
+class ModelLoadError(Exception):
+    """The model file could not be loaded; the message is written for the user."""
+
+
+class ModelLoadCancelled(ModelLoadError):
+    """Loading was abandoned because its cancel flag was set."""
+
+
+class PromptTooLongError(Exception):
+    """The rendered prompt does not leave room for a reply in the context window."""

@@ -1,0 +1,62 @@
+"""What an engine is to the rest of the app: the one interface local and remote models share.
+
+The engine host (``engine_host``) drives an engine on its own thread; nothing else calls it. The
+llama.cpp engine (``app.core.engines.llama.llama_engine``) is the one implementation so far.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Protocol
+
+from app.core.domain.generation import ChatMessage, GenerationResult, LoadSettings, ModelFacts, SamplingSettings
+
+
+class Engine(Protocol):
+    """A model that can be loaded and asked for replies, from one thread at a time."""
+
+    facts: ModelFacts | None
+    """The loaded model's facts; None while nothing is loaded."""
+
+    @property
+    def is_loaded(self) -> bool: ...
+
+    def load(
+        self,
+        path: Path,
+        settings: LoadSettings,
+        progress: Callable[[float], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> ModelFacts:
+        """Loads ``path``, replacing any loaded model; raises ``ModelLoadError`` with a message
+        for the user (``ModelLoadCancelled`` once ``cancel`` is set)."""
+
+    def unload(self) -> None:
+        """Frees the model (harmless when none is loaded)."""
+
+    def generate(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        enable_thinking: bool,
+        sampling: SamplingSettings,
+        cancel: threading.Event,
+        on_text: Callable[[str, str], None],
+        on_prompt_progress: Callable[[int, int], None] | None = None,
+        continuation: ChatMessage | None = None,
+    ) -> GenerationResult:
+        """Streams the reply to ``messages`` through ``on_text(reasoning, answer)``; stops soon
+        after ``cancel`` is set; raises ``PromptTooLongError`` when no reply fits."""
+
+    def prepare_next_turn(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        enable_thinking: bool,
+        sampling: SamplingSettings,
+        cancel: threading.Event,
+    ) -> int:
+        """Does now, while the user types, the work the next turn would start with; returns how
+        many prompt tokens that evaluated."""

@@ -1,0 +1,80 @@
+"""What the engine host reports: a request's progress and outcome, and the model's own state.
+
+Events are plain frozen values, delivered by callbacks on the engine host's thread; each client
+(the chat session, the Qt bridge, a test, the local API) turns them into whatever it needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.core.domain.generation import GenerationResult, ModelFacts
+
+
+# ------------------------------------------------------------------ one request, in this order
+
+
+@dataclass(frozen=True)
+class PromptEvaluated:
+    """``done`` of the prompt's ``total`` tokens are in the context (reused ones count as done)."""
+
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
+class TextGenerated:
+    """New text of the reply; either part may be empty."""
+
+    reasoning: str
+    answer: str
+
+
+@dataclass(frozen=True)
+class GenerationFinished:
+    """The reply ended (end of turn, its limit, a full context, or cancelled)."""
+
+    result: GenerationResult
+
+
+@dataclass(frozen=True)
+class GenerationFailed:
+    """No reply could be generated: ``message`` says why, for the user."""
+
+    message: str
+
+
+GenerationEvent = PromptEvaluated | TextGenerated | GenerationFinished | GenerationFailed
+
+
+# ------------------------------------------------------------------------------ the model
+
+
+@dataclass(frozen=True)
+class ModelLoading:
+    """Loading ``path`` is ``fraction`` (0.0 … 1.0) done."""
+
+    path: Path
+    fraction: float
+
+
+@dataclass(frozen=True)
+class ModelLoaded:
+    facts: ModelFacts
+
+
+@dataclass(frozen=True)
+class ModelLoadFailed:
+    """``path`` could not be loaded (``message`` says why); no model is loaded now."""
+
+    path: Path
+    message: str
+
+
+@dataclass(frozen=True)
+class ModelUnloaded:
+    """No model is loaded any more."""
+
+
+ModelEvent = ModelLoading | ModelLoaded | ModelLoadFailed | ModelUnloaded

@@ -1,0 +1,335 @@
+"""The engine host: the one long-lived thread that owns the engine, and its queue of work.
+
+The engine is created, used and freed on this thread only: llama.cpp's model and context belong
+to one thread, and its CPU backend gives each computing thread a pool of OpenMP helpers of its
+own, so a second computing thread would halve the speed of both (bench/engine_path.py).
+
+Work comes from any thread (the window, the local API, tests) and waits in a priority queue:
+
+1. ``Priority.PERSON``: someone is waiting in front of the window (a turn, loading a model);
+2. ``Priority.API``: a program asked through the local API;
+3. ``Priority.PREPARATION``: evaluating the next turn's prompt while the user reads and types.
+
+Within a priority, work runs in the order it came. A preparation only uses idle time: any other
+request cancels the running one (within one ``llama_decode`` step) and the queued ones. Nothing
+preempts a reply once it runs; a person's turn waits for a running API reply to end.
+
+Only cancel flags (``threading.Event``) cross threads. Results come back as events
+(``engine_events``) through the callbacks given with each request, called on this thread: they
+must be quick and must not call the engine.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import queue
+import sys
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from enum import IntEnum
+from pathlib import Path
+from typing import TypeVar
+
+from app.core.domain.generation import (
+    GenerationRequest,
+    LoadSettings,
+    ModelFacts,
+    ModelLoadCancelled,
+    ModelLoadError,
+    PromptTooLongError,
+)
+from app.core.engines.engine import Engine
+from app.core.engines.engine_events import (
+    GenerationEvent,
+    GenerationFailed,
+    GenerationFinished,
+    ModelEvent,
+    ModelLoaded,
+    ModelLoadFailed,
+    ModelLoading,
+    ModelUnloaded,
+    PromptEvaluated,
+    TextGenerated,
+)
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class Priority(IntEnum):
+    """Which work runs first; lower runs earlier."""
+
+    PERSON = 0
+    API = 1
+    PREPARATION = 2
+
+
+_SHUTDOWN = 3  # after everything else, so queued work ends (cancelled) before the engine is freed
+
+INFERENCE_NICENESS = 5  # see yield_cpu_to_the_interface
+
+
+def yield_cpu_to_the_interface() -> bool:
+    """Lowers the calling thread's scheduling priority, on Linux, for it and the threads it starts.
+
+    Called on the engine thread before it first computes: llama.cpp's compute threads are
+    started from there and inherit it. With every core computing, the window's thread otherwise
+    waits for a core in line with them (bench/README.md: 10-16 % of the time while a reply
+    streamed on 2 cores, ~3 % with this); a niceness of 5 gives it the next free slice while
+    costing generation nothing measurable, since the window needs only a little CPU. macOS and
+    Windows already favour the application's interface thread, and Linux is the one system where
+    a thread has its own niceness. Returns whether it was lowered.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    thread = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, thread, os.getpriority(os.PRIO_PROCESS, thread) + INFERENCE_NICENESS)
+    except OSError:
+        return False
+    return True
+
+
+@dataclass(order=True)
+class _Work:
+    priority: int
+    sequence: int
+    run: Callable[[Engine], None] = field(compare=False)
+
+
+class EngineHost:
+    """Owns one engine on its own thread; every public method may be called from any thread."""
+
+    def __init__(self, create_engine: Callable[[], Engine], *, thread_name: str = "inference") -> None:
+        """Starts the thread and creates the engine there with ``create_engine()``."""
+        self._queue: queue.PriorityQueue[_Work] = queue.PriorityQueue()
+        self._sequence = itertools.count()
+        self._lock = threading.Lock()  # guards the sets of cancel flags and the listeners
+        self._model_listeners: list[Callable[[ModelEvent], None]] = []
+        self._preparations: set[threading.Event] = set()  # queued or running
+        self._requests: set[threading.Event] = set()  # generation requests queued or running
+        self._load_cancel = threading.Event()  # set by shutdown: a load in progress gives up
+        self._closed = False
+        self._facts: ModelFacts | None = None
+        started = threading.Event()
+        failure: list[BaseException] = []
+        self._thread = threading.Thread(
+            target=self._run, args=(create_engine, started, failure), name=thread_name, daemon=True
+        )
+        self._thread.start()
+        started.wait()
+        if failure:
+            raise failure[0]
+
+    # ------------------------------------------------------------------------------ the model
+
+    @property
+    def facts(self) -> ModelFacts | None:
+        """The loaded model's facts, None while none is loaded (as of the last model event)."""
+        return self._facts
+
+    @property
+    def thread(self) -> threading.Thread:
+        """The engine thread (for checks that something runs there)."""
+        return self._thread
+
+    def subscribe(self, listener: Callable[[ModelEvent], None]) -> None:
+        """Calls ``listener(event)`` on the engine thread for every later model event."""
+        with self._lock:
+            self._model_listeners.append(listener)
+
+    def load_model(self, path: Path, settings: LoadSettings) -> None:
+        """Loads ``path`` in place of the current model; ends with ``ModelLoaded`` or
+        ``ModelLoadFailed`` (the previous model is gone either way)."""
+
+        def load(engine: Engine) -> None:
+            def progress(fraction: float) -> None:
+                self._publish(ModelLoading(path, fraction))
+
+            try:
+                facts = engine.load(path, settings, progress, self._load_cancel)
+            except ModelLoadCancelled:
+                return  # only shutdown cancels a load: nobody is waiting for the answer
+            except ModelLoadError as error:
+                self._facts = None
+                self._publish(ModelLoadFailed(path, str(error)))
+                return
+            except Exception as error:  # the app must survive anything a model file can do
+                logger.exception("Loading %s failed", path)
+                self._facts = None
+                self._publish(ModelLoadFailed(path, f"Loading the model failed unexpectedly: {error}"))
+                return
+            self._facts = facts
+            self._publish(ModelLoaded(facts))
+
+        self._submit(Priority.PERSON, load, cancels_preparation=True)
+
+    def unload_model(self) -> None:
+        """Frees the model; ends with ``ModelUnloaded``."""
+
+        def unload(engine: Engine) -> None:
+            engine.unload()
+            self._facts = None
+            self._publish(ModelUnloaded())
+
+        self._submit(Priority.PERSON, unload, cancels_preparation=True)
+
+    # ------------------------------------------------------------------------------- requests
+
+    def generate(
+        self, request: GenerationRequest, priority: Priority, on_event: Callable[[GenerationEvent], None]
+    ) -> None:
+        """Queues a reply; ``on_event`` gets its ``PromptEvaluated`` and ``TextGenerated``
+        events, then exactly one ``GenerationFinished`` or ``GenerationFailed``. Set
+        ``request.cancel`` to stop it, queued or running."""
+        if priority is Priority.PREPARATION:
+            raise ValueError("a reply is never background work; use prepare_next_turn")
+
+        def generate(engine: Engine) -> None:
+            try:
+                on_event(_generate(engine, request, on_event))
+            finally:
+                with self._lock:
+                    self._requests.discard(request.cancel)
+
+        with self._lock:
+            self._requests.add(request.cancel)
+        self._submit(priority, generate, cancels_preparation=True)
+
+    def prepare_next_turn(self, request: GenerationRequest, on_done: Callable[[int], None] | None = None) -> None:
+        """Evaluates, when the engine is idle, what the next turn's prompt will start with:
+        ``request.messages`` is the conversation as the next turn will send it, without the new
+        user message. ``on_done(evaluated_tokens)`` ends it (0 when cancelled before its first
+        step or when there was nothing to gain)."""
+
+        def prepare(engine: Engine) -> None:
+            evaluated = 0
+            try:
+                if engine.is_loaded and not request.cancel.is_set():
+                    evaluated = engine.prepare_next_turn(
+                        request.messages,
+                        enable_thinking=request.enable_thinking,
+                        sampling=request.sampling,
+                        cancel=request.cancel,
+                    )
+            except Exception:  # only speed is lost: the next turn evaluates its prompt in full
+                logger.exception("Preparing the next turn failed")
+            finally:
+                with self._lock:
+                    self._preparations.discard(request.cancel)
+            if on_done is not None:
+                _deliver(on_done, evaluated)
+
+        with self._lock:
+            self._preparations.add(request.cancel)
+        self._submit(Priority.PREPARATION, prepare)
+
+    def call(self, function: Callable[[Engine], T]) -> Future[T]:
+        """Runs ``function(engine)`` on the engine thread between requests (benchmarks and checks
+        that must compute where the engine does); its result or exception arrives in the future."""
+        future: Future[T] = Future()
+
+        def run(engine: Engine) -> None:
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(function(engine))
+                except BaseException as error:  # handed to the caller, who raises it
+                    future.set_exception(error)
+
+        self._submit(Priority.PERSON, run)
+        return future
+
+    def shutdown(self) -> None:
+        """Cancels queued and running work, frees the model on its thread, and joins the thread.
+
+        Cancelled replies still end with ``GenerationFinished`` (stop reason: cancelled), so
+        their clients keep what was written. Calling it twice is harmless.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            for cancel in self._requests | self._preparations:
+                cancel.set()
+        self._load_cancel.set()
+        self._queue.put(_Work(_SHUTDOWN, next(self._sequence), _free_engine))
+        self._thread.join()
+
+    # ------------------------------------------------------------------------------ internals
+
+    def _submit(
+        self,
+        priority: Priority,
+        run: Callable[[Engine], None],
+        *,
+        cancels_preparation: bool = False,
+    ) -> None:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the engine host has been shut down")
+            if cancels_preparation:
+                for preparation in self._preparations:
+                    preparation.set()
+        self._queue.put(_Work(priority, next(self._sequence), run))
+
+    def _run(self, create_engine: Callable[[], Engine], started: threading.Event, failure: list) -> None:
+        yield_cpu_to_the_interface()
+        try:
+            engine = create_engine()
+        except BaseException as error:
+            failure.append(error)
+            started.set()
+            return
+        started.set()
+        while True:
+            work = self._queue.get()
+            try:
+                work.run(engine)
+            except Exception:  # each piece of work reports its own failures; this is a last guard
+                logger.exception("Work on the engine thread failed")
+            if work.priority == _SHUTDOWN:
+                return
+
+    def _publish(self, event: ModelEvent) -> None:
+        with self._lock:
+            listeners = list(self._model_listeners)
+        for listener in listeners:
+            _deliver(listener, event)
+
+
+def _generate(engine: Engine, request: GenerationRequest, on_event: Callable[[GenerationEvent], None]):
+    """Runs one request; its last event (finished or failed), the others sent on the way."""
+    if not engine.is_loaded:
+        return GenerationFailed("No model is loaded.")
+    try:
+        result = engine.generate(
+            request.messages,
+            enable_thinking=request.enable_thinking,
+            sampling=request.sampling,
+            cancel=request.cancel,
+            on_text=lambda reasoning, answer: on_event(TextGenerated(reasoning, answer)),
+            on_prompt_progress=lambda done, total: on_event(PromptEvaluated(done, total)),
+            continuation=request.continuation,
+        )
+    except PromptTooLongError as error:
+        return GenerationFailed(str(error))
+    except Exception as error:
+        logger.exception("Generation failed")
+        return GenerationFailed(f"Generation failed: {error}")
+    return GenerationFinished(result)
+
+
+def _free_engine(engine: Engine) -> None:
+    engine.unload()
+
+
+def _deliver(callback: Callable, event: object) -> None:
+    try:
+        callback(event)
+    except Exception:  # a client's mistake must not stop the engine thread
+        logger.exception("An engine event callback failed")

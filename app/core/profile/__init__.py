@@ -1,0 +1,1 @@
+"""The user's profile: where files live, settings, and secrets kept in the OS keyring."""

@@ -1,0 +1,246 @@
+"""The chat pane's controller: the transcript and composer on one side, the chat session on the other.
+
+It forwards what the user asks for (send, stop, edit, regenerate, continue, switch version,
+delete, thinking on or off, chat settings) to the session, and shows what the session reports.
+It decides nothing about turns: whether a reply may be continued or a message sent is the
+session's call, and a refusal comes back as an event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QGuiApplication
+
+from app.core.chat.chat_events import (
+    ChatSettingsChanged,
+    ConversationCreated,
+    ConversationOpened,
+    MessageAdded,
+    PromptProgress,
+    TurnFailed,
+    TurnFinished,
+    TurnRefused,
+    TurnStarted,
+)
+from app.core.chat.chat_session import ChatSession
+from app.core.domain.conversations import MessageState
+from app.ui.chat_settings_panel import ChatSettingsPanel
+from app.ui.composer_widget import ComposerWidget
+from app.ui.event_bridges import SessionBridge
+from app.ui.stream_coalescer import StreamCoalescer
+from app.ui.transcript_view import MessageWidget, TranscriptView
+
+
+class ChatController(QObject):
+    sig_conversation_shown = Signal(object)
+    """The conversation on screen changed (opened, or a new chat stored): its id, None for a new chat."""
+    sig_activity = Signal(str)
+    """What the model is doing now, for the status bar ("" when idle)."""
+    sig_reply_finished = Signal(object)
+    """A reply on screen ended: its stored ``Message`` (with statistics unless it failed)."""
+    sig_error = Signal(str)
+    """Something the user asked for failed or was refused: a message for the user."""
+    sig_thinking_changed = Signal(bool)
+    """The user switched thinking on or off (the new default for chats)."""
+    sig_busy_changed = Signal(bool)
+    """A reply was asked for or is being written (True), or none is (False)."""
+
+    def __init__(
+        self,
+        session: ChatSession,
+        bridge: SessionBridge,
+        transcript: TranscriptView,
+        composer: ComposerWidget,
+        settings_panel: ChatSettingsPanel,
+        context_size: Callable[[], int],
+        parent: QObject | None = None,
+    ) -> None:
+        """``context_size()`` is the context the model is loaded with (shown in the panel)."""
+        super().__init__(parent)
+        self._session = session
+        self.transcript = transcript
+        self.composer = composer
+        self._panel = settings_panel
+        self._context_size = context_size
+        self.conversation_id: int | None = None
+        self._editing_question_id: int | None = None
+        self._busy = False
+        self._streaming_id: int | None = None
+        self._streaming_widget: MessageWidget | None = None
+        self._reading_prompt = False  # the status bar shows prompt progress, not "Generating…"
+        self._coalescer = StreamCoalescer(self)
+        self._coalescer.sig_flushed.connect(self._show_streamed_text)
+
+        composer.sig_send.connect(self.send)
+        composer.sig_stop.connect(self.stop)
+        composer.thinking_switch.toggled.connect(self._on_thinking_toggled)
+        transcript.sig_message_action.connect(self._on_message_action)
+        settings_panel.sig_changed.connect(session.update_settings)
+
+        bridge.sig_conversation_opened.connect(self._on_conversation_opened)
+        bridge.sig_conversation_created.connect(self._on_conversation_created)
+        bridge.sig_message_added.connect(self._on_message_added)
+        bridge.sig_chat_settings_changed.connect(self._on_chat_settings_changed)
+        bridge.sig_turn_started.connect(self._on_turn_started)
+        bridge.sig_prompt_progress.connect(self._on_prompt_progress)
+        bridge.sig_text.connect(self._on_text)
+        bridge.sig_turn_finished.connect(self._on_turn_ended)
+        bridge.sig_turn_failed.connect(self._on_turn_ended)
+        bridge.sig_turn_refused.connect(self._on_turn_refused)
+        bridge.sig_problem.connect(lambda event: self.sig_error.emit(event.message))
+
+    # ------------------------------------------------------------------------------ intents
+
+    @property
+    def is_busy(self) -> bool:
+        """A reply was asked for and has not ended yet."""
+        return self._busy
+
+    def open(self, conversation_id: int | None) -> None:
+        self._session.open_conversation(conversation_id)
+
+    def stop(self) -> None:
+        if self._busy:
+            self._session.stop()
+
+    def regenerate_last_reply(self) -> None:
+        if not self._busy:
+            self._session.regenerate_last_reply()
+
+    def continue_last_reply(self) -> None:
+        """Continues the last reply when it stopped at its length limit (the session decides)."""
+        if not self._busy:
+            self._session.continue_last_reply()
+
+    def copy_last_answer(self) -> None:
+        replies = [widget for widget in self.transcript.message_widgets() if widget.role == "assistant"]
+        if replies:
+            QGuiApplication.clipboard().setText(replies[-1].answer)
+
+    def send(self, text: str) -> None:
+        """Sends ``text`` (or the edited question), as Enter in the composer does."""
+        self._set_busy(True)
+        editing, self._editing_question_id = self._editing_question_id, None
+        self.composer.set_editing(False)
+        if editing is not None:
+            self._session.edit_and_resend(editing, text)
+        else:
+            self._session.send(text)
+
+    def _on_message_action(self, action: str, message_id: int) -> None:
+        if self._busy:
+            return
+        widget = self.transcript.widget_for(message_id)
+        if action == "copy" and widget is not None:
+            QGuiApplication.clipboard().setText(widget.answer)
+        elif action == "delete":
+            self._session.delete_message(message_id)
+        elif action == "continue":
+            self._set_busy(True)
+            self._session.continue_reply(message_id)
+        elif action == "regenerate":
+            self._set_busy(True)
+            self._session.regenerate(message_id)
+        elif action == "edit" and widget is not None:
+            self._editing_question_id = message_id
+            self.composer.edit.setPlainText(widget.answer)
+            self.composer.set_editing(True)
+            self.composer.edit.setFocus()
+        elif action in ("previous", "next"):
+            self._session.switch_alternative(message_id, -1 if action == "previous" else 1)
+
+    def _on_thinking_toggled(self, checked: bool) -> None:
+        self._session.set_thinking(checked)
+        self._panel.set_thinking(checked)
+        self.sig_thinking_changed.emit(checked)
+
+    # ------------------------------------------------------------------------------- events
+
+    def _on_conversation_opened(self, event: ConversationOpened) -> None:
+        view = event.view
+        conversation_id = view.conversation.id if view.conversation else None
+        if conversation_id != self.conversation_id and self._editing_question_id is not None:
+            self._editing_question_id = None
+            self.composer.set_editing(False)
+        self.conversation_id = conversation_id
+        self._streaming_widget = None  # its transcript is being replaced
+        self.transcript.set_messages(list(view.messages), view.alternative_position)
+        if self._streaming_id is not None:
+            self._streaming_widget = self.transcript.widget_for(self._streaming_id)
+        self.sig_conversation_shown.emit(conversation_id)
+
+    def _on_conversation_created(self, event: ConversationCreated) -> None:
+        self.conversation_id = event.conversation.id
+        self.sig_conversation_shown.emit(self.conversation_id)
+
+    def _on_message_added(self, event: MessageAdded) -> None:
+        if event.message.conversation_id == self.conversation_id:
+            self.transcript.add_message(event.message)
+            self.sig_conversation_shown.emit(self.conversation_id)
+
+    def _on_chat_settings_changed(self, event: ChatSettingsChanged) -> None:
+        switch = self.composer.thinking_switch
+        switch.blockSignals(True)
+        switch.setChecked(event.thinking)
+        switch.blockSignals(False)
+        self._panel.show_settings(event.settings, event.system_prompt, self._context_size(), thinking=event.thinking)
+
+    def _on_turn_started(self, event: TurnStarted) -> None:
+        self._set_busy(True)
+        self._coalescer.flush()
+        self._streaming_id = event.reply.id
+        self._streaming_widget = self.transcript.widget_for(event.reply.id)
+        if self._streaming_widget is not None:
+            self._streaming_widget.set_outcome(MessageState.STREAMING, None, None)
+        self.transcript.refresh_actions()
+        self.sig_activity.emit(self.tr("Generating…"))
+
+    def _on_prompt_progress(self, event: PromptProgress) -> None:
+        if event.message_id == self._streaming_id and event.total:
+            self._reading_prompt = True
+            self.sig_activity.emit(
+                self.tr("Reading the conversation… %1 %").replace("%1", str(round(100 * event.done / event.total)))
+            )
+
+    def _on_text(self, message_id: int, reasoning: str, answer: str) -> None:
+        if message_id == self._streaming_id:
+            if self._reading_prompt:
+                self._reading_prompt = False
+                self.sig_activity.emit(self.tr("Generating…"))
+            self._coalescer.add(reasoning, answer)
+
+    def _show_streamed_text(self, reasoning: str, answer: str) -> None:
+        if self._streaming_widget is not None:
+            self._streaming_widget.append(reasoning, answer)
+
+    def _on_turn_ended(self, event: TurnFinished | TurnFailed) -> None:
+        reply = event.reply
+        if reply.id == self._streaming_id:
+            self._coalescer.flush()
+            widget = self.transcript.widget_for(reply.id)
+            if widget is not None:
+                widget.set_outcome(reply.state, reply.stats, reply.error)
+            self._streaming_id = self._streaming_widget = None
+            self._set_busy(False)
+            self.transcript.refresh_actions()
+            self.sig_activity.emit("")
+            self.sig_reply_finished.emit(reply)
+        if isinstance(event, TurnFailed):
+            self.sig_error.emit(event.message)
+        elif reply.conversation_id == self.conversation_id:
+            self.transcript.show_context_boundary(event.first_kept_message_id, event.omitted_messages)
+
+    def _on_turn_refused(self, event: TurnRefused) -> None:
+        if self._streaming_id is None:
+            self._set_busy(False)
+        if event.text and not self.composer.edit.toPlainText():
+            self.composer.edit.setPlainText(event.text)  # nothing the user wrote is lost
+        self.sig_error.emit(event.reason)
+
+    def _set_busy(self, busy: bool) -> None:
+        if busy != self._busy:
+            self._busy = busy
+            self.composer.set_generating(busy)
+            self.sig_busy_changed.emit(busy)

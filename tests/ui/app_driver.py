@@ -1,0 +1,72 @@
+"""Driving the real app in tests: open it, wait on what the user would see, read what it stored."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+
+from app.core.profile.app_paths import AppPaths
+from app.main import DesktopApp, build_app
+
+WAIT_MS = 30_000
+
+
+def open_app(qtbot, paths: AppPaths) -> DesktopApp:
+    """The whole app on ``paths``, its window shown with its first conversation on screen."""
+    app = build_app(paths)
+    qtbot.addWidget(app.window)
+    app.window.show()
+    qtbot.waitUntil(lambda: app.window.is_ready, timeout=WAIT_MS)
+    return app
+
+
+def close(app: DesktopApp) -> None:
+    app.window.close()
+    assert not app.core.engine.thread.is_alive() and not app.core.store.thread.is_alive()
+
+
+def load(qtbot, app: DesktopApp, model: Path) -> None:
+    app.window.load_model(model)
+    qtbot.waitUntil(lambda: app.window.composer.send_button.isEnabled(), timeout=WAIT_MS)
+
+
+def type_and_send(qtbot, app: DesktopApp, text: str) -> None:
+    composer = app.window.composer
+    composer.edit.setFocus()
+    qtbot.keyClicks(composer.edit, text)
+    qtbot.keyClick(composer.edit, Qt.Key.Key_Return)
+
+
+def send_and_wait(qtbot, app: DesktopApp, text: str) -> None:
+    type_and_send(qtbot, app, text)
+    assert app.window.is_generating
+    wait_until_idle(qtbot, app)
+
+
+def wait_until_idle(qtbot, app: DesktopApp) -> None:
+    qtbot.waitUntil(lambda: not app.window.is_generating, timeout=WAIT_MS)
+
+
+def stored(app: DesktopApp, job):
+    """What ``job(store)`` returns, run where the store lives (after everything queued before)."""
+    return app.core.store.submit(job).result(WAIT_MS / 1000)
+
+
+def stored_messages(app: DesktopApp, conversation_id: int | None = None):
+    conversation_id = app.window.conversation_id if conversation_id is None else conversation_id
+    return stored(app, lambda store: store.messages(conversation_id))
+
+
+def shown_texts(app: DesktopApp) -> list[str]:
+    return [widget.answer for widget in app.window.transcript.message_widgets()]
+
+
+def titles(app: DesktopApp) -> list[str]:
+    return [conversation.title for conversation in app.window.sidebar.model.conversations()]
+
+
+def select(app: DesktopApp, conversation_id: int) -> None:
+    """Clicks the conversation in the sidebar."""
+    sidebar = app.window.sidebar
+    sidebar.list_view.setCurrentIndex(sidebar.model.index(sidebar.model.row_of(conversation_id)))
