@@ -42,7 +42,7 @@ def test_a_last_question_too_long_alone_is_refused() -> None:
         fit_to_context([SYSTEM, *HISTORY], 3, _words)
 
 
-def test_the_cut_is_found_by_bisection() -> None:
+def test_a_long_conversation_is_measured_only_about_as_far_back_as_fits() -> None:
     history = [ChatMessage("user" if index % 2 == 0 else "assistant", "word") for index in range(1001)]
     calls: list[int] = []
 
@@ -52,4 +52,12 @@ def test_the_cut_is_found_by_bisection() -> None:
 
     kept, omitted = fit_to_context(history, 11, measured)
     assert len(kept) == 11 and omitted == 990 and kept[0].role == "user"
-    assert len(calls) <= 12
+    assert len(calls) <= 8 and max(calls) <= 2 * len(kept) + 2  # never the whole 1,001 messages
+
+
+def test_a_conversation_that_fits_is_found_to_fit_without_measuring_it_many_times() -> None:
+    history = [ChatMessage("user" if index % 2 == 0 else "assistant", "word") for index in range(101)]
+    calls: list[int] = []
+    kept, omitted = fit_to_context(history, 1000, lambda messages: calls.append(len(messages)) or len(messages))
+    assert (len(kept), omitted) == (101, 0)
+    assert calls.count(101) == 1 and len(calls) <= 8

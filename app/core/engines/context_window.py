@@ -22,27 +22,36 @@ def fit_to_context(
     The oldest turns are left out first, cutting only before a user message so the kept
     history starts with a question; a leading system prompt is always kept. Raises
     :class:`PromptTooLongError` if even the last user message alone does not fit.
-    ``prompt_length`` is called O(log n) times (the cut is found by bisection).
+
+    The search starts from the newest turns and doubles how many it tries, then bisects: a
+    long conversation is measured only about as far back as what fits (measuring means
+    rendering and tokenizing, ~130 ms for a 1,000-message chat), never whole over and over.
     """
     system = list(messages[:1]) if messages and messages[0].role == "system" else []
     turns = list(messages[len(system):])
+    # Where the kept history may start, oldest first: a later start gives a shorter prompt.
+    starts = [0] + [index for index, message in enumerate(turns) if message.role == "user" and index > 0]
 
-    def length_from(start: int) -> int:
-        return prompt_length(system + turns[start:])
+    def fits(position: int) -> bool:
+        return prompt_length(system + turns[starts[position]:]) <= budget
 
-    if length_from(0) <= budget:
-        return list(messages), 0
-    cuts = [index for index, message in enumerate(turns) if message.role == "user" and index > 0]
-    if not cuts or length_from(cuts[-1]) > budget:
+    good = len(starts) - 1  # the latest start: the last question alone
+    if not fits(good):
         raise PromptTooLongError(
             "Your message is too long for this model's context window. Shorten it, or load "
             "the model with a larger context."
         )
-    low, high = 0, len(cuts) - 1  # later cuts give shorter prompts: find the earliest that fits
-    while low < high:
-        middle = (low + high) // 2
-        if length_from(cuts[middle]) <= budget:
-            high = middle
+    bad, step = -1, 1  # bad: a start known not to fit (-1: none)
+    while good > 0:
+        probe = max(0, good - step)
+        if not fits(probe):
+            bad = probe
+            break
+        good, step = probe, step * 2
+    while good - bad > 1:
+        middle = (good + bad) // 2
+        if fits(middle):
+            good = middle
         else:
-            low = middle + 1
-    return system + turns[cuts[low]:], cuts[low]
+            bad = middle
+    return system + turns[starts[good]:], starts[good]
