@@ -37,6 +37,15 @@ def paths(tmp_path: Path) -> AppPaths:
     return AppPaths.under(tmp_path / "profile")
 
 
+def _start_an_endless_reply(qtbot, app):
+    """Sends a question this model answers with an endless "abc…" (thinking off); its widget."""
+    window = app.window
+    window.composer.thinking_switch.setChecked(False)
+    type_and_send(qtbot, app, "Count forever")
+    qtbot.waitUntil(lambda: len(window.transcript.message_widgets()) == 2, timeout=WAIT_MS)
+    return window.transcript.message_widgets()[-1]
+
+
 def test_send_a_message_and_see_the_reply_with_collapsed_thinking(qtbot, paths, tiny_model) -> None:
     app = open_app(qtbot, paths)
     window = app.window
@@ -81,10 +90,7 @@ def test_tokens_appear_while_streaming_and_stop_ends_the_reply(qtbot, paths, tin
     app = open_app(qtbot, paths)
     window = app.window
     load(qtbot, app, tiny_model)
-    window.composer.thinking_switch.setChecked(False)  # the endless "abc…" reply
-    type_and_send(qtbot, app, "Count forever")
-    qtbot.waitUntil(lambda: len(window.transcript.message_widgets()) == 2, timeout=WAIT_MS)
-    reply = window.transcript.message_widgets()[-1]
+    reply = _start_an_endless_reply(qtbot, app)
     qtbot.waitUntil(lambda: len(reply.answer) >= 6, timeout=WAIT_MS)
     assert window.is_generating  # text shows up before the reply ends
 
@@ -104,10 +110,7 @@ def test_closing_mid_generation_exits_cleanly_and_keeps_the_partial_reply(qtbot,
     app = open_app(qtbot, paths)
     window = app.window
     load(qtbot, app, tiny_model)
-    window.composer.thinking_switch.setChecked(False)
-    type_and_send(qtbot, app, "Count forever")
-    qtbot.waitUntil(lambda: len(window.transcript.message_widgets()) == 2, timeout=WAIT_MS)
-    reply = window.transcript.message_widgets()[-1]
+    reply = _start_an_endless_reply(qtbot, app)
     qtbot.waitUntil(lambda: len(reply.answer) >= 3, timeout=WAIT_MS)
     conversation_id = window.conversation_id
 
@@ -453,9 +456,7 @@ def test_a_message_sent_while_a_reply_is_written_elsewhere_is_not_lost(qtbot, pa
     app = open_app(qtbot, paths)
     window = app.window
     load(qtbot, app, tiny_model)
-    window.composer.thinking_switch.setChecked(False)
-    type_and_send(qtbot, app, "Count forever")
-    qtbot.waitUntil(lambda: len(window.transcript.message_widgets()) == 2, timeout=WAIT_MS)
+    _start_an_endless_reply(qtbot, app)
     app.core.session.send("Sent from elsewhere")  # another client of the same session
     qtbot.waitUntil(window.error_banner.isVisible)
     assert "still being written" in window.error_banner.label.text()

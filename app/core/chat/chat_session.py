@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -60,6 +59,7 @@ from app.core.engines.engine_events import (
     TextGenerated,
 )
 from app.core.engines.engine_host import EngineHost, Priority
+from app.core.listeners import Listeners
 
 logger = logging.getLogger(__name__)
 
@@ -82,8 +82,7 @@ class ChatSession:
         """``default_thinking`` is the thinking choice for new chats (None: the model's own)."""
         self._worker = worker
         self._host = host
-        self._listeners: list[Callable[[SessionEvent], None]] = []
-        self._listeners_lock = threading.Lock()
+        self._listeners: Listeners[SessionEvent] = Listeners()
         self._closing = False
         # Worker-thread state:
         self._default_thinking = default_thinking
@@ -97,8 +96,7 @@ class ChatSession:
         host.subscribe(self._on_model_event)
 
     def subscribe(self, listener: Callable[[SessionEvent], None]) -> None:
-        with self._listeners_lock:
-            self._listeners.append(listener)
+        self._listeners.add(listener)
 
     # ------------------------------------------------------------------------------ requests
 
@@ -443,10 +441,4 @@ class ChatSession:
             logger.debug("Dropped a chat request after the store closed")
 
     def _emit(self, event: SessionEvent) -> None:
-        with self._listeners_lock:
-            listeners = list(self._listeners)
-        for listener in listeners:
-            try:
-                listener(event)
-            except Exception:
-                logger.exception("A chat session listener failed")
+        self._listeners.emit(event)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from app.core.conversations.conversation_export import (
 from app.core.conversations.conversation_store import ConversationStore, NotFoundError
 from app.core.conversations.store_worker import StoreWorker
 from app.core.domain.conversations import ConversationTree
+from app.core.listeners import Listeners
 
 logger = logging.getLogger(__name__)
 
@@ -41,14 +41,12 @@ class ConversationLibrary:
 
     def __init__(self, worker: StoreWorker) -> None:
         self._worker = worker
-        self._listeners: list[Callable[[LibraryEvent], None]] = []
-        self._lock = threading.Lock()
+        self._listeners: Listeners[LibraryEvent] = Listeners()
         self._deleted: ConversationTree | None = None  # the last deleted one, for undo (worker thread)
 
     def subscribe(self, listener: Callable[[LibraryEvent], None]) -> None:
         """``listener`` gets the conversation list now and on every change, and every outcome."""
-        with self._lock:
-            self._listeners.append(listener)
+        self._listeners.add(listener)
         self._worker.subscribe(listener)
 
     def rename(self, conversation_id: int, title: str) -> None:
@@ -132,13 +130,7 @@ class ConversationLibrary:
         self._worker.submit(guarded)
 
     def _emit(self, event: LibraryEvent) -> None:
-        with self._lock:
-            listeners = list(self._listeners)
-        for listener in listeners:
-            try:
-                listener(event)
-            except Exception:
-                logger.exception("A conversation library listener failed")
+        self._listeners.emit(event)
 
 
 def _write(path: Path, text: str) -> None:

@@ -26,6 +26,7 @@ from typing import TypeVar
 
 from app.core.conversations.conversation_events import ConversationsChanged
 from app.core.conversations.conversation_store import ConversationStore
+from app.core.listeners import Listeners, deliver
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +43,8 @@ class StoreWorker:
         """Opens ``database`` on the new thread; raises ``StoreError`` (from the thread) when the
         file cannot be used, after which the worker is stopped."""
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
-        self._listeners: list[Callable[[ConversationsChanged], None]] = []
-        self._lock = threading.Lock()
+        self._listeners: Listeners[ConversationsChanged] = Listeners()
+        self._lock = threading.Lock()  # guards _closed against a submit racing shutdown
         self._closed = False
         opened: Future[None] = Future()
         self._thread = threading.Thread(
@@ -70,9 +71,8 @@ class StoreWorker:
         """Calls ``listener`` with the conversation list now, then after every change to it."""
 
         def send_current(store: ConversationStore) -> None:
-            with self._lock:
-                self._listeners.append(listener)
-            _deliver(listener, ConversationsChanged(tuple(store.list_conversations())))
+            self._listeners.add(listener)
+            deliver(listener, ConversationsChanged(tuple(store.list_conversations())))
 
         self.submit(send_current)
 
@@ -107,19 +107,6 @@ class StoreWorker:
                     future.set_exception(error)
                 if store.list_version != published_version:
                     published_version = store.list_version
-                    self._publish(ConversationsChanged(tuple(store.list_conversations())))
+                    self._listeners.emit(ConversationsChanged(tuple(store.list_conversations())))
         finally:
             store.close()
-
-    def _publish(self, event: ConversationsChanged) -> None:
-        with self._lock:
-            listeners = list(self._listeners)
-        for listener in listeners:
-            _deliver(listener, event)
-
-
-def _deliver(listener: Callable, event: object) -> None:
-    try:
-        listener(event)
-    except Exception:  # a listener's mistake must not stop the store
-        logger.exception("A conversation store listener failed")

@@ -55,6 +55,7 @@ from app.core.engines.engine_events import (
     PromptEvaluated,
     TextGenerated,
 )
+from app.core.listeners import Listeners, deliver
 
 logger = logging.getLogger(__name__)
 
@@ -109,8 +110,8 @@ class EngineHost:
         """Starts the thread and creates the engine there with ``create_engine()``."""
         self._queue: queue.PriorityQueue[_Work] = queue.PriorityQueue()
         self._sequence = itertools.count()
-        self._lock = threading.Lock()  # guards the sets of cancel flags and the listeners
-        self._model_listeners: list[Callable[[ModelEvent], None]] = []
+        self._lock = threading.Lock()  # guards the sets of cancel flags
+        self._model_listeners: Listeners[ModelEvent] = Listeners()
         self._preparations: set[threading.Event] = set()  # queued or running
         self._requests: set[threading.Event] = set()  # generation requests queued or running
         self._load_cancel = threading.Event()  # set by shutdown: a load in progress gives up
@@ -140,8 +141,7 @@ class EngineHost:
 
     def subscribe(self, listener: Callable[[ModelEvent], None]) -> None:
         """Calls ``listener(event)`` on the engine thread for every later model event."""
-        with self._lock:
-            self._model_listeners.append(listener)
+        self._model_listeners.add(listener)
 
     def load_model(self, path: Path, settings: LoadSettings) -> None:
         """Loads ``path`` in place of the current model; ends with ``ModelLoaded`` or
@@ -223,7 +223,7 @@ class EngineHost:
                 with self._lock:
                     self._preparations.discard(request.cancel)
             if on_done is not None:
-                _deliver(on_done, evaluated)
+                deliver(on_done, evaluated)
 
         with self._lock:
             self._preparations.add(request.cancel)
@@ -296,10 +296,7 @@ class EngineHost:
                 return
 
     def _publish(self, event: ModelEvent) -> None:
-        with self._lock:
-            listeners = list(self._model_listeners)
-        for listener in listeners:
-            _deliver(listener, event)
+        self._model_listeners.emit(event)
 
 
 def _generate(engine: Engine, request: GenerationRequest, on_event: Callable[[GenerationEvent], None]):
@@ -326,10 +323,3 @@ def _generate(engine: Engine, request: GenerationRequest, on_event: Callable[[Ge
 
 def _free_engine(engine: Engine) -> None:
     engine.unload()
-
-
-def _deliver(callback: Callable, event: object) -> None:
-    try:
-        callback(event)
-    except Exception:  # a client's mistake must not stop the engine thread
-        logger.exception("An engine event callback failed")
