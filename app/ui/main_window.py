@@ -37,7 +37,6 @@ from app.core.conversations.conversation_events import (
     ConversationsChanged,
     ExportFinished,
     ImportFinished,
-    LibraryOperationFailed,
 )
 from app.core.conversations.conversation_library import ConversationLibrary
 from app.core.domain.conversations import Message

@@ -12,7 +12,7 @@ from app.core.engines.llama.llama_engine import LlamaEngine
 from app.core.engines.llama.self_test_model import CONTEXT_LENGTH, THINKING_ANSWER
 from app.core.profile.app_paths import AppPaths
 from app.main import DesktopApp
-from tests.ui.app_driver import WAIT_MS, load, open_app, select, stored, stored_messages, wait_until_idle
+from tests.ui.app_driver import load, open_app, select, stored, stored_messages, wait_until_idle
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ from tests.ui.app_driver import (
     close,
     load,
     open_app,
-    select,
     send_and_wait,
     shown_texts,
     stored,
