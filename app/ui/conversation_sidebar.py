@@ -44,7 +44,6 @@ class ConversationSidebar(QWidget):
         self.setObjectName("sidebar")
         self._library = library
         self._current_id: int | None = None
-        self._loaded = False
 
         self.new_chat_button = QPushButton(self.tr("New chat"))
         self.new_chat_button.setObjectName("newChatButton")
@@ -90,11 +89,6 @@ class ConversationSidebar(QWidget):
 
     # ------------------------------------------------------------------------------- public
 
-    @property
-    def loaded(self) -> bool:
-        """Whether the library's list has arrived yet."""
-        return self._loaded
-
     def set_current(self, conversation_id: int | None) -> None:
         """Highlights the conversation that is open, without reporting it as chosen."""
         self._current_id = conversation_id
@@ -117,7 +111,6 @@ class ConversationSidebar(QWidget):
 
     def _on_conversations_changed(self, event: ConversationsChanged) -> None:
         self.model.set_conversations(event.conversations)
-        self._loaded = True
         self.set_current(self._current_id)
 
     def _on_selected(self, current, _previous) -> None:

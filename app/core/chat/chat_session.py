@@ -54,7 +54,6 @@ from app.core.engines.engine_events import (
     ModelEvent,
     ModelLoaded,
     ModelLoadFailed,
-    ModelUnloaded,
     PromptEvaluated,
     TextGenerated,
 )
@@ -411,7 +410,7 @@ class ChatSession:
 
     def _on_model_event(self, event: ModelEvent) -> None:
         """Engine thread: the model the next turn will use."""
-        if isinstance(event, (ModelLoaded, ModelLoadFailed, ModelUnloaded)):
+        if isinstance(event, (ModelLoaded, ModelLoadFailed)):
             facts = event.facts if isinstance(event, ModelLoaded) else None
 
             def set_facts(_store: ConversationStore) -> None:

@@ -206,6 +206,9 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
 
 SCHEMA_VERSION = len(_MIGRATIONS)
 
+# Ids bound into one IN (...) list: well below SQLite's limit of bound parameters.
+_IDS_PER_QUERY = 500
+
 
 class ConversationStore:
     """Conversations and messages in one SQLite file; see the module docstring for the rules."""
@@ -669,20 +672,17 @@ class ConversationStore:
             )
 
     def _with_parts(self, rows: Sequence[sqlite3.Row]) -> list[Message]:
-        """Messages from their rows, each with its parts (one query for all of them)."""
+        """Messages from their rows, each with its parts (one query per 500 messages)."""
+        ids = [row["id"] for row in rows]
         parts: dict[int, list[MessagePart]] = {}
-        if rows:
-            conversation_ids = {row["conversation_id"] for row in rows}
-            wanted = {row["id"] for row in rows}
+        for start in range(0, len(ids), _IDS_PER_QUERY):
+            chunk = ids[start:start + _IDS_PER_QUERY]
             for part_row in self._connection.execute(
-                "SELECT message_parts.* FROM message_parts"
-                " JOIN messages ON messages.id = message_parts.message_id"
-                f" WHERE messages.conversation_id IN ({', '.join('?' for _ in conversation_ids)})"
-                " ORDER BY message_parts.message_id, message_parts.position",
-                tuple(conversation_ids),
+                f"SELECT * FROM message_parts WHERE message_id IN ({', '.join('?' for _ in chunk)})"
+                " ORDER BY message_id, position",
+                chunk,
             ):
-                if part_row["message_id"] in wanted:
-                    parts.setdefault(part_row["message_id"], []).append(_part_from_row(part_row))
+                parts.setdefault(part_row["message_id"], []).append(_part_from_row(part_row))
         return [_message_from_row(row, tuple(parts.get(row["id"], ()))) for row in rows]
 
     # Search

@@ -72,9 +72,4 @@ class ModelLoadFailed:
     message: str
 
 
-@dataclass(frozen=True)
-class ModelUnloaded:
-    """No model is loaded any more."""
-
-
-ModelEvent = ModelLoading | ModelLoaded | ModelLoadFailed | ModelUnloaded
+ModelEvent = ModelLoading | ModelLoaded | ModelLoadFailed

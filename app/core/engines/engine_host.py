@@ -51,7 +51,6 @@ from app.core.engines.engine_events import (
     ModelLoaded,
     ModelLoadFailed,
     ModelLoading,
-    ModelUnloaded,
     PromptEvaluated,
     TextGenerated,
 )
@@ -168,16 +167,6 @@ class EngineHost:
             self._publish(ModelLoaded(facts))
 
         self._submit(Priority.PERSON, load, cancels_preparation=True)
-
-    def unload_model(self) -> None:
-        """Frees the model; ends with ``ModelUnloaded``."""
-
-        def unload(engine: Engine) -> None:
-            engine.unload()
-            self._facts = None
-            self._publish(ModelUnloaded())
-
-        self._submit(Priority.PERSON, unload, cancels_preparation=True)
 
     # ------------------------------------------------------------------------------- requests
 
