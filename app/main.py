@@ -35,7 +35,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox  # noqa: E402
 
 from app.ui.main_window import MainWindow
 from app.ui.models_controller import ModelsController
-from app.ui.theme import THEMES, apply_theme
+from app.ui.theme import THEMES, apply_theme, set_font_size
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,8 @@ def build_app(paths: AppPaths) -> DesktopApp:
     settings = load_settings(paths.settings_file)
     core = CoreServices.start(paths, settings)
     models = ModelsController(
-        paths, settings, SecretStore(), lambda folder: probe_hardware(folder, accelerator_report())
+        paths, settings, SecretStore(),
+        lambda folder: probe_hardware(folder, accelerator_report(), settings.decode_bytes_per_second),
     )
     window = MainWindow(core.session, core.library, core.engine, settings, models, build_info().describe())
     window.sig_settings_changed.connect(lambda: save_settings(settings, paths.settings_file))
@@ -87,7 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     app.setApplicationName(APP_NAME)
     app.setDesktopFileName("qwen-local-chat")
     paths = AppPaths.under(args.profile) if args.profile else AppPaths.default()
-    apply_theme(app, THEMES[args.theme or load_settings(paths.settings_file).theme])
+    settings = load_settings(paths.settings_file)
+    apply_theme(app, THEMES[args.theme or settings.theme])
+    if settings.font_size:
+        set_font_size(app, settings.font_size)
     try:
         window = build_main_window(paths)
     except StoreError as error:

@@ -26,6 +26,7 @@ from app.core.chat.chat_events import (
 )
 from app.core.chat.chat_session import ChatSession
 from app.core.domain.conversations import MessageState
+from app.core.domain.generation import GenerationStats
 from app.ui.chat_settings_panel import ChatSettingsPanel
 from app.ui.composer_widget import ComposerWidget
 from app.ui.event_bridges import SessionBridge
@@ -66,6 +67,7 @@ class ChatController(QObject):
         self._context_size = context_size
         self.conversation_id: int | None = None
         self._editing_question_id: int | None = None
+        self._draft_before_editing = ""  # what the composer held when editing began
         self._busy = False
         self._streaming_id: int | None = None
         self._streaming_widget: MessageWidget | None = None
@@ -75,6 +77,7 @@ class ChatController(QObject):
 
         composer.sig_send.connect(self.send)
         composer.sig_stop.connect(self.stop)
+        composer.sig_cancel_edit.connect(self.cancel_edit)
         composer.thinking_switch.toggled.connect(self._on_thinking_toggled)
         transcript.sig_message_action.connect(self._on_message_action)
         settings_panel.sig_changed.connect(session.update_settings)
@@ -105,6 +108,25 @@ class ChatController(QObject):
         if self._busy:
             self._session.stop()
 
+    def escape(self) -> None:
+        """Esc: stops a reply being written, else gives up editing a question."""
+        if self._busy:
+            self._session.stop()
+        elif self._editing_question_id is not None:
+            self.cancel_edit()
+
+    def cancel_edit(self) -> None:
+        """Leaves the question as it was and gives the composer back what it held before."""
+        self._end_editing()
+        self.composer.edit.setPlainText(self._draft_before_editing)
+
+    def _end_editing(self) -> None:
+        widget = self.transcript.widget_for(self._editing_question_id) if self._editing_question_id is not None else None
+        if widget is not None:
+            widget.set_editing(False)
+        self._editing_question_id = None
+        self.composer.set_editing(False)
+
     def regenerate_last_reply(self) -> None:
         if not self._busy:
             self._session.regenerate_last_reply()
@@ -114,16 +136,22 @@ class ChatController(QObject):
         if not self._busy:
             self._session.continue_last_reply()
 
+    def last_reply_stats(self) -> GenerationStats | None:
+        """The figures of the conversation's last reply on screen, None if it has none."""
+        replies = [widget for widget in self.transcript.message_widgets() if widget.role == "assistant"]
+        return replies[-1].stats if replies else None
+
     def copy_last_answer(self) -> None:
         replies = [widget for widget in self.transcript.message_widgets() if widget.role == "assistant"]
         if replies:
             QGuiApplication.clipboard().setText(replies[-1].answer)
+            replies[-1].show_copied()
 
     def send(self, text: str) -> None:
         """Sends ``text`` (or the edited question), as Enter in the composer does."""
         self._set_busy(True)
-        editing, self._editing_question_id = self._editing_question_id, None
-        self.composer.set_editing(False)
+        editing = self._editing_question_id
+        self._end_editing()
         if editing is not None:
             self._session.edit_and_resend(editing, text)
         else:
@@ -135,6 +163,7 @@ class ChatController(QObject):
         widget = self.transcript.widget_for(message_id)
         if action == "copy" and widget is not None:
             QGuiApplication.clipboard().setText(widget.answer)
+            widget.show_copied()
         elif action == "delete":
             self._session.delete_message(message_id)
         elif action == "continue":
@@ -144,7 +173,12 @@ class ChatController(QObject):
             self._set_busy(True)
             self._session.regenerate(message_id)
         elif action == "edit" and widget is not None:
+            if self._editing_question_id is None:
+                self._draft_before_editing = self.composer.edit.toPlainText()
+            else:
+                self._end_editing()
             self._editing_question_id = message_id
+            widget.set_editing(True)
             self.composer.edit.setPlainText(widget.answer)
             self.composer.set_editing(True)
             self.composer.edit.setFocus()
@@ -162,8 +196,7 @@ class ChatController(QObject):
         view = event.view
         conversation_id = view.conversation.id if view.conversation else None
         if conversation_id != self.conversation_id and self._editing_question_id is not None:
-            self._editing_question_id = None
-            self.composer.set_editing(False)
+            self._end_editing()
         self.conversation_id = conversation_id
         self._streaming_widget = None  # its transcript is being replaced
         self.transcript.set_messages(list(view.messages), view.alternative_position)

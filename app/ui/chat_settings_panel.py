@@ -1,4 +1,5 @@
-"""The side panel with the current conversation's system prompt and sampling settings."""
+"""The side panel with the current conversation's settings: system prompt, sampling, reply
+length. What applies to every chat (the context size) is shown here but set in Settings."""
 
 from __future__ import annotations
 
@@ -9,11 +10,15 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
+    QGroupBox,
     QHBoxLayout,
     QInputDialog,
     QLabel,
+    QMessageBox,
     QPlainTextEdit,
     QPushButton,
+    QScrollArea,
+    QSizePolicy,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -24,66 +29,86 @@ from app.core.chat.chat_settings import AUTOMATIC, BUILT_IN_PRESETS, ChatSetting
 CUSTOM = ""
 
 
-class ChatSettingsPanel(QWidget):
+class ChatSettingsPanel(QScrollArea):
+    """Scrolls instead of growing: opened in a small window it never makes the window larger."""
+
     sig_changed = Signal(object, str)
     """The user changed the settings: (``ChatSettings``, system prompt)."""
-    sig_preset_saved = Signal(object)
-    """The user saved the current values as a named preset: its ``SamplingPreset``."""
-    sig_context_size_changed = Signal(int)
-    """The user asked for another context size (applies when the model is loaded again)."""
+    sig_presets_changed = Signal(object)
+    """The user saved, renamed or deleted a preset of their own: the new list of ``SamplingPreset``."""
 
     def __init__(self, user_presets: list[SamplingPreset], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("chatSettingsPanel")
+        self.setWidgetResizable(True)
+        self.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.setMinimumWidth(220)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Ignored)
         self._user_presets = list(user_presets)
         self._settings = ChatSettings()
         self._thinking = True
         self._loading = False
+        self._context_size = 0
 
         self.system_prompt = QPlainTextEdit()
         self.system_prompt.setPlaceholderText(self.tr("For example: You are a concise assistant who answers in English."))
         self.system_prompt.setAccessibleName(self.tr("System prompt"))
+        self.system_prompt.setToolTip(self.tr("Instructions the model reads before every message of this chat."))
         self.system_prompt.setFixedHeight(90)
         self.system_prompt.textChanged.connect(self._emit)
 
         self.preset = QComboBox()
         self.preset.setAccessibleName(self.tr("Sampling preset"))
+        self.preset.setToolTip(self.tr("A named set of the values below. Automatic follows the Qwen3.5 model card."))
         self.preset.activated.connect(self._on_preset_chosen)
 
-        def spin(minimum: float, maximum: float, step: float, decimals: int, name: str) -> QDoubleSpinBox:
+        def spin(minimum: float, maximum: float, step: float, decimals: int, name: str, tip: str) -> QDoubleSpinBox:
             box = QDoubleSpinBox()
             box.setRange(minimum, maximum)
             box.setSingleStep(step)
             box.setDecimals(decimals)
             box.setAccessibleName(name)
+            box.setToolTip(tip)
             box.valueChanged.connect(self._on_value_edited)
             return box
 
-        self.temperature = spin(0.0, 2.0, 0.05, 2, self.tr("Temperature"))
-        self.top_p = spin(0.0, 1.0, 0.05, 2, self.tr("Top P"))
-        self.min_p = spin(0.0, 1.0, 0.01, 2, self.tr("Min P"))
-        self.presence_penalty = spin(0.0, 2.0, 0.1, 2, self.tr("Presence penalty"))
+        self.temperature = spin(0.0, 2.0, 0.05, 2, self.tr("Temperature"), self.tr("Randomness: lower is more focused and repeatable, higher more varied."))
+        self.top_p = spin(0.0, 1.0, 0.05, 2, self.tr("Top P"), self.tr("Picks only among the likeliest words that together make up this share of the chance."))
+        self.min_p = spin(0.0, 1.0, 0.01, 2, self.tr("Min P"), self.tr("Leaves out words less likely than this fraction of the likeliest one."))
+        self.presence_penalty = spin(0.0, 2.0, 0.1, 2, self.tr("Presence penalty"), self.tr("Discourages repeating what was already said; too high can garble answers."))
         self.top_k = QSpinBox()
         self.top_k.setRange(0, 1000)
         self.top_k.setAccessibleName(self.tr("Top K"))
+        self.top_k.setToolTip(self.tr("Picks only among this many likeliest words (0: no limit)."))
         self.top_k.valueChanged.connect(self._on_value_edited)
         self.max_tokens = QSpinBox()
         self.max_tokens.setRange(16, 262144)
         self.max_tokens.setSingleStep(512)
         self.max_tokens.setAccessibleName(self.tr("Maximum reply length in tokens"))
+        self.max_tokens.setToolTip(self.tr("The longest a reply may get, thinking included, before it stops (Continue goes on)."))
         self.max_tokens.valueChanged.connect(self._on_value_edited)
-        self.context_size = QSpinBox()
-        self.context_size.setRange(512, 262144)
-        self.context_size.setSingleStep(1024)
-        self.context_size.setAccessibleName(self.tr("Context size in tokens"))
-        self.context_size.setToolTip(self.tr("How much of the conversation the model can see. Applies when the model is loaded again."))
-        self.context_size.editingFinished.connect(lambda: self.sig_context_size_changed.emit(self.context_size.value()))
+        self.limit_warning = QLabel()
+        self.limit_warning.setObjectName("warningText")
+        self.limit_warning.setWordWrap(True)
+        self.limit_warning.hide()
 
         save_preset = QPushButton(self.tr("Save as preset…"))
         save_preset.clicked.connect(self._save_preset)
+        self.rename_preset_button = QPushButton(self.tr("Rename…"))
+        self.rename_preset_button.clicked.connect(self._rename_preset)
+        self.delete_preset_button = QPushButton(self.tr("Delete"))
+        self.delete_preset_button.clicked.connect(self._delete_preset)
+        for button, tip in (
+            (self.rename_preset_button, self.tr("Rename this preset of yours")),
+            (self.delete_preset_button, self.tr("Delete this preset of yours; chats using it keep its values")),
+        ):
+            button.setToolTip(tip)
         self.sampling_note = QLabel()
         self.sampling_note.setObjectName("secondaryText")
         self.sampling_note.setWordWrap(True)
+        self.context_note = QLabel()
+        self.context_note.setObjectName("secondaryText")
+        self.context_note.setWordWrap(True)
 
         form = QFormLayout()
         form.addRow(self.tr("Preset:"), self.preset)
@@ -93,17 +118,28 @@ class ChatSettingsPanel(QWidget):
         form.addRow(self.tr("Min P:"), self.min_p)
         form.addRow(self.tr("Presence penalty:"), self.presence_penalty)
         form.addRow(self.tr("Max reply tokens:"), self.max_tokens)
-        form.addRow(self.tr("Context size:"), self.context_size)
-        buttons = QHBoxLayout()
-        buttons.addStretch(1)
-        buttons.addWidget(save_preset)
-        layout = QVBoxLayout(self)
-        layout.addWidget(QLabel(self.tr("System prompt:")))
-        layout.addWidget(self.system_prompt)
-        layout.addLayout(form)
-        layout.addWidget(self.sampling_note)
-        layout.addLayout(buttons)
+        preset_buttons = QHBoxLayout()
+        preset_buttons.addStretch(1)
+        for button in (save_preset, self.rename_preset_button, self.delete_preset_button):
+            preset_buttons.addWidget(button)
+
+        this_chat = QGroupBox(self.tr("This chat"))
+        chat_layout = QVBoxLayout(this_chat)
+        chat_layout.addWidget(QLabel(self.tr("System prompt:")))
+        chat_layout.addWidget(self.system_prompt)
+        chat_layout.addLayout(form)
+        chat_layout.addWidget(self.limit_warning)
+        chat_layout.addWidget(self.sampling_note)
+        chat_layout.addLayout(preset_buttons)
+        every_chat = QGroupBox(self.tr("Every chat"))
+        QVBoxLayout(every_chat).addWidget(self.context_note)
+
+        content = QWidget()
+        layout = QVBoxLayout(content)
+        layout.addWidget(this_chat)
+        layout.addWidget(every_chat)
         layout.addStretch(1)
+        self.setWidget(content)
         self._fill_presets()
 
     # ------------------------------------------------------------------------------- public
@@ -113,9 +149,17 @@ class ChatSettingsPanel(QWidget):
         self._loading = True
         self._settings, self._thinking = settings, thinking
         self.system_prompt.setPlainText(system_prompt)
-        self.context_size.setValue(context_size)
         self._show_values(settings, thinking=thinking)
         self._loading = False
+        self.set_context_size(context_size)
+
+    def set_context_size(self, context_size: int) -> None:
+        """The context every chat runs with (the loaded model's, else the one set in Settings)."""
+        self._context_size = context_size
+        self.context_note.setText(
+            self.tr("Context window: %1 tokens, the same for every chat. Change it in Settings (Ctrl+,).").replace("%1", f"{context_size:,}")
+        )
+        self._check_reply_limit()
 
     def set_thinking(self, thinking: bool) -> None:
         """The thinking mode changed: automatic sampling values change with it."""
@@ -154,6 +198,26 @@ class ChatSettingsPanel(QWidget):
             if settings.preset == AUTOMATIC
             else ""
         )
+        self._show_preset_buttons()
+        self._check_reply_limit()
+
+    def _check_reply_limit(self) -> None:
+        too_long = bool(self._context_size) and self.max_tokens.value() > self._context_size
+        self.limit_warning.setVisible(too_long)
+        if too_long:
+            self.limit_warning.setText(
+                self.tr("The reply limit is larger than the context window (%1 tokens): a reply ends when the context is full.")
+                .replace("%1", f"{self._context_size:,}")
+            )
+
+    def _show_preset_buttons(self) -> None:
+        mine = self._own_preset_selected() is not None
+        self.rename_preset_button.setEnabled(mine)
+        self.delete_preset_button.setEnabled(mine)
+
+    def _own_preset_selected(self) -> SamplingPreset | None:
+        name = self.preset.currentData()
+        return next((preset for preset in self._user_presets if preset.name == name), None)
 
     def _presets(self) -> dict[str, SamplingPreset]:
         return {preset.name: preset for preset in (*BUILT_IN_PRESETS, *self._user_presets)}
@@ -182,12 +246,25 @@ class ChatSettingsPanel(QWidget):
         )
         self.preset.setCurrentIndex(self.preset.findData(CUSTOM))
         self.sampling_note.clear()
+        self._show_preset_buttons()
+        self._check_reply_limit()
         self._emit()
 
-    def _save_preset(self) -> None:
-        name, accepted = QInputDialog.getText(self, self.tr("Save preset"), self.tr("Preset name:"))
+    def _ask_name(self, title: str, current: str = "") -> str | None:
+        """A new preset name from the user; None if cancelled or not usable (says why)."""
+        name, accepted = QInputDialog.getText(self, title, self.tr("Preset name:"), text=current)
         name = name.strip()
-        if not accepted or not name or name in (AUTOMATIC, CUSTOM):
+        if not accepted or not name or name == current:
+            return None
+        taken = {preset.name for preset in BUILT_IN_PRESETS} | {AUTOMATIC, CUSTOM}
+        if name in taken:
+            QMessageBox.information(self, title, self.tr("“%1” is the name of a built-in preset. Choose another name.").replace("%1", name))
+            return None
+        return name
+
+    def _save_preset(self) -> None:
+        name = self._ask_name(self.tr("Save preset"))
+        if name is None:
             return
         preset = SamplingPreset(
             name,
@@ -198,10 +275,32 @@ class ChatSettingsPanel(QWidget):
             self.presence_penalty.value(),
         )
         self._user_presets = [existing for existing in self._user_presets if existing.name != name] + [preset]
-        self._fill_presets()
         self._settings = self._settings.with_preset(preset)
-        self.preset.setCurrentIndex(self.preset.findData(name))
-        self.sig_preset_saved.emit(preset)
+        self._presets_changed(select=name)
+
+    def _rename_preset(self) -> None:
+        preset = self._own_preset_selected()
+        name = self._ask_name(self.tr("Rename preset"), preset.name) if preset else None
+        if name is None:
+            return
+        renamed = replace(preset, name=name)
+        self._user_presets = [renamed if existing == preset else existing for existing in self._user_presets if existing.name != name]
+        self._settings = self._settings.with_preset(renamed)
+        self._presets_changed(select=name)
+
+    def _delete_preset(self) -> None:
+        preset = self._own_preset_selected()
+        if preset is None:
+            return
+        self._user_presets = [existing for existing in self._user_presets if existing != preset]
+        self._settings = replace(self._settings, preset=CUSTOM)  # the chat keeps the values
+        self._presets_changed(select=CUSTOM)
+
+    def _presets_changed(self, select: str) -> None:
+        self._fill_presets()
+        self.preset.setCurrentIndex(self.preset.findData(select))
+        self._show_preset_buttons()
+        self.sig_presets_changed.emit(list(self._user_presets))
         self._emit()
 
     def _emit(self) -> None:

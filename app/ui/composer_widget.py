@@ -26,6 +26,8 @@ class ComposerWidget(QWidget):
     """The user sends a message: its text (never empty)."""
     sig_stop = Signal()
     """The user asks the streaming reply to stop."""
+    sig_cancel_edit = Signal()
+    """The user gives up editing a question (Cancel, or Esc)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -50,10 +52,15 @@ class ComposerWidget(QWidget):
         self.editing_label = QLabel(self.tr("Editing a question: sending keeps the old version as an alternative."))
         self.editing_label.setObjectName("secondaryText")
         self.editing_label.hide()
+        self.cancel_edit_button = QPushButton(self.tr("Cancel"))
+        self.cancel_edit_button.setToolTip(self.tr("Stop editing; the question stays as it was (Esc)"))
+        self.cancel_edit_button.clicked.connect(self.sig_cancel_edit)
+        self.cancel_edit_button.hide()
         buttons = QHBoxLayout()
         buttons.addWidget(self.thinking_switch)
-        buttons.addWidget(self.editing_label)
+        buttons.addWidget(self.editing_label, 1)
         buttons.addStretch(1)
+        buttons.addWidget(self.cancel_edit_button)
         buttons.addWidget(self.send_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(24, 8, 24, 16)
@@ -64,6 +71,8 @@ class ComposerWidget(QWidget):
 
     def set_editing(self, editing: bool) -> None:
         self.editing_label.setVisible(editing)
+        self.cancel_edit_button.setVisible(editing)
+        self.editing_label.setWordWrap(True)
         if not editing:
             self.edit.clear()
 

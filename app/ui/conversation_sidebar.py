@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import QPoint, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QPalette
+from PySide6.QtCore import QModelIndex, QPoint, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QKeySequence, QPalette
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QLabel,
     QLineEdit,
-    QListView,
     QListWidget,
     QListWidgetItem,
     QMenu,
@@ -21,7 +19,8 @@ from PySide6.QtWidgets import (
 
 from app.core.conversations.conversation_events import ConversationsChanged, SearchFinished
 from app.core.conversations.conversation_library import ConversationLibrary
-from app.ui.conversation_list_model import CONVERSATION_ID_ROLE, IS_HEADER_ROLE, ConversationListModel
+from app.ui.conversation_list_model import CONVERSATION_ID_ROLE, ConversationListModel
+from app.ui.conversation_list_view import ConversationListView
 from app.ui.event_bridges import LibraryBridge
 
 SEARCH_PAUSE_MS = 150  # search when typing pauses, not at every key
@@ -66,16 +65,20 @@ class ConversationSidebar(QWidget):
         self.search_edit.textChanged.connect(lambda: self._search_timer.start())
 
         self.model = ConversationListModel(library.rename, self)
-        self.list_view = QListView()
+        self.list_view = ConversationListView()
         self.list_view.setObjectName("conversationList")
         self.list_view.setAccessibleName(self.tr("Conversations"))
         self.list_view.setModel(self.model)
-        self.list_view.setEditTriggers(
-            QAbstractItemView.EditTrigger.EditKeyPressed | QAbstractItemView.EditTrigger.DoubleClicked
-        )
-        self.list_view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        self.list_view.customContextMenuRequested.connect(self._show_menu)
+        self.list_view.sig_menu_requested.connect(self._show_menu)
+        self.list_view.sig_delete_requested.connect(self.sig_delete_requested)
         self.list_view.selectionModel().currentChanged.connect(self._on_selected)
+        self.empty_label = QLabel(
+            self.tr("No chats yet.\n\nAsk something below to start one, or import chats with File › Import Chats…")
+        )
+        self.empty_label.setObjectName("sidebarEmpty")
+        self.empty_label.setWordWrap(True)
+        self.empty_label.setAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
+        self.empty_label.hide()
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(10, 10, 10, 10)
@@ -83,6 +86,7 @@ class ConversationSidebar(QWidget):
         layout.addWidget(self.search_edit)
         layout.addWidget(self.search_results, 1)
         layout.addWidget(self.list_view, 1)
+        layout.addWidget(self.empty_label, 1)
 
         bridge.sig_conversations_changed.connect(self._on_conversations_changed)
         bridge.sig_search_finished.connect(self._show_search_results)
@@ -112,6 +116,13 @@ class ConversationSidebar(QWidget):
     def _on_conversations_changed(self, event: ConversationsChanged) -> None:
         self.model.set_conversations(event.conversations)
         self.set_current(self._current_id)
+        self._show_list_or_empty_state()
+
+    def _show_list_or_empty_state(self) -> None:
+        searching = bool(self.search_edit.text().strip())
+        empty = not self.model.conversations()
+        self.list_view.setVisible(not searching and not empty)
+        self.empty_label.setVisible(not searching and empty)
 
     def _on_selected(self, current, _previous) -> None:
         conversation_id = current.data(CONVERSATION_ID_ROLE) if current.isValid() else None
@@ -119,13 +130,11 @@ class ConversationSidebar(QWidget):
             self._current_id = conversation_id
             self.sig_conversation_chosen.emit(conversation_id)
 
-    def _show_menu(self, position: QPoint) -> None:
-        index = self.list_view.indexAt(position)
-        if not index.isValid() or index.data(IS_HEADER_ROLE):
-            return
+    def _show_menu(self, index: QModelIndex, position: QPoint) -> None:
         conversation = self.model.conversation(index.data(CONVERSATION_ID_ROLE))
         menu = QMenu(self)
-        menu.addAction(self.tr("Rename"), lambda: self.list_view.edit(index))
+        menu.setObjectName("conversationMenu")
+        menu.addAction(self.tr("Rename"), QKeySequence(Qt.Key.Key_F2), lambda: self.list_view.edit(index))
         menu.addAction(
             self.tr("Unpin") if conversation.pinned else self.tr("Pin"),
             lambda: self._library.set_pinned(conversation.id, not conversation.pinned),
@@ -133,14 +142,14 @@ class ConversationSidebar(QWidget):
         menu.addAction(self.tr("Export as Markdown…"), lambda: self.sig_export_requested.emit(conversation.id, "md"))
         menu.addAction(self.tr("Export as JSON…"), lambda: self.sig_export_requested.emit(conversation.id, "json"))
         menu.addSeparator()
-        menu.addAction(self.tr("Delete"), lambda: self.sig_delete_requested.emit(conversation.id))
+        menu.addAction(self.tr("Delete"), QKeySequence(Qt.Key.Key_Delete), lambda: self.sig_delete_requested.emit(conversation.id))
         menu.exec(self.list_view.viewport().mapToGlobal(position))
 
     def _run_search(self) -> None:
         query = self.search_edit.text().strip()
         searching = bool(query)
         self.search_results.setVisible(searching)
-        self.list_view.setVisible(not searching)
+        self._show_list_or_empty_state()
         if searching:
             self._library.search(query)
         else:

@@ -130,6 +130,8 @@ class LibraryBridge(_Bridge):
     """``ExportFinished``: conversations were written to a file."""
     sig_import_finished = Signal(object)
     """``ImportFinished``: conversations were read from a file and stored."""
+    sig_import_needs_choice = Signal(object)
+    """``ImportNeedsChoice``: the file repeats stored conversations; nothing imported yet."""
     sig_search_finished = Signal(object)
     """``SearchFinished``: the messages that match a query."""
     sig_operation_failed = Signal(object)
@@ -143,6 +145,7 @@ class LibraryBridge(_Bridge):
             (conversation_events.ConversationRestored, self.sig_conversation_restored),
             (conversation_events.ExportFinished, self.sig_export_finished),
             (conversation_events.ImportFinished, self.sig_import_finished),
+            (conversation_events.ImportNeedsChoice, self.sig_import_needs_choice),
             (conversation_events.SearchFinished, self.sig_search_finished),
             (conversation_events.LibraryOperationFailed, self.sig_operation_failed),
         ):

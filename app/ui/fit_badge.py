@@ -1,4 +1,5 @@
-"""A small "will it fit?" badge: verdict pill plus a bar of memory needed versus available."""
+"""A "will it run well?" badge: the verdict from memory and speed, the expected tokens a second,
+and a bar of the memory the model and its context need against what is available."""
 
 from __future__ import annotations
 
@@ -6,18 +7,31 @@ from PySide6.QtCore import QCoreApplication, Qt
 from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QWidget
 
-from app.core.models.fit_estimate import FitAssessment, FitVerdict
+from app.core.models.fit_estimate import FitAssessment, FitVerdict, format_gb, format_speed
 
-VERDICT_COLORS = {FitVerdict.RUNS_WELL: "#1e8e3e", FitVerdict.TIGHT: "#e37400", FitVerdict.WONT_FIT: "#d93025"}
+VERDICT_COLORS = {
+    FitVerdict.RUNS_WELL: "#1e8e3e",
+    FitVerdict.SLOW: "#9a6700",
+    FitVerdict.TIGHT: "#e37400",
+    FitVerdict.WONT_FIT: "#d93025",
+}
 
 
 def verdict_text(verdict: FitVerdict) -> str:
     texts = {
         FitVerdict.RUNS_WELL: QCoreApplication.translate("FitBadge", "Runs well"),
+        FitVerdict.SLOW: QCoreApplication.translate("FitBadge", "Fits · slow"),
         FitVerdict.TIGHT: QCoreApplication.translate("FitBadge", "Tight"),
         FitVerdict.WONT_FIT: QCoreApplication.translate("FitBadge", "Won't fit"),
     }
     return texts[verdict]
+
+
+def speed_text(assessment: FitAssessment) -> str:
+    """"~12 tok/s", or "" when the model would not fit at all."""
+    if assessment.memory_verdict is FitVerdict.WONT_FIT:
+        return ""
+    return QCoreApplication.translate("FitBadge", "~%1 tok/s").replace("%1", format_speed(assessment.tokens_per_second))
 
 
 def verdict_icon(verdict: FitVerdict) -> QIcon:
@@ -43,19 +57,27 @@ class FitBadge(QWidget):
         pill.setObjectName("fitPill")
         pill.setStyleSheet(f"color: white; background: {color}; border-radius: 8px; padding: 1px 8px;")
         pill.setFixedHeight(18)
+        self.speed_label = QLabel(speed_text(assessment))
+        self.speed_label.setObjectName("fitSpeed")
+        self.speed_label.setMinimumWidth(self.speed_label.fontMetrics().horizontalAdvance("~00 tok/s"))
         bar = QProgressBar()
         bar.setObjectName("fitBar")
         bar.setTextVisible(False)
-        bar.setFixedSize(70, 6)
-        share = assessment.estimate.total / assessment.available_bytes if assessment.available_bytes else 1.0
+        bar.setFixedSize(60, 6)
+        needed, available = assessment.needed_bytes, assessment.shown_available_bytes
         bar.setRange(0, 100)
-        bar.setValue(min(100, round(share * 100)))
+        bar.setValue(min(100, round(100 * needed / available)) if available else 100)
         bar.setStyleSheet(f"QProgressBar::chunk {{ background: {color}; border-radius: 3px; }}")
+        self.memory_label = QLabel(f"{format_gb(needed)} / {format_gb(available)}")
+        self.memory_label.setObjectName("fitMemory")
+        self.memory_label.setToolTip(self.tr("Memory for the model and its context / memory available now"))
         layout = QHBoxLayout(self)
         layout.setContentsMargins(4, 0, 4, 0)
         layout.addWidget(pill, 0, Qt.AlignmentFlag.AlignVCenter)
+        layout.addWidget(self.speed_label, 0, Qt.AlignmentFlag.AlignVCenter)
         layout.addWidget(bar, 0, Qt.AlignmentFlag.AlignVCenter)
+        layout.addWidget(self.memory_label, 0, Qt.AlignmentFlag.AlignVCenter)
         layout.addStretch(1)
         self.setToolTip(assessment.explanation)
-        self.setAccessibleName(f"{verdict_text(assessment.verdict)}: {assessment.explanation}")
+        self.setAccessibleName(f"{verdict_text(assessment.verdict)} {speed_text(assessment)}: {assessment.explanation}")
         self.verdict = assessment.verdict

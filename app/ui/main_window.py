@@ -14,8 +14,8 @@ import re
 from dataclasses import asdict
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, Qt, Signal, qVersion
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtCore import QByteArray, Qt, QUrl, Signal, qVersion
+from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
@@ -37,10 +37,12 @@ from app.core.conversations.conversation_events import (
     ConversationsChanged,
     ExportFinished,
     ImportFinished,
+    ImportNeedsChoice,
 )
+from app.core.conversations.conversation_export import DuplicateChoice
 from app.core.conversations.conversation_library import ConversationLibrary
 from app.core.domain.conversations import Message
-from app.core.domain.generation import LoadSettings
+from app.core.domain.generation import GenerationStats, LoadSettings
 from app.core.engines.engine_events import ModelLoaded, ModelLoadFailed, ModelLoading
 from app.core.engines.engine_host import EngineHost
 from app.core.profile.settings import Settings
@@ -49,12 +51,14 @@ from app.ui.chat_controller import ChatController
 from app.ui.chat_settings_panel import ChatSettingsPanel
 from app.ui.composer_widget import ComposerWidget
 from app.ui.conversation_sidebar import ConversationSidebar
+from app.ui.download_status import DownloadsIndicator
 from app.ui.event_bridges import EngineBridge, LibraryBridge, SessionBridge
 from app.ui.model_bar import ModelBar
 from app.ui.models_controller import ModelsController
 from app.ui.models_dialog import ModelsDialog
 from app.ui.settings_dialog import SettingsDialog
-from app.ui.theme import THEMES, set_color_scheme
+from app.ui.shortcuts_dialog import ShortcutsDialog
+from app.ui.theme import THEMES, set_color_scheme, set_font_size
 from app.ui.transcript_view import TranscriptView
 from app.ui.welcome_panel import WelcomePanel
 
@@ -88,6 +92,7 @@ class MainWindow(QMainWindow):
         self._facts = host.facts
         self._loading_path: Path | None = None
         self._first_conversation_opened = False
+        self._closed = False  # the core has been shut down
         self._reveal_when_shown: tuple[int, int] | None = None  # a search hit: (conversation, message)
         self._library_bridge = LibraryBridge(library, self)
         self._engine_bridge = EngineBridge(host, self)
@@ -96,7 +101,7 @@ class MainWindow(QMainWindow):
         self._build_widgets()
         self.chat = ChatController(
             session, self._session_bridge, self.transcript, self.composer, self.chat_settings_panel,
-            lambda: self._settings.context_size, self,
+            self._context_size, self,
         )
         self._build_actions()
         self._connect()
@@ -149,6 +154,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(splitter)
 
         self.model_status = QLabel(self.tr("No model loaded"))
+        self.model_status.setObjectName("modelStatus")
         self.backend_status = QLabel()
         self.speed_status = QLabel()
         self.context_status = QLabel()
@@ -158,8 +164,11 @@ class MainWindow(QMainWindow):
         self.load_progress.setMaximumWidth(160)
         self.load_progress.setAccessibleName(self.tr("Model loading progress"))
         self.load_progress.hide()
+        self.downloads_indicator = DownloadsIndicator(self._models)
+        self.downloads_indicator.sig_clicked.connect(self.show_models)
         status = self.statusBar()
         status.addWidget(self.model_status, 1)
+        status.addPermanentWidget(self.downloads_indicator)
         status.addPermanentWidget(self.load_progress)
         status.addPermanentWidget(self.context_status)
         status.addPermanentWidget(self.speed_status)
@@ -179,7 +188,7 @@ class MainWindow(QMainWindow):
         self.open_model_action = action(self.tr("&Open Model File…"), QKeySequence.StandardKey.Open, self.choose_model_file)
         self.models_action = action(self.tr("&Models…"), "Ctrl+M", self.show_models)
         self.settings_action = action(self.tr("&Settings…"), "Ctrl+,", self.show_settings)
-        self.stop_action = action(self.tr("&Stop Reply"), Qt.Key.Key_Escape, chat.stop)
+        self.stop_action = action(self.tr("&Stop Reply or Editing"), Qt.Key.Key_Escape, chat.escape)
         self.focus_composer_action = action(self.tr("&Write a Message"), "Ctrl+L", self.composer.edit.setFocus)
         self.regenerate_action = action(self.tr("&Regenerate Reply"), "Ctrl+R", chat.regenerate_last_reply)
         self.continue_action = action(self.tr("C&ontinue Reply"), "Ctrl+Shift+Return", chat.continue_last_reply)
@@ -187,6 +196,7 @@ class MainWindow(QMainWindow):
         self.chat_settings_action = action(self.tr("Chat &Settings"), "Ctrl+Shift+S", self.model_bar.chat_settings_button.click)
         self.search_action = action(self.tr("&Search All Chats"), QKeySequence.StandardKey.Find, self.sidebar.focus_search)
         self.quit_action = action(self.tr("&Quit"), QKeySequence.StandardKey.Quit, self.close)
+        self.shortcuts_action = action(self.tr("&Keyboard Shortcuts"), "Ctrl+/", self.show_shortcuts)
         file_menu = self.menuBar().addMenu(self.tr("&File"))
         for item in (self.new_chat_action, self.open_model_action, self.models_action, self.settings_action):
             file_menu.addAction(item)
@@ -202,7 +212,9 @@ class MainWindow(QMainWindow):
         ):
             chat_menu.addAction(item)
         help_menu = self.menuBar().addMenu(self.tr("&Help"))
+        help_menu.addAction(self.shortcuts_action)
         help_menu.addAction(self.tr("&About Qwen Local Chat"), self.show_about)
+        self._set_tab_order()
         for widget, text, item in (
             (self.model_bar.models_button, self.model_bar.models_button.toolTip(), self.models_action),
             (self.model_bar.chat_settings_button, self.model_bar.chat_settings_button.toolTip(), self.chat_settings_action),
@@ -211,6 +223,19 @@ class MainWindow(QMainWindow):
             (self.sidebar.new_chat_button, self.tr("New chat"), self.new_chat_action),
         ):
             widget.setToolTip(f"{text} ({item.shortcut().toString(QKeySequence.SequenceFormat.NativeText)})")
+
+    def _set_tab_order(self) -> None:
+        """Tab goes where the eye does: writing, sending, reading, then the chats."""
+        chain = [
+            self.composer.edit, self.composer.send_button, self.transcript,
+            self.sidebar.new_chat_button, self.sidebar.search_edit, self.sidebar.list_view,
+            self.model_bar.picker, self.model_bar.models_button, self.model_bar.chat_settings_button,
+        ]
+        for first, second in zip(chain, chain[1:]):
+            QWidget.setTabOrder(first, second)
+
+    def show_shortcuts(self) -> None:
+        ShortcutsDialog(self.actions(), self).exec()
 
     def _connect(self) -> None:
         self.sidebar.sig_conversation_chosen.connect(self.chat.open)
@@ -221,12 +246,11 @@ class MainWindow(QMainWindow):
         self.model_bar.models_button.clicked.connect(self.show_models)
         self.model_bar.chat_settings_button.toggled.connect(self.chat_settings_dock.setVisible)
         self.chat_settings_dock.visibilityChanged.connect(self.model_bar.chat_settings_button.setChecked)
-        self.chat_settings_panel.sig_preset_saved.connect(self._on_preset_saved)
-        self.chat_settings_panel.sig_context_size_changed.connect(self._on_context_size_changed)
+        self.chat_settings_panel.sig_presets_changed.connect(self._on_presets_changed)
 
         self.chat.sig_conversation_shown.connect(self._on_conversation_shown)
         self.chat.sig_activity.connect(lambda text: text and self.speed_status.setText(text))
-        self.chat.sig_reply_finished.connect(self._show_reply_figures)
+        self.chat.sig_reply_finished.connect(self._on_reply_finished)
         self.chat.sig_error.connect(self.error_banner.show_message)
         self.chat.sig_thinking_changed.connect(self._on_thinking_changed)
         self.chat.sig_busy_changed.connect(lambda _busy: self.transcript.refresh_actions())
@@ -237,6 +261,7 @@ class MainWindow(QMainWindow):
         library.sig_conversation_restored.connect(self._on_conversation_restored)
         library.sig_export_finished.connect(self._on_export_finished)
         library.sig_import_finished.connect(self._on_import_finished)
+        library.sig_import_needs_choice.connect(self._on_import_needs_choice)
         library.sig_operation_failed.connect(lambda event: self.error_banner.show_message(event.message))
 
         engine = self._engine_bridge
@@ -244,6 +269,7 @@ class MainWindow(QMainWindow):
         engine.sig_model_loaded.connect(self._on_model_loaded)
         engine.sig_model_load_failed.connect(self._on_model_load_failed)
         self._models.sig_local_models_changed.connect(self._refresh_model_picker)
+        self._models.sig_download_finished.connect(self._on_download_finished)
         self._models.sig_settings_changed.connect(self.sig_settings_changed)
 
     def _restore_geometry(self) -> None:
@@ -276,22 +302,26 @@ class MainWindow(QMainWindow):
         """Starts loading ``path`` on the engine thread; the window stays responsive."""
         self.chat.stop()
         self._loading_path = Path(path)
-        self._facts = None
         self.error_banner.hide()
         self.load_progress.setValue(0)
         self.load_progress.show()
         self.model_status.setText(self.tr("Loading %1…").replace("%1", self._loading_path.name))
         self._update_ready_state()
-        self._host.load_model(self._loading_path, LoadSettings(context_size=self._context_size_for(self._loading_path)))
+        self._host.load_model(self._loading_path, self._load_settings_for(self._loading_path))
 
-    def _context_size_for(self, path: Path) -> int:
-        """The preferred context size, reduced if this model could not run well with it."""
+    def _context_size(self) -> int:
+        """The context chats run with: the loaded model's, else the one in Settings."""
+        return self._facts.context_size if self._facts else self._settings.context_size
+
+    def _load_settings_for(self, path: Path) -> LoadSettings:
+        """The settings' way of loading, with the preferred context size reduced if this model
+        could not run well with it."""
+        context = self._settings.context_size
         try:
-            size = path.stat().st_size
+            largest = self._models.largest_context_for(path, path.stat().st_size)
         except OSError:
-            return self._settings.context_size  # loading will report the problem
-        largest = self._models.largest_context_for(path, size)
-        return min(self._settings.context_size, largest) if largest else self._settings.context_size
+            largest = 0  # loading will report the problem
+        return self._settings.load_settings(min(context, largest) if largest else context)
 
     def last_model_if_present(self) -> Path | None:
         """The model used last time, if its file is still there."""
@@ -305,22 +335,52 @@ class MainWindow(QMainWindow):
         facts = self._facts = event.facts
         self._loading_path = None
         self.load_progress.hide()
+        self._models.remember_opened(facts.path)  # only a file that loaded joins the list
         self._settings.remember_model(facts.path)
         self._refresh_model_picker()
         self.sig_settings_changed.emit()
-        size = f" {facts.size_label}" if facts.size_label else ""
-        self.model_status.setText(
-            self.tr("%1%2 · context %3 tokens").replace("%1", facts.name).replace("%2", size).replace("%3", f"{facts.context_size:,}")
-        )
-        self.backend_status.setText(self.tr("%1 · %2 threads").replace("%1", facts.backend).replace("%2", str(facts.threads)))
+        self._show_model_status()
+        self._show_reply_figures(self.chat.last_reply_stats())
+        self.chat_settings_panel.set_context_size(facts.context_size)
         self._update_ready_state()
 
     def _on_model_load_failed(self, event: ModelLoadFailed) -> None:
+        """A failed open changes nothing: the model loaded before (if any) is still the one."""
+        self._facts = event.still_loaded
         self._loading_path = None
         self.load_progress.hide()
-        self.model_status.setText(self.tr("No model loaded"))
-        self.error_banner.show_message(event.message)
+        self._refresh_model_picker()
+        self._show_model_status()
+        message = event.message
+        if event.still_loaded is not None:
+            message += " " + self.tr("Still using %1.").replace("%1", model_display_name(event.still_loaded.path))
+        self.error_banner.show_message(message)
         self._update_ready_state()
+
+    def _show_model_status(self) -> None:
+        """The loaded model under the same name as in the picker; its details in the tooltip."""
+        facts = self._facts
+        if facts is None:
+            self.model_status.setText(self.tr("No model loaded"))
+            self.model_status.setToolTip("")
+            self.backend_status.clear()
+            return
+        self.model_status.setText(model_display_name(facts.path))
+        size = f" ({facts.size_label})" if facts.size_label else ""
+        self.model_status.setToolTip(f"{facts.name}{size}\n{facts.path}")
+        self.backend_status.setText(self.tr("%1 · %2 threads").replace("%1", facts.backend).replace("%2", str(facts.threads)))
+
+    def _on_download_finished(self, progress) -> None:
+        """Offers a model that just finished downloading (unless it is already being loaded)."""
+        path = Path(progress.path)
+        if path in (self._loading_path, self._facts.path if self._facts else None):
+            return
+        name = self._models.display_name_of(progress)
+        self.info_banner.show_message(
+            self.tr("%1 is downloaded and checked, ready to use.").replace("%1", name),
+            self.tr("Load"),
+            lambda: (self.info_banner.hide(), self.load_model(path)),
+        )
 
     def _refresh_model_picker(self) -> None:
         recent = [Path(text).absolute() for text in self._settings.recent_models if Path(text).is_file()]
@@ -342,18 +402,26 @@ class MainWindow(QMainWindow):
             self, self.tr("Open a GGUF model"), start, self.tr("GGUF models (*.gguf);;All files (*)")
         )
         if path:
-            self._models.import_model(Path(path))
             self.load_model(Path(path))
 
     # ----------------------------------------------------------------------- settings, about
 
     def show_settings(self) -> None:
-        dialog = SettingsDialog(self._models, self._settings.theme, self)
-        if dialog.exec() and dialog.theme != self._settings.theme:
-            self._settings.theme = dialog.theme
+        settings = self._settings
+        before = (settings.theme, settings.font_size, self._load_settings_for_current())
+        dialog = SettingsDialog(self._models, settings, self)
+        if dialog.exec():
             self.sig_settings_changed.emit()
-            set_color_scheme(QApplication.instance(), THEMES[dialog.theme])
+            if settings.theme != before[0]:
+                set_color_scheme(QApplication.instance(), THEMES[settings.theme])
+            if settings.font_size != before[1]:
+                set_font_size(QApplication.instance(), settings.font_size)
+            if self._facts is not None and self._load_settings_for_current() != before[2] and not self.is_generating:
+                self.load_model(self._facts.path)  # context, threads and GPU are set at load
         self._refresh_model_picker()
+
+    def _load_settings_for_current(self) -> LoadSettings | None:
+        return self._load_settings_for(self._facts.path) if self._facts else None
 
     def show_about(self) -> None:
         QMessageBox.about(self, self.tr("About Qwen Local Chat"), about_text(self._runtime_description))
@@ -362,18 +430,9 @@ class MainWindow(QMainWindow):
         self._settings.enable_thinking = checked
         self.sig_settings_changed.emit()
 
-    def _on_preset_saved(self, preset: SamplingPreset) -> None:
-        presets = [item for item in self._settings.user_presets if item.get("name") != preset.name]
-        self._settings.user_presets = presets + [asdict(preset)]
+    def _on_presets_changed(self, presets: list[SamplingPreset]) -> None:
+        self._settings.user_presets = [asdict(preset) for preset in presets]
         self.sig_settings_changed.emit()
-
-    def _on_context_size_changed(self, context_size: int) -> None:
-        if context_size == self._settings.context_size:
-            return
-        self._settings.context_size = context_size
-        self.sig_settings_changed.emit()
-        if self._facts is not None and not self.is_generating:
-            self.load_model(self._facts.path)  # the context is set when a model is loaded
 
     # ------------------------------------------------------------------------ conversations
 
@@ -390,6 +449,8 @@ class MainWindow(QMainWindow):
             self.chat.open(last if last in ids else (ids[0] if ids else None))
 
     def _on_conversation_shown(self, conversation_id: int | None) -> None:
+        if not self.is_generating:
+            self._show_reply_figures(self.chat.last_reply_stats())
         self._first_conversation_opened = True
         self.sidebar.set_current(conversation_id)
         self._settings.last_conversation_id = conversation_id
@@ -444,25 +505,66 @@ class MainWindow(QMainWindow):
         self._library.import_file(path)
 
     def _on_export_finished(self, event: ExportFinished) -> None:
-        text = self.tr("Saved %1 chat(s) to “%2”.") if event.count != 1 else self.tr("Saved the chat to “%2”.")
-        self.info_banner.show_message(text.replace("%1", f"{event.count:,}").replace("%2", event.path.name))
+        text = self.tr("Saved %1 chats to %2.") if event.count != 1 else self.tr("Saved the chat to %2.")
+        folder = event.path.parent
+        self.info_banner.show_message(
+            text.replace("%1", f"{event.count:,}").replace("%2", str(event.path)),
+            self.tr("Show in folder"),
+            lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder))),
+        )
+
+    def _on_import_needs_choice(self, event: ImportNeedsChoice) -> None:
+        """The file repeats chats that are here already: skip, replace or copy them."""
+        repeated = len(event.already_here)
+        box = QMessageBox(self)
+        box.setWindowTitle(self.tr("Import chats"))
+        box.setIcon(QMessageBox.Icon.Question)
+        box.setText(
+            self.tr("%1 of the %2 chats in “%3” are already here.").replace("%1", str(repeated)).replace("%2", str(event.total)).replace("%3", event.path.name)
+        )
+        titles = [conversation.title or self.tr("New chat") for conversation in event.already_here[:5]]
+        box.setInformativeText("\n".join(f"• {title}" for title in titles) + ("\n…" if repeated > 5 else ""))
+        choices = {
+            box.addButton(self.tr("Skip them"), QMessageBox.ButtonRole.AcceptRole): DuplicateChoice.SKIP,
+            box.addButton(self.tr("Replace them"), QMessageBox.ButtonRole.DestructiveRole): DuplicateChoice.REPLACE,
+            box.addButton(self.tr("Import copies"), QMessageBox.ButtonRole.ActionRole): DuplicateChoice.KEEP_BOTH,
+        }
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(next(iter(choices)))
+        box.exec()
+        choice = choices.get(box.clickedButton())
+        if choice is not None:
+            self._library.import_file(event.path, choice)
 
     def _on_import_finished(self, event: ImportFinished) -> None:
         if event.conversations:
             self.chat.open(event.conversations[-1].id)
-        self.info_banner.show_message(self.tr("Imported %1 chat(s).").replace("%1", str(len(event.conversations))))
+        count = len(event.conversations)
+        text = self.tr("Imported 1 chat.") if count == 1 else self.tr("Imported %1 chats.").replace("%1", str(count))
+        if event.already_here and count == 0:
+            text = self.tr("Nothing new to import: every chat in “%1” is already here.").replace("%1", event.path.name)
+        elif event.already_here:
+            text += " " + self.tr("(%1 of them were already here.)").replace("%1", str(len(event.already_here)))
+        self.info_banner.show_message(text)
 
     # ---------------------------------------------------------------------------- the chat pane
 
-    def _show_reply_figures(self, reply: Message) -> None:
-        stats = reply.stats
-        if stats is None:
-            self.speed_status.clear()
+    def _on_reply_finished(self, reply: Message) -> None:
+        self._show_reply_figures(reply.stats)
+        if reply.stats is not None and self._facts is not None:
+            self._models.record_reply_speed(reply.stats.tokens_per_second, reply.stats.generated_tokens, self._facts.file_size)
+
+    def _show_reply_figures(self, stats: GenerationStats | None) -> None:
+        """The chat on screen's last reply: its speed, and the context it used of the loaded
+        model's (the one place the context size is shown)."""
+        self.speed_status.setText(self.tr("%1 tok/s").replace("%1", f"{stats.tokens_per_second:.1f}") if stats else "")
+        if self._facts is None:
+            self.context_status.clear()
             return
-        self.speed_status.setText(self.tr("%1 tok/s").replace("%1", f"{stats.tokens_per_second:.1f}"))
-        used = stats.prompt_tokens + stats.generated_tokens
-        context = self._facts.context_size if self._facts else 0
-        self.context_status.setText(self.tr("Context: %1 / %2 tokens").replace("%1", f"{used:,}").replace("%2", f"{context:,}"))
+        used = stats.prompt_tokens + stats.generated_tokens if stats else 0
+        self.context_status.setText(
+            self.tr("Context: %1 / %2 tokens").replace("%1", f"{used:,}").replace("%2", f"{self._facts.context_size:,}")
+        )
 
     def _update_ready_state(self) -> None:
         if self._loading_path is not None:
@@ -472,6 +574,7 @@ class MainWindow(QMainWindow):
         else:
             reason = ""
         self.composer.set_ready(not reason, reason)
+        self.transcript.set_model_ready(not reason, reason)
         self._update_empty_hint()
 
     def _update_empty_hint(self) -> None:
@@ -497,23 +600,67 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------------------- events
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt API)
-        if any(url.toLocalFile().lower().endswith(".gguf") for url in event.mimeData().urls()):
+        """Every file drag is accepted, so a drop of the wrong kind can say why it is refused;
+        the window is outlined while a file hovers over it."""
+        if event.mimeData().hasUrls():
             event.acceptProposedAction()
+            self._set_drop_highlight(True)
+
+    def dragLeaveEvent(self, event) -> None:  # noqa: N802 (Qt API)
+        self._set_drop_highlight(False)
 
     def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 (Qt API)
-        for url in event.mimeData().urls():
-            if url.toLocalFile().lower().endswith(".gguf"):
-                self._models.import_model(Path(url.toLocalFile()))
-                self.load_model(Path(url.toLocalFile()))
-                return
+        self._set_drop_highlight(False)
+        files = [Path(url.toLocalFile()) for url in event.mimeData().urls() if url.isLocalFile()]
+        model = next((path for path in files if path.suffix.lower() == ".gguf"), None)
+        if model is not None:
+            event.acceptProposedAction()
+            self.load_model(model)
+            return
+        names = ", ".join(f"“{path.name}”" for path in files[:3]) or self.tr("This item")
+        self.error_banner.show_message(
+            self.tr("%1 cannot be opened here: drop a model file (.gguf) to chat with it. Chats are imported with File › Import Chats…").replace("%1", names)
+        )
+
+    def _set_drop_highlight(self, on: bool) -> None:
+        self.centralWidget().setProperty("dropTarget", on)
+        self.centralWidget().style().unpolish(self.centralWidget())
+        self.centralWidget().style().polish(self.centralWidget())
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt API)
-        """Ends any reply (kept as interrupted), stops the core's threads, and saves state."""
+        """Asks first while models download; then ends any reply (kept as interrupted), stops
+        the core's threads, and saves state."""
+        if self._closed:
+            super().closeEvent(event)  # closed again (by the toolkit at exit): all was done once
+            return
+        if not self._confirm_quit_during_downloads():
+            event.ignore()
+            return
+        self._closed = True
         self.sig_closing.emit()
         self._models.shutdown()
         self._settings.window_geometry = bytes(self.saveGeometry().toHex()).decode()
         self.sig_settings_changed.emit()
         super().closeEvent(event)
+
+    def _confirm_quit_during_downloads(self) -> bool:
+        active = self._models.active_downloads()
+        if not active:
+            return True
+        names = ", ".join(self._models.display_name_of(progress) for progress in active[:3])
+        answer = QMessageBox.question(
+            self,
+            self.tr("Downloads in progress"),
+            self.tr("%1 is still downloading. Quit anyway? The download continues where it stopped the next time you start the app.").replace("%1", names),
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel,
+        )
+        return answer == QMessageBox.StandardButton.Yes
+
+
+def model_display_name(path: Path) -> str:
+    """What a model is called in the picker and the status bar alike: its file name."""
+    return Path(path).stem
 
 
 def about_text(runtime_description: str) -> str:

@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 
 from markdown_it import MarkdownIt
+from mdit_py_plugins.dollarmath import dollarmath_plugin
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import TextLexer, get_lexer_by_name
@@ -29,6 +30,17 @@ from PySide6.QtGui import QDesktopServices, QGuiApplication, QPalette
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QMessageBox, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 _MARKDOWN = MarkdownIt("commonmark").enable("table")
+# Prose with a table or LaTeX math is rendered to HTML here rather than by Qt's Markdown reader:
+# Qt draws tables with double borders and shows $…$ as raw text. Raw HTML in a reply stays text.
+_RICH_MARKDOWN = MarkdownIt("commonmark", {"html": False}).enable("table").use(
+    dollarmath_plugin, double_inline=True, allow_space=False, allow_digits=False  # "$5 and $6" is money
+)
+_RICH_MARKDOWN.add_render_rule("math_inline", lambda self, tokens, index, options, env: _math_html(tokens[index].content, block=False))
+_RICH_MARKDOWN.add_render_rule("math_inline_double", lambda self, tokens, index, options, env: _math_html(tokens[index].content, block=True))
+_RICH_MARKDOWN.add_render_rule("math_block", lambda self, tokens, index, options, env: _math_html(tokens[index].content, block=True))
+_RICH_BLOCKS = {"table_open", "math_block", "math_block_label"}
+_RICH_INLINES = {"math_inline", "math_inline_double"}
+_CELL = re.compile(r"<(th|td)( style=\"([^\"]*)\")?>")
 # ![alt](url) and ![alt][ref]: replaced by their alt text, so no image is ever requested.
 _IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)|!\[([^\]]*)\]\[[^\]]*\]")
 
@@ -64,6 +76,31 @@ def split_segments(markdown: str) -> list[Segment]:
 
 def without_images(markdown: str) -> str:
     return _IMAGE.sub(lambda match: match.group(1) or match.group(2) or "", markdown)
+
+
+def needs_rich_rendering(markdown: str) -> bool:
+    """Whether prose holds a table or LaTeX math, which Qt's own Markdown reader shows badly."""
+    for token in _RICH_MARKDOWN.parse(markdown):
+        if token.type in _RICH_BLOCKS or any(child.type in _RICH_INLINES for child in token.children or ()):
+            return True
+    return False
+
+
+def rich_prose_html(markdown: str, border_color: str) -> str:
+    """Prose as Qt rich text: tables with single-line borders, math shown as code (Qt cannot
+    typeset LaTeX; as code it stays readable and copyable exactly)."""
+    rendered = _RICH_MARKDOWN.render(markdown)
+    rendered = rendered.replace("<table>", '<table cellspacing="0" cellpadding="6" style="border-collapse: collapse;">')
+    return _CELL.sub(
+        lambda match: f'<{match[1]} style="border: 1px solid {border_color};{match[3] or ""}">', rendered
+    )
+
+
+def _math_html(latex: str, *, block: bool) -> str:
+    code = html.escape(latex.strip())
+    if block:
+        return f'<pre class="math">{code}</pre>\n'
+    return f'<code class="math">{code}</code>'
 
 
 SAFE_LINK_SCHEMES = frozenset({"http", "https", "mailto"})
@@ -114,7 +151,14 @@ class ProseLabel(QLabel):
 
     def show_markdown(self, markdown: str) -> None:
         self._heights.clear()
-        self.setText(without_images(markdown))
+        markdown = without_images(markdown)
+        if needs_rich_rendering(markdown):
+            border = self.palette().color(QPalette.ColorRole.Mid).name()
+            self.setTextFormat(Qt.TextFormat.RichText)
+            self.setText(rich_prose_html(markdown, border))
+        else:
+            self.setTextFormat(Qt.TextFormat.MarkdownText)
+            self.setText(markdown)
 
     def heightForWidth(self, width: int) -> int:  # noqa: N802 (Qt API)
         height = self._heights.get(width)

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.core.profile.app_paths import AppPaths
 from app.core.models.fit_estimate import (
@@ -24,7 +27,9 @@ from app.core.models.fit_estimate import (
 )
 from app.core.domain.hardware import HardwareInfo
 from app.core.models.hardware_probe import HardwareProbe
-from app.core.models.hub_access import HubSettings, OfflineError, make_hf_api
+from app.core.models.speed_calibration import calibrate_from_reply
+from app.core.models.hub_access import HubSettings, OfflineError, hub_endpoint, make_hf_api
+from app.core.domain.model_files import gguf_file_problem
 from app.core.models.local_models import LocalModel, ModelSource, find_local_models
 from app.core.models.model_catalog import CatalogEntry, CatalogError, ModelCatalog
 from app.core.models.model_downloads import (
@@ -40,13 +45,21 @@ from app.core.profile.settings import Settings
 logger = logging.getLogger(__name__)
 
 
+STALL_SECONDS = 5.0  # a running download that received nothing for this long is "stalled"
+
+
 class ModelsController(QObject):
     sig_local_models_changed = Signal()
     """The list of models on this computer changed (download finished, import, delete)."""
     sig_download_progress = Signal(object)
-    """A download moved on: its ``DownloadProgress``."""
-    sig_catalog_refreshed = Signal()
-    """The catalog was read again from the Hub."""
+    """A download moved on: its ``DownloadProgress`` (``stalled`` set when no data came for a
+    while; a pause or cancel the user asked for shows at once as :meth:`pending_stop`)."""
+    sig_download_finished = Signal(object)
+    """A download was verified and installed: its ``DownloadProgress`` (``path`` set)."""
+    _sig_reported = Signal(object)  # from the download threads; handled on the GUI thread
+    sig_catalog_refreshed = Signal(object)
+    """The catalog was read again from the Hub: ``{repository: message}`` for those that
+    failed and kept their earlier figures (empty when all were read)."""
     sig_catalog_refresh_failed = Signal(str)
     """Refreshing the catalog failed: a message for the user; the old catalog stays."""
     sig_settings_changed = Signal()
@@ -69,7 +82,14 @@ class ModelsController(QObject):
         self.catalog = ModelCatalog(paths.catalog_cache)
         self.hardware: HardwareInfo = probe_hardware(self.models_dir)
         self._shapes: dict[Path, ModelShape | None] = {}
-        self._progress: dict[str, DownloadProgress] = {}
+        self._progress: dict[str, DownloadProgress] = {}  # the latest report of each download
+        self._data_seen_at: dict[str, tuple[int, float]] = {}  # bytes, when they last grew
+        self._pending_stops: dict[str, str] = {}  # "pause" or "cancel", until the download stops
+        self._sig_reported.connect(self._on_reported)
+        self._stall_timer = QTimer(self)
+        self._stall_timer.setInterval(1000)
+        self._stall_timer.timeout.connect(self._check_stalls)
+        self._stall_timer.start()
         self.downloads = self._new_download_manager()
 
     # ----------------------------------------------------------------------------- settings
@@ -92,7 +112,7 @@ class ModelsController(QObject):
         self.downloads.set_hub_settings(self.hub_settings)
 
     def _new_download_manager(self) -> DownloadManager:
-        return DownloadManager(self.models_dir, self.hub_settings, self.secrets.token, self.sig_download_progress.emit)
+        return DownloadManager(self.models_dir, self.hub_settings, self.secrets.token, self._sig_reported.emit)
 
     def change_models_dir(self, folder: Path, *, move_files: bool) -> None:
         """Uses ``folder`` for models from now on, moving the app's downloads there if asked
@@ -114,7 +134,19 @@ class ModelsController(QObject):
             [Path(path) for path in self._settings.imported_models],
         )
 
-    def import_model(self, path: Path) -> None:
+    def import_model(self, path: Path) -> str | None:
+        """Adds a GGUF file the user has to the list; returns why not (for the user) if it is
+        plainly no model file, and then changes nothing."""
+        problem = gguf_file_problem(path)
+        if problem is None:
+            self.remember_opened(path)
+        return problem
+
+    def remember_opened(self, path: Path) -> None:
+        """Lists a file that was opened, unless it already is (a download, the Hub cache)."""
+        path = Path(path).absolute()
+        if any(model.path == path for model in self.local_models()):
+            return
         self._settings.remember_import(path)
         self.sig_settings_changed.emit()
         self.sig_local_models_changed.emit()
@@ -172,16 +204,26 @@ class ModelsController(QObject):
         shape = self.shape_of(path)
         return largest_context(shape, size, self.hardware) if shape else 0
 
+    def record_reply_speed(self, tokens_per_second: float, generated_tokens: int, weights_bytes: int) -> None:
+        """A reply showed how fast this computer writes: the fit advice learns from it."""
+        calibrated = calibrate_from_reply(self._settings.decode_bytes_per_second, tokens_per_second, generated_tokens, weights_bytes)
+        if calibrated != self._settings.decode_bytes_per_second:
+            self._settings.decode_bytes_per_second = calibrated
+            self.sig_settings_changed.emit()
+            self.hardware = self._probe_hardware(self.models_dir)
+
     # --------------------------------------------------------------------------- downloads
 
     @staticmethod
     def request_for(entry: CatalogEntry) -> DownloadRequest:
         model = entry.model
+        # A size the catalog read from the Hub (published, or pinned with the checksum) must be
+        # what the Hub delivers; only an estimated one ("≈ size") is no promise.
         return DownloadRequest(
             repo_id=model.repo_id,
             filename=model.filename,
             revision=model.revision,
-            expected_size=model.size if model.is_pinned else None,
+            expected_size=None if model.size_is_estimate else model.size,
             expected_sha256=model.sha256 if model.is_pinned else None,
         )
 
@@ -199,13 +241,76 @@ class ModelsController(QObject):
             )
 
     def pause(self, entry: CatalogEntry) -> None:
-        self.downloads.pause(self.request_for(entry))
+        self._stop(entry, "pause", self.downloads.pause)
 
     def resume(self, entry: CatalogEntry) -> None:
+        self._pending_stops.pop(self.request_for(entry).key, None)
         self.downloads.resume(self.request_for(entry))
 
     def cancel(self, entry: CatalogEntry) -> None:
-        self.downloads.cancel(self.request_for(entry))
+        self._stop(entry, "cancel", self.downloads.cancel)
+
+    def _stop(self, entry: CatalogEntry, kind: str, stop: Callable[[DownloadRequest], None]) -> None:
+        """Shows "Pausing…"/"Cancelling…" at once: a running transfer stops at its next chunk."""
+        request = self.request_for(entry)
+        current = self._progress.get(request.key)
+        if current is not None and download_is_active(current):
+            self._pending_stops[request.key] = kind
+            self.sig_download_progress.emit(current)
+        stop(request)
+
+    def pending_stop(self, progress: DownloadProgress) -> str | None:
+        """"pause" or "cancel" while a stop the user asked for has not taken effect yet."""
+        return self._pending_stops.get(progress.request.key)
+
+    def latest_progress(self, progress: DownloadProgress) -> DownloadProgress:
+        """The newest report of the same download (with ``stalled`` as last seen)."""
+        return self._progress.get(progress.request.key, progress)
+
+    def active_downloads(self) -> list[DownloadProgress]:
+        """Downloads queued, running or being checked, in queue order."""
+        return [progress for progress in self.downloads.downloads() if download_is_active(progress)]
+
+    def display_name_of(self, progress: DownloadProgress) -> str:
+        """The catalog's name for a download ("Qwen3.5 2B · Q4_K_M"), else its file name."""
+        key = progress.request.key
+        entry = next((entry for entry in self.catalog.entries() if self.request_for(entry).key == key), None)
+        return entry.display_name if entry else progress.request.filename
+
+    def _on_reported(self, progress: DownloadProgress) -> None:
+        key = progress.request.key
+        now = time.monotonic()
+        seen = self._data_seen_at.get(key)
+        if progress.state != DownloadState.DOWNLOADING:
+            self._data_seen_at.pop(key, None)
+        elif seen is None or progress.downloaded_bytes != seen[0]:
+            self._data_seen_at[key] = (progress.downloaded_bytes, now)
+        if progress.state not in (DownloadState.DOWNLOADING, DownloadState.VERIFYING):
+            self._pending_stops.pop(key, None)
+        if progress.state in (DownloadState.COMPLETE, DownloadState.CANCELLED):
+            self._progress.pop(key, None)
+        else:
+            self._progress[key] = progress
+        self.sig_download_progress.emit(progress)
+        if progress.state == DownloadState.COMPLETE and progress.path is not None:
+            self.sig_local_models_changed.emit()
+            self.sig_download_finished.emit(progress)
+
+    def _check_stalls(self) -> None:
+        """Once a second: a running download whose bytes stopped growing says so. Its bytes are
+        read from the manager, not the last report: reports come only with new data."""
+        now = time.monotonic()
+        for progress in self.downloads.downloads():
+            key = progress.request.key
+            seen = self._data_seen_at.get(key)
+            if progress.state != DownloadState.DOWNLOADING or seen is None:
+                continue
+            if progress.downloaded_bytes != seen[0]:
+                self._data_seen_at[key] = (progress.downloaded_bytes, now)
+            elif now - seen[1] >= STALL_SECONDS and not self._progress[key].stalled:
+                stalled = replace(progress, stalled=True, bytes_per_second=None, eta_seconds=None)
+                self._progress[key] = stalled
+                self.sig_download_progress.emit(stalled)
 
     def installed_path(self, entry: CatalogEntry) -> Path | None:
         request = self.request_for(entry)
@@ -219,15 +324,16 @@ class ModelsController(QObject):
 
         def run() -> None:
             try:
-                self.catalog.refresh(make_hf_api(settings, token))
+                failures = self.catalog.refresh(make_hf_api(settings, token), hub_endpoint(settings))
             except (CatalogError, OfflineError) as error:
                 self.sig_catalog_refresh_failed.emit(str(error))
                 return
-            self.sig_catalog_refreshed.emit()
+            self.sig_catalog_refreshed.emit(failures)
 
         threading.Thread(target=run, name="catalog-refresh", daemon=True).start()
 
     def shutdown(self) -> None:
+        self._stall_timer.stop()
         self.downloads.shutdown()
 
 

@@ -25,7 +25,8 @@ from app.core.models.local_models import LocalModel, ModelSource
 from app.core.models.model_catalog import SIZES, CatalogEntry
 from app.core.models.model_downloads import DownloadProgress, DownloadState
 from app.ui.fit_badge import FitBadge
-from app.ui.formatting import format_bytes, format_duration
+from app.ui.download_status import describe_download, fraction_done
+from app.ui.formatting import format_bytes
 from app.ui.models_controller import ModelsController
 
 SIZE_DESCRIPTIONS = {
@@ -90,7 +91,7 @@ class ModelsDialog(QDialog):
         layout.addLayout(buttons)
 
         controller.sig_download_progress.connect(self._on_progress)
-        controller.sig_local_models_changed.connect(self.reload)
+        controller.sig_local_models_changed.connect(self._on_local_models_changed)
         controller.sig_catalog_refreshed.connect(self._on_catalog_refreshed)
         controller.sig_catalog_refresh_failed.connect(self._on_catalog_refresh_failed)
         self.reload()
@@ -99,7 +100,8 @@ class ModelsDialog(QDialog):
         tree = QTreeWidget()
         tree.setHeaderLabels(headers)
         tree.setRootIsDecorated(False)
-        tree.setUniformRowHeights(True)
+        tree.setUniformRowHeights(False)  # error lines wrap to several lines
+        tree.setItemsExpandable(False)
         tree.setSelectionMode(QTreeWidget.SelectionMode.NoSelection)
         tree.setAccessibleName(headers[0])
         header = tree.header()
@@ -205,8 +207,10 @@ class ModelsDialog(QDialog):
             use.clicked.connect(lambda: self._use(installed))
             tree.setItemWidget(item, COLUMN_ACTIONS, _button_row([use]))
             return
+        self._show_error(item, progress.error if state == DownloadState.FAILED else None)
         if state in (DownloadState.QUEUED, DownloadState.DOWNLOADING, DownloadState.VERIFYING, DownloadState.PAUSED):
-            tree.setItemWidget(item, COLUMN_STATUS, _progress_widget(progress))
+            pending_stop = self._controller.pending_stop(progress)
+            tree.setItemWidget(item, COLUMN_STATUS, _progress_widget(progress, pending_stop))
             buttons = []
             if state == DownloadState.PAUSED:
                 resume = QPushButton(self.tr("Resume"))
@@ -219,22 +223,36 @@ class ModelsDialog(QDialog):
             cancel = QPushButton(self.tr("Cancel"))
             cancel.clicked.connect(lambda: self._controller.cancel(entry))
             buttons.append(cancel)
+            for button in buttons:
+                button.setEnabled(pending_stop is None)
             tree.setItemWidget(item, COLUMN_ACTIONS, _button_row(buttons))
             return
-        status = ""
-        if state == DownloadState.FAILED and progress.error:
-            status = self.tr("Failed: %1").replace("%1", progress.error)
-        elif state == DownloadState.CANCELLED:
-            status = self.tr("Cancelled")
+        status = {DownloadState.FAILED: self.tr("Failed"), DownloadState.CANCELLED: self.tr("Cancelled")}.get(state, "")
         label = QLabel(status)
         label.setObjectName("downloadError" if state == DownloadState.FAILED else "")
-        label.setWordWrap(True)
-        label.setToolTip(status)
-        label.setMaximumWidth(320)
         tree.setItemWidget(item, COLUMN_STATUS, label)
         download = QPushButton(self.tr("Retry") if state == DownloadState.FAILED else self.tr("Download"))
         download.clicked.connect(lambda: self._controller.download(entry))
         tree.setItemWidget(item, COLUMN_ACTIONS, _button_row([download]))
+
+    def _show_error(self, item: QTreeWidgetItem, error: str | None) -> None:
+        """A failed download's whole message, on a line of its own under its row, so no column
+        width ever cuts it."""
+        if item.childCount():
+            item.removeChild(item.child(0))
+        if not error:
+            return
+        line = QTreeWidgetItem()
+        line.setFlags(Qt.ItemFlag.ItemIsEnabled)
+        item.addChild(line)
+        line.setFirstColumnSpanned(True)
+        label = QLabel(error)
+        label.setObjectName("downloadError")
+        label.setWordWrap(True)
+        label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        label.setContentsMargins(24, 2, 8, 6)
+        self.catalog_tree.setItemWidget(line, COLUMN_MODEL, label)
+        item.setExpanded(True)
 
     # ------------------------------------------------------------------------------ actions
 
@@ -242,8 +260,13 @@ class ModelsDialog(QDialog):
         row = self._catalog_rows.get(progress.request.key)
         if row is not None:
             self._show_entry_state(*row, progress)
-        if progress.state == DownloadState.COMPLETE:
-            self._fill_local()
+
+    def _on_local_models_changed(self) -> None:
+        """Rows stay where they are (and keep focus and scroll position); only their state changes."""
+        self._show_hardware()
+        self._fill_local()
+        for entry, item in self._catalog_rows.values():
+            self._show_entry_state(entry, item, self._controller.progress_of(entry))
 
     def _use(self, path: Path) -> None:
         self.sig_use_model.emit(path)
@@ -264,17 +287,25 @@ class ModelsDialog(QDialog):
 
     def _import_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, self.tr("Import a GGUF model"), "", self.tr("GGUF models (*.gguf)"))
-        if path:
-            self._controller.import_model(Path(path))
+        if path and (problem := self._controller.import_model(Path(path))):
+            self.message_label.setText(problem)
+            self.message_label.show()
 
     def _refresh_catalog(self) -> None:
         self.refresh_button.setEnabled(False)
         self.refresh_button.setText(self.tr("Refreshing…"))
         self._controller.refresh_catalog()
 
-    def _on_catalog_refreshed(self) -> None:
+    def _on_catalog_refreshed(self, failures: dict[str, str]) -> None:
         self._restore_refresh_button()
-        self.message_label.hide()
+        if failures:
+            read = len(SIZES) - len(failures)
+            lines = [self.tr("Read %1 of %2 repositories; the others keep their earlier figures:").replace("%1", str(read)).replace("%2", str(len(SIZES)))]
+            lines += [f"• {message}" for message in failures.values()]
+            self.message_label.setText("\n".join(lines))
+            self.message_label.show()
+        else:
+            self.message_label.hide()
         self._fill_catalog()
         self._show_hardware()
 
@@ -297,26 +328,16 @@ def _button_row(buttons: list[QPushButton]) -> QWidget:
     return row
 
 
-def _progress_widget(progress: DownloadProgress) -> QWidget:
-    """Progress bar with bytes, speed and time left."""
+def _progress_widget(progress: DownloadProgress, pending_stop: str | None) -> QWidget:
+    """Progress bar with bytes, speed and time left (or that the transfer stalled)."""
     bar = QProgressBar()
     bar.setMinimumWidth(240)
-    total = progress.total_bytes or 0
+    done = fraction_done(progress)
     # A busy indicator only while bytes arrive for a file of unknown size; a queued download
     # waits with an empty bar.
-    bar.setRange(0, 0 if progress.state == DownloadState.DOWNLOADING and not total else 1000)
-    bar.setValue(round(1000 * progress.downloaded_bytes / total) if total else 0)
-    text = f"{format_bytes(progress.downloaded_bytes)} / {format_bytes(total)}" if total else format_bytes(progress.downloaded_bytes)
-    if progress.state == DownloadState.DOWNLOADING and progress.bytes_per_second:
-        text += f" · {format_bytes(progress.bytes_per_second)}/s"
-        if progress.eta_seconds is not None:
-            text += f" · {format_duration(progress.eta_seconds)} left"
-    elif progress.state == DownloadState.PAUSED:
-        text += " · " + bar.tr("paused")
-    elif progress.state == DownloadState.QUEUED:
-        text = bar.tr("Waiting…")
-    elif progress.state == DownloadState.VERIFYING:
-        text = bar.tr("Checking the file…")
+    bar.setRange(0, 0 if progress.state == DownloadState.DOWNLOADING and done is None else 1000)
+    bar.setValue(round(1000 * (done or 0)))
+    text = describe_download(progress, pending_stop)
     bar.setFormat(text)
     bar.setTextVisible(True)
     bar.setAccessibleName(text)

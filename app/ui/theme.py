@@ -25,6 +25,19 @@ def apply_theme(app: QApplication, scheme: Qt.ColorScheme | None = None) -> None
     set_color_scheme(app, scheme)
 
 
+_system_point_size = 0.0  # the platform's own text size, restored by a font size of 0
+
+
+def set_font_size(app: QApplication, points: int) -> None:
+    """Text size for the whole app; 0 goes back to the system's."""
+    global _system_point_size
+    if not _system_point_size:
+        _system_point_size = app.font().pointSizeF()
+    font = app.font()
+    font.setPointSizeF(points or _system_point_size)
+    app.setFont(font)
+
+
 def set_color_scheme(app: QApplication, scheme: Qt.ColorScheme | None) -> None:
     """Switches to ``scheme`` now (None: follow the system again)."""
     global _chosen
@@ -41,8 +54,25 @@ def _restyle(app: QApplication) -> None:
         # Fusion draws both schemes well on every platform.
         app.setStyle("Fusion")
         scheme = _chosen if _chosen is not None else QGuiApplication.styleHints().colorScheme()
-        app.setPalette(_dark_palette() if scheme == Qt.ColorScheme.Dark else app.style().standardPalette())
-    app.setStyleSheet((RESOURCES_DIR / "style.qss").read_text(encoding="utf-8"))
+        app.setPalette(_dark_palette() if scheme == Qt.ColorScheme.Dark else _light_palette(app.style().standardPalette()))
+    icons = (RESOURCES_DIR / "icons" / "actions").as_posix()
+    app.setStyleSheet((RESOURCES_DIR / "style.qss").read_text(encoding="utf-8").replace("{ICONS}", icons))
+
+
+# One accent in both schemes (the light one darker, for contrast on white), so switching the
+# theme never changes the app's colour.
+ACCENT_LIGHT = "#5b4fcf"
+ACCENT_DARK = "#7c6ff0"
+
+
+def _light_palette(standard: QPalette) -> QPalette:
+    palette = QPalette(standard)
+    for group in (QPalette.ColorGroup.Active, QPalette.ColorGroup.Inactive):
+        palette.setColor(group, QPalette.ColorRole.Highlight, QColor(ACCENT_LIGHT))
+        palette.setColor(group, QPalette.ColorRole.HighlightedText, QColor("#ffffff"))
+    palette.setColor(QPalette.ColorRole.Link, QColor(ACCENT_LIGHT))
+    palette.setColor(QPalette.ColorRole.Dark, QColor("#8c8f94"))
+    return palette
 
 
 def _dark_palette() -> QPalette:
@@ -55,13 +85,16 @@ def _dark_palette() -> QPalette:
         QPalette.ColorRole.Text: "#e8eaed",
         QPalette.ColorRole.Button: "#2d2e32",
         QPalette.ColorRole.ButtonText: "#e8eaed",
-        QPalette.ColorRole.Highlight: "#7c6ff0",
+        QPalette.ColorRole.Highlight: ACCENT_DARK,
         QPalette.ColorRole.HighlightedText: "#ffffff",
         QPalette.ColorRole.ToolTipBase: "#2d2e32",
         QPalette.ColorRole.ToolTipText: "#e8eaed",
         QPalette.ColorRole.PlaceholderText: "#9aa0a6",
         QPalette.ColorRole.Mid: "#3c3d42",
         QPalette.ColorRole.Midlight: "#46474c",
+        QPalette.ColorRole.Dark: "#8a8d93",  # outlines that must show on the dark window
+        QPalette.ColorRole.Light: "#5f6368",
+        QPalette.ColorRole.Shadow: "#000000",
         QPalette.ColorRole.Link: "#a59bff",
     }
     for role, color in colors.items():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from PySide6.QtCore import QCoreApplication, Qt, QTimer, Signal
+from PySide6.QtCore import QCoreApplication, QEvent, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 
 from app.core.domain.conversations import Message, MessageState
 from app.core.domain.generation import GenerationStats, StopReason
+from app.ui.icons import themed_icon
 from app.ui.markdown_view import MarkdownView
 
 
@@ -125,20 +126,30 @@ class MessageWidget(QFrame):
         actions.setContentsMargins(0, 0, 0, 0)
         self.alternatives_label = QLabel()
         self.alternatives_label.setObjectName("alternativesLabel")
-        for name, text, tip in (
-            ("previous", "‹", self.tr("Show the previous version")),
-            ("next", "›", self.tr("Show the next version")),
-            ("copy", self.tr("Copy"), self.tr("Copy this message")),
-            ("edit", self.tr("Edit"), self.tr("Edit this question and ask again; the old version is kept")),
-            ("regenerate", self.tr("Regenerate"), self.tr("Write this reply again (Ctrl+R)")),
-            ("continue", self.tr("Continue"), self.tr("Continue this reply where it stopped")),
-            ("delete", self.tr("Delete"), self.tr("Delete this message")),
+        self._tips = {
+            "previous": self.tr("Show the previous version"),
+            "next": self.tr("Show the next version"),
+            "copy": self.tr("Copy this message"),
+            "edit": self.tr("Edit this question and ask again; the old version is kept"),
+            "regenerate": self.tr("Write this reply again (Ctrl+R)"),
+            "continue": self.tr("Continue this reply where it stopped (Ctrl+Shift+Enter)"),
+            "delete": self.tr("Delete this message"),
+        }
+        for name, text in (
+            ("previous", self.tr("Previous version")),
+            ("next", self.tr("Next version")),
+            ("copy", self.tr("Copy")),
+            ("edit", self.tr("Edit")),
+            ("regenerate", self.tr("Regenerate")),
+            ("continue", self.tr("Continue")),
+            ("delete", self.tr("Delete")),
         ):
             button = QToolButton()
             button.setObjectName("messageAction")
-            button.setText(text)
-            button.setToolTip(tip)
-            button.setAccessibleName(tip)
+            button.setText(text)  # shown by screen readers, and beside the icon for "Copied"
+            button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
+            button.setToolTip(self._tips[name])
+            button.setAccessibleName(self._tips[name])
             button.setAutoRaise(True)
             button.clicked.connect(lambda _checked=False, action=name: self.sig_action.emit(action, self.message_id))
             actions.addWidget(button)
@@ -147,12 +158,60 @@ class MessageWidget(QFrame):
                 actions.addWidget(self.alternatives_label)
         actions.addStretch(1)
         layout.addLayout(actions)
+        self._model_ready, self._not_ready_reason = True, ""
+        self._copied_timer = QTimer(self)
+        self._copied_timer.setSingleShot(True)
+        self._copied_timer.setInterval(COPIED_FEEDBACK_MS)
+        self._copied_timer.timeout.connect(self._end_copied_feedback)
+        self._apply_icons()
 
         self.set_outcome(message.state, message.stats, message.error)
 
     @property
     def answer(self) -> str:
         return self._answer
+
+    def show_copied(self) -> None:
+        """Confirms a copy on the button itself: a check mark and "Copied", for a moment."""
+        button = self.action_buttons["copy"]
+        button.setIcon(themed_icon("check", self.palette()))
+        button.setText(self.tr("Copied"))
+        button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        button.setToolTip(self.tr("Copied to the clipboard"))
+        self._copied_timer.start()
+
+    def _end_copied_feedback(self) -> None:
+        button = self.action_buttons["copy"]
+        button.setText(self.tr("Copy"))
+        button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
+        button.setToolTip(self._tips["copy"])
+        self._apply_icons()
+
+    def set_editing(self, editing: bool) -> None:
+        """Marks the question being edited in the composer."""
+        self.setProperty("editing", editing)
+        self.style().unpolish(self)
+        self.style().polish(self)
+
+    def set_model_ready(self, ready: bool, reason: str) -> None:
+        """Regenerate and Continue need a model: without one they stay, disabled, saying why."""
+        self._model_ready, self._not_ready_reason = ready, reason
+        for name in ("regenerate", "continue"):
+            button = self.action_buttons[name]
+            button.setEnabled(ready)
+            tip = self._tips[name] if ready else f"{self._tips[name]}: {reason}"
+            button.setToolTip(tip)
+
+    def changeEvent(self, event) -> None:  # noqa: N802 (Qt API)
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:
+            self._apply_icons()  # the theme changed: icons take its colours
+
+    def _apply_icons(self) -> None:
+        palette = self.palette()
+        for name, icon in ACTION_ICONS.items():
+            if name != "copy" or not self._copied_timer.isActive():
+                self.action_buttons[name].setIcon(themed_icon(icon, palette))
 
     def set_offered_actions(self, *, last_reply: bool) -> None:
         """Regenerate and Continue make sense only on the conversation's last, finished reply."""
@@ -195,6 +254,7 @@ class MessageWidget(QFrame):
     def set_outcome(self, state: MessageState, stats: GenerationStats | None, error: str | None) -> None:
         """Shows how the reply ended: stats, or that it was stopped or failed."""
         self._streaming = state == MessageState.STREAMING
+        self.stats = stats
         self._stopped_at_limit = bool(stats and stats.stop_reason == StopReason.MAX_TOKENS)
         if not self._streaming and self._thinking_started is not None and self._thinking_seconds is None:
             self._thinking_seconds = time.monotonic() - self._thinking_started
@@ -250,10 +310,24 @@ class MessageWidget(QFrame):
         self._thinking_toggle.setArrowType(Qt.ArrowType.DownArrow if expanded else Qt.ArrowType.RightArrow)
 
 
+ACTION_ICONS = {
+    "previous": "chevron-left",
+    "next": "chevron-right",
+    "copy": "copy",
+    "edit": "pencil",
+    "regenerate": "refresh-cw",
+    "continue": "fast-forward",
+    "delete": "trash-2",
+}
+COPIED_FEEDBACK_MS = 1500
+
 # Messages built when a conversation opens: more than a window shows, few enough to open in a
 # blink (each costs ~5 ms; bench/README.md). Scrolling up then builds PAGE_SIZE more at a time.
 FIRST_PAGE_SIZE = 12
 PAGE_SIZE = 30
+# Lines longer than this are hard to read: on a wide window the column stays centred at this width.
+MAX_READING_WIDTH = 860
+_SIDE_MARGIN = 24
 
 
 class TranscriptView(QScrollArea):
@@ -289,6 +363,7 @@ class TranscriptView(QScrollArea):
         self._column.addWidget(self.earlier_button, 0, Qt.AlignmentFlag.AlignHCenter)
         self._column.addStretch(1)
         self.setWidget(container)
+        container.installEventFilter(self)
         # Coalesces many height changes (streamed text) into one re-fit per event-loop pass.
         self._fit_timer = QTimer(self)
         self._fit_timer.setSingleShot(True)
@@ -299,6 +374,18 @@ class TranscriptView(QScrollArea):
         self._alternatives_of: Callable[[int], tuple[int, int]] = lambda _message_id: (0, 1)
         self._context_notice: QLabel | None = None
         self._follow = True
+        self._model_ready, self._not_ready_reason = True, ""
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # arrows and Page Up/Down scroll it
+        self.setAccessibleName(self.tr("Conversation"))
+        self.jump_button = QToolButton(self)
+        self.jump_button.setObjectName("jumpToLatest")
+        self.jump_button.setIcon(themed_icon("arrow-down", self.palette()))
+        self.jump_button.setText(self.tr("Latest"))
+        self.jump_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.jump_button.setToolTip(self.tr("Jump to the latest message"))
+        self.jump_button.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.jump_button.clicked.connect(self.jump_to_latest)
+        self.jump_button.hide()
         self.verticalScrollBar().valueChanged.connect(self._on_scrolled)
         self.verticalScrollBar().rangeChanged.connect(self._keep_following)
 
@@ -309,7 +396,7 @@ class TranscriptView(QScrollArea):
         (index, count); it is asked only for the messages that get a widget."""
         self.show_context_boundary(None, 0)
         for widget in self._widgets:
-            widget.deleteLater()
+            self._remove_row(widget)
         self._widgets = []
         self._alternatives_of = alternatives_of or (lambda _message_id: (0, 1))
         self._earlier = list(messages)
@@ -327,8 +414,27 @@ class TranscriptView(QScrollArea):
         self.fit_column_later()
         return widget
 
+    def _remove_row(self, widget: MessageWidget) -> None:
+        """Takes a message's row out of the column now; deleting it waits for the event loop,
+        and a row left in the layout until then would keep its height in the column."""
+        holder = widget.parentWidget()
+        self._column.removeWidget(holder)
+        holder.hide()
+        holder.deleteLater()
+
+    def set_model_ready(self, ready: bool, reason: str) -> None:
+        """Whether replies can be asked for now (a model is loaded); ``reason`` says why not."""
+        self._model_ready, self._not_ready_reason = ready, reason
+        for widget in self._widgets:
+            widget.set_model_ready(ready, reason)
+
+    def jump_to_latest(self) -> None:
+        self._follow = True
+        self.verticalScrollBar().setValue(self.verticalScrollBar().maximum())
+
     def _make_widget(self, message: Message, position: int) -> MessageWidget:
         widget = MessageWidget(message)
+        widget.set_model_ready(self._model_ready, self._not_ready_reason)
         index, count = self._alternatives_of(message.id)
         if count > 1:
             widget.set_alternatives(index, count)
@@ -347,7 +453,6 @@ class TranscriptView(QScrollArea):
         # visible layout), so the column's height, and the scroll position kept by
         # _show_earlier, account for it at once.
         holder.show()
-        widget.destroyed.connect(holder.deleteLater)
         widget.sig_text_changed.connect(self.fit_column_later)
         widget.sig_action.connect(self.sig_message_action)
         return widget
@@ -431,16 +536,39 @@ class TranscriptView(QScrollArea):
 
     def _fit_column(self) -> None:
         width = self.viewport().width()
+        side = max(_SIDE_MARGIN, (width - MAX_READING_WIDTH) // 2)
+        margins = self._column.contentsMargins()
+        if margins.left() != side:
+            self._column.setContentsMargins(side, margins.top(), side, margins.bottom())
         height = max(self._column.heightForWidth(width), self.viewport().height())
         self.widget().resize(width, height)
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt API)
+        # Any change of the column's layout (a row added, removed, grown) re-fits it: the column
+        # is sized by hand, so nothing else would.
+        if watched is self.widget() and event.type() == QEvent.Type.LayoutRequest:
+            self.fit_column_later()
+        return super().eventFilter(watched, event)
 
     def resizeEvent(self, event) -> None:  # noqa: N802 (Qt API)
         super().resizeEvent(event)
         self._fit_column()
+        self._place_jump_button()
+
+    def _place_jump_button(self) -> None:
+        button = self.jump_button
+        button.adjustSize()
+        viewport = self.viewport().geometry()
+        button.move(viewport.center().x() - button.width() // 2, viewport.bottom() - button.height() - 12)
 
     def _on_scrolled(self, value: int) -> None:
         bar = self.verticalScrollBar()
         self._follow = value >= bar.maximum() - 24
+        # Far enough up that the newest text is out of sight: offer the way back down.
+        self.jump_button.setVisible(bar.maximum() - value > self.viewport().height() // 2)
+        if self.jump_button.isVisible():
+            self._place_jump_button()
+            self.jump_button.raise_()
         if value == 0 and bar.maximum() > 0 and self._earlier:
             self._show_earlier(PAGE_SIZE)
 

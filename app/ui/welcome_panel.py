@@ -8,7 +8,8 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
 from app.core.models.model_downloads import DownloadProgress, DownloadState
-from app.ui.formatting import format_bytes, format_duration
+from app.ui.download_status import describe_download
+from app.ui.formatting import format_bytes
 from app.ui.models_controller import ModelsController
 
 
@@ -28,6 +29,7 @@ class WelcomePanel(QFrame):
 
         title = QLabel(self.tr("Welcome to Qwen Local Chat"))
         title.setObjectName("welcomeTitle")
+        title.setWordWrap(True)  # a small window wraps it rather than grows
         intro = QLabel(self.tr("Chat with a Qwen3.5 model that runs entirely on this computer. Nothing you type leaves it."))
         intro.setWordWrap(True)
         self.reason_label = QLabel()
@@ -52,11 +54,13 @@ class WelcomePanel(QFrame):
                 self.tr("Recommended for this computer: <b>%1</b>. %2").replace("%1", self._entry.display_name).replace("%2", recommendation.reason)
             )
             size = format_bytes(self._entry.model.size) if self._entry.model.size else ""
-            self.download_button.setText(self.tr("Download %1 (%2)").replace("%1", self._entry.display_name).replace("%2", size))
+            self.download_button.setText(self.tr("Download %1 (%2)").replace("%1", f"Qwen3.5 {self._entry.size_label}").replace("%2", size))
+            self.download_button.setToolTip(self._entry.display_name)
 
-        others = QPushButton(self.tr("Choose another model…"))
+        others = QPushButton(self.tr("Other models…"))
         others.clicked.connect(self.sig_show_models)
-        open_file = QPushButton(self.tr("Open a GGUF file I already have…"))
+        open_file = QPushButton(self.tr("Open a .gguf file…"))
+        open_file.setToolTip(self.tr("Already have a GGUF model file? Open it here."))
         open_file.clicked.connect(self.sig_open_file)
         secondary = QHBoxLayout()
         secondary.addStretch(1)
@@ -75,7 +79,7 @@ class WelcomePanel(QFrame):
         column.addWidget(self.error_label)
         column.addLayout(secondary)
         column.addStretch(2)
-        column.setContentsMargins(80, 24, 80, 24)
+        column.setContentsMargins(24, 24, 24, 24)
 
         controller.sig_download_progress.connect(self._on_progress)
         if self._entry is not None:
@@ -99,14 +103,7 @@ class WelcomePanel(QFrame):
         self.progress.setVisible(state in (DownloadState.QUEUED, DownloadState.DOWNLOADING, DownloadState.VERIFYING, DownloadState.PAUSED))
         if progress.total_bytes:
             self.progress.setValue(round(1000 * progress.downloaded_bytes / progress.total_bytes))
-        text = f"{format_bytes(progress.downloaded_bytes)} / {format_bytes(progress.total_bytes or 0)}"
-        if state == DownloadState.DOWNLOADING and progress.bytes_per_second:
-            text += f" · {format_bytes(progress.bytes_per_second)}/s"
-            if progress.eta_seconds is not None:
-                text += " · " + self.tr("%1 left").replace("%1", format_duration(progress.eta_seconds))
-        elif state == DownloadState.VERIFYING:
-            text = self.tr("Checking the file…")
-        self.progress.setFormat(text)
+        self.progress.setFormat(describe_download(progress, self._controller.pending_stop(progress)))
         if state == DownloadState.PAUSED:
             self.download_button.setText(self.tr("Resume download"))
         if state == DownloadState.FAILED:

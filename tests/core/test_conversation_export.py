@@ -10,6 +10,7 @@ import pytest
 
 from app.core.conversations.conversation_export import (
     ConversationImportError,
+    DuplicateChoice,
     export_all,
     export_conversation,
     from_json,
@@ -199,7 +200,7 @@ def test_json_export_then_import_then_export_gives_the_same_bytes(
     conversation = _lisbon_conversation(store, clock)
     exported = _json(store, conversation)
 
-    [imported] = import_conversations(other_store, exported)
+    [imported] = import_conversations(other_store, exported).stored
 
     assert imported.id != conversation.id
     assert imported.created_at == conversation.created_at
@@ -228,7 +229,7 @@ def test_every_branch_goes_into_the_backup_and_comes_back_with_the_one_shown(
     assert [m.content for m in store.messages(conversation.id)] == ["Q1", "A1"]  # shown
     exported, count = export_all(store)
 
-    [imported] = import_conversations(other_store, exported)
+    [imported] = import_conversations(other_store, exported).stored
 
     assert count == 1
     assert len(json.loads(exported)["conversations"][0]["messages"]) == 6
@@ -257,7 +258,7 @@ def test_images_and_tool_calls_travel_with_their_messages(
     part = json.loads(exported)["messages"][0]["parts"][0]
     assert (part["type"], part["media_type"], part["sha256"]) == ("image", "image/png", image.sha256)
 
-    [imported] = import_conversations(other_store, exported)
+    [imported] = import_conversations(other_store, exported).stored
 
     messages = other_store.messages(imported.id)
     assert messages[0].parts == (image,)
@@ -302,7 +303,7 @@ def test_export_all_then_import_into_an_empty_store_gives_the_same_bytes(
     exported, count = export_all(store)
 
     with ConversationStore(tmp_path / "fresh.db") as fresh:
-        imported = import_conversations(fresh, exported)
+        imported = import_conversations(fresh, exported).stored
         exported_again, _ = export_all(fresh)
         listed_titles = [c.title for c in fresh.list_conversations()]
 
@@ -323,7 +324,7 @@ def test_imported_messages_are_searchable(
 ) -> None:
     conversation = _lisbon_conversation(store, clock)
 
-    [imported] = import_conversations(other_store, _json(store, conversation))
+    [imported] = import_conversations(other_store, _json(store, conversation)).stored
 
     [hit] = other_store.search("manteigaria")
     assert (hit.conversation_id, hit.conversation_title) == (imported.id, "Trip to Lisbon")
@@ -495,3 +496,40 @@ def test_a_file_with_an_error_imports_nothing(other_store: ConversationStore) ->
     with pytest.raises(ConversationImportError, match="conversation 2"):
         import_conversations(other_store, text)
     assert other_store.list_conversations() == []
+
+
+def _store_with_one_chat(path: Path) -> tuple[ConversationStore, str]:
+    store = ConversationStore(path)
+    conversation = store.create_conversation(title="Twice")
+    store.add_message(conversation.id, "user", "Same question")
+    store.add_message(conversation.id, "assistant", "Same answer")
+    return store, export_all(store)[0]
+
+
+def test_importing_a_file_twice_finds_the_chats_already_here_and_stores_nothing_until_told(tmp_path: Path) -> None:
+    store, exported = _store_with_one_chat(tmp_path / "a.db")
+    with store:
+        outcome = import_conversations(store, exported, DuplicateChoice.ASK)
+        assert outcome.stored == [] and [c.title for c in outcome.already_here] == ["Twice"] and outcome.total == 1
+        assert len(store.list_conversations()) == 1
+
+        skipped = import_conversations(store, exported, DuplicateChoice.SKIP)
+        assert skipped.stored == [] and len(store.list_conversations()) == 1
+
+        original_id = store.list_conversations()[0].id
+        replaced = import_conversations(store, exported, DuplicateChoice.REPLACE)
+        [kept] = store.list_conversations()
+        assert kept.id == replaced.stored[0].id != original_id
+        assert [m.content for m in store.messages(kept.id)] == ["Same question", "Same answer"]
+
+        import_conversations(store, exported, DuplicateChoice.KEEP_BOTH)
+        assert len(store.list_conversations()) == 2
+
+
+def test_a_chat_that_changed_since_its_export_is_not_a_duplicate(tmp_path: Path) -> None:
+    store, exported = _store_with_one_chat(tmp_path / "a.db")
+    with store:
+        conversation = store.list_conversations()[0]
+        store.add_message(conversation.id, "user", "One more")
+        outcome = import_conversations(store, exported, DuplicateChoice.ASK)
+        assert outcome.already_here == [] and len(outcome.stored) == 1

@@ -14,10 +14,12 @@ from app.core.conversations.conversation_events import (
     ConversationsChanged,
     ExportFinished,
     ImportFinished,
+    ImportNeedsChoice,
     LibraryOperationFailed,
     SearchFinished,
 )
 from app.core.conversations.conversation_library import ConversationLibrary
+from app.core.conversations.conversation_export import DuplicateChoice
 from app.core.conversations.store_worker import StoreWorker
 from tests.event_recorder import TIMEOUT_S, EventRecorder
 
@@ -94,7 +96,10 @@ def test_export_and_import_run_off_the_callers_thread_and_report_back(library, e
     assert (exported.path, exported.count) == (backup, 3)
     assert len(json.loads(backup.read_text())["conversations"]) == 3
 
-    library.import_file(backup)
+    library.import_file(backup)  # the same chats again: the user is asked first
+    asked = events.wait_for(ImportNeedsChoice)
+    assert (asked.total, [c.title for c in asked.already_here]) == (3, ["Chat 0", "Chat 1", "Chat 2"])
+    library.import_file(backup, DuplicateChoice.KEEP_BOTH)
     imported = events.wait_for(ImportFinished)
     assert [conversation.title for conversation in imported.conversations] == ["Chat 0", "Chat 1", "Chat 2"]
     assert len(events.wait_for(ConversationsChanged, lambda event: len(event.conversations) == 6).conversations) == 6

@@ -141,7 +141,8 @@ def test_without_a_model_a_request_fails_with_a_message() -> None:
         host.shutdown()
 
 
-def test_a_file_that_is_no_model_is_reported_and_leaves_no_model(tmp_path: Path, host: EngineHost) -> None:
+def test_a_file_that_is_no_model_is_reported_and_the_loaded_model_stays(tmp_path: Path, host: EngineHost) -> None:
+    loaded = host.facts
     bad = tmp_path / "notes.gguf"
     bad.write_text("not a model")
     models = EventRecorder()
@@ -149,7 +150,24 @@ def test_a_file_that_is_no_model_is_reported_and_leaves_no_model(tmp_path: Path,
     host.load_model(bad, LoadSettings())
     failed = models.wait_for(ModelLoadFailed)
     assert failed.path == bad and "not a GGUF model file" in failed.message
-    assert host.facts is None
+    assert failed.still_loaded == loaded and host.facts == loaded
+    assert not models.of(ModelLoading)  # refused before anything was read or freed
+
+
+def test_a_model_file_llama_cpp_cannot_load_brings_the_previous_model_back(tmp_path: Path, host: EngineHost, tiny_model: Path) -> None:
+    loaded = host.facts
+    truncated = tmp_path / "truncated.gguf"
+    truncated.write_bytes(tiny_model.read_bytes()[:4096])  # a real header, cut off
+    models = EventRecorder()
+    host.subscribe(models)
+    host.load_model(truncated, LoadSettings())
+    failed = models.wait_for(ModelLoadFailed)
+    assert failed.path == truncated
+    assert failed.still_loaded is not None and failed.still_loaded.path == loaded.path
+    assert host.facts.path == loaded.path
+    reply = EventRecorder()
+    host.generate(_request("Still there?"), Priority.PERSON, reply)
+    assert reply.wait_for(GenerationFinished).result.stats.generated_tokens > 0
 
 
 def test_loading_reports_progress_and_the_facts(tiny_model: Path) -> None:

@@ -20,6 +20,7 @@ from app.core.models.fit_estimate import (
     compute_buffer_bytes,
     estimate_memory,
     estimated_tokens_per_second,
+    format_speed,
     format_gb,
     largest_context,
     margin_bytes,
@@ -358,6 +359,7 @@ def test_with_a_big_gpu_both_memories_are_named() -> None:
     assert assessment.explanation == (
         f"Needs {format_gb(estimate.gpu_bytes)} of the 20.0 GB free on NVIDIA GeForce RTX 4090"
         f" and {format_gb(estimate.cpu_bytes)} of the 12.0 GB of RAM available."
+        f" It should write about {format_speed(assessment.tokens_per_second)} tokens a second here."
     )
 
 
@@ -410,7 +412,7 @@ def test_runs_well_only_with_1_5_gb_to_spare_on_a_big_machine(size: str, spare_b
     needed = max(estimated, 8 * GIB)
     weights = Q4_K_M_BYTES[size] + needed - estimated
     hardware = replace(machine(total_gb=32), available_ram_bytes=needed + spare_bytes)
-    assert assess_fit(shape, weights, hardware, 32768).verdict is verdict
+    assert assess_fit(shape, weights, hardware, 32768).memory_verdict is verdict
 
 
 @pytest.mark.parametrize(
@@ -434,9 +436,9 @@ def test_the_explanation_gives_the_need_and_what_is_available() -> None:
     tight = assess_fit(shape, weights, machine(available_gb=needed / GIB + 0.2), 8192)
     short = assess_fit(shape, weights, machine(available_gb=1), 8192)
 
-    assert well.explanation == f"Needs {format_gb(needed)} of the 9.8 GB available."
+    assert well.explanation.startswith(f"Needs {format_gb(needed)} of the 9.8 GB available. It should write about ")
     assert well.available_bytes == int(9.75 * GIB)
-    assert tight.explanation.endswith("available. That leaves little memory for other programs.")
+    assert "available. That leaves little memory for other programs. It should write" in tight.explanation
     assert short.explanation == f"Needs {format_gb(needed)}, but only 1.0 GB is available."
 
 
@@ -548,3 +550,19 @@ def test_a_larger_quantization_of_the_same_size_wins_when_it_runs_well() -> None
     candidates = [("4B Q4_K_M", shape, 2_740_937_888), ("4B Q6_K", shape, 3_525_956_768)]
     recommendation = recommend_model(candidates, machine(total_gb=8, available_gb=7))
     assert recommendation is not None and recommendation.label == "4B Q6_K"
+
+
+def test_a_model_that_fits_but_writes_slower_than_people_read_is_called_slow() -> None:
+    # The project's 2-core machine, as its replies measured it: 15.5 GB/s of weights read.
+    two_cores = replace(machine(total_gb=24, available_gb=20), physical_cores=2, decode_bytes_per_second=15.5e9, decode_speed_source="your replies")
+    verdicts = {
+        size: assess_fit(QWEN35_SHAPES[size], Q4_K_M_BYTES[size], two_cores, 8192) for size in ("0.8B", "2B", "4B", "9B")
+    }
+    assert [verdicts[size].memory_verdict for size in verdicts] == [FitVerdict.RUNS_WELL] * 4
+    assert [verdicts[size].verdict for size in verdicts] == [FitVerdict.RUNS_WELL, FitVerdict.RUNS_WELL, FitVerdict.SLOW, FitVerdict.SLOW]
+    assert 10 < verdicts["2B"].tokens_per_second < 14  # what the window measured with the 2B
+    assert verdicts["9B"].tokens_per_second < 3
+    assert "slower than you read" in verdicts["9B"].explanation and "measured from your replies" in verdicts["9B"].explanation
+    # The recommendation is the largest that is not slow.
+    candidates = [(size, QWEN35_SHAPES[size], Q4_K_M_BYTES[size]) for size in verdicts]
+    assert recommend_model(candidates, two_cores).label == "2B"

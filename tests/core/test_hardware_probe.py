@@ -11,6 +11,7 @@ import psutil
 from app.core.engines.llama import llama_runtime
 from app.core.engines.llama.llama_runtime import accelerator_report, compiled_backend
 from app.core.models.hardware_probe import probe_hardware
+from app.core.models.speed_calibration import calibrate_from_reply
 
 GIB = 1024**3
 
@@ -62,3 +63,20 @@ def test_reports_the_free_disk_space_of_the_models_folder(tmp_path: Path) -> Non
 def test_no_models_folder_means_unknown_disk_space(tmp_path: Path) -> None:
     assert _probe().models_dir_free_bytes is None
     assert _probe(tmp_path / "missing").models_dir_free_bytes is None
+
+
+def test_decode_speed_is_calibrated_by_a_memory_test_until_replies_measure_it() -> None:
+    tested = _probe()
+    assert tested.decode_speed_source == "a quick memory test"
+    assert 1e9 < tested.decode_bytes_per_second < 1e12  # a real figure for any computer made this century
+    measured = probe_hardware(None, accelerator_report(), 15.5e9)
+    assert (measured.decode_bytes_per_second, measured.decode_speed_source) == (15.5e9, "your replies")
+
+
+def test_a_reply_moves_the_calibration_but_short_replies_and_tiny_models_do_not() -> None:
+    model = 1_280_835_840  # Qwen3.5 2B Q4_K_M
+    first = calibrate_from_reply(0.0, 12.0, 200, model)
+    assert first == 12.0 * model
+    assert first < calibrate_from_reply(first, 14.0, 200, model) < 14.0 * model  # halfway, replies vary
+    assert calibrate_from_reply(first, 50.0, 10, model) == first  # ten tokens measure only the start
+    assert calibrate_from_reply(first, 900.0, 200, 1_000_000) == first  # a 1 MB model is compute-bound

@@ -12,7 +12,7 @@ from pathlib import Path
 import huggingface_hub.constants
 import pytest
 
-from app.core.models.hub_access import TRANSFER_CHUNK_BYTES, HubSettings, OfflineError, make_hf_api
+from app.core.models.hub_access import HubSettings, OfflineError, make_hf_api
 from app.core.models.model_downloads import (
     DISK_SPACE_MARGIN_BYTES,
     DownloadManager,
@@ -28,7 +28,7 @@ from tests.hub_server import HostedFile, HubServer
 REPO = "unsloth/Qwen3.5-0.8B-GGUF"
 FILE = "Qwen3.5-0.8B-Q4_K_M.gguf"
 TOKEN = "hf_test_token_0123456789"
-CHUNK = TRANSFER_CHUNK_BYTES
+CHUNK = 256 * 1024  # where faults are put: past the first network reads
 WAIT_SECONDS = 30  # an upper bound for a busy machine, never a timing expectation
 MODEL = DownloadRequest(REPO, FILE)
 
@@ -211,7 +211,7 @@ def test_a_dropped_connection_resumes_with_a_range_request(start_manager, log, h
     start_manager().enqueue(MODEL)
     done = log.finished(MODEL)
     assert done.state is DownloadState.COMPLETE and done.path.read_bytes() == tiny_model.read_bytes()
-    assert cdn_ranges(hub_server) == [None, f"bytes={CHUNK}-"]
+    assert cdn_ranges(hub_server) == [None, f"bytes={CHUNK + CHUNK // 2}-"]  # every byte received is kept
 
 
 def test_a_stalled_connection_times_out_and_resumes(start_manager, log, hub_server, hosted, monkeypatch) -> None:
@@ -219,25 +219,28 @@ def test_a_stalled_connection_times_out_and_resumes(start_manager, log, hub_serv
     hub_server.stall(REPO, FILE, at=CHUNK + CHUNK // 2)  # never released: only a timeout gets past it
     start_manager().enqueue(MODEL)
     assert log.finished(MODEL).state is DownloadState.COMPLETE
-    assert cdn_ranges(hub_server) == [None, f"bytes={CHUNK}-"]
+    assert cdn_ranges(hub_server) == [None, f"bytes={CHUNK + CHUNK // 2}-"]
 
 
-def test_a_restarted_app_resumes_the_partial_file(start_manager, log, hub_server, hosted, tiny_model) -> None:
+def test_a_restarted_app_resumes_the_partial_file(start_manager, log, hub_server, hosted, tiny_model, models_dir) -> None:
     stall = hub_server.stall(REPO, FILE, at=CHUNK + CHUNK // 2)
     first = start_manager()
     first.enqueue(MODEL)
-    log.wait_for(MODEL, DownloadState.DOWNLOADING, where=lambda progress: progress.downloaded_bytes >= CHUNK)
-    first.shutdown(timeout=0)  # the app quits while the connection hangs
+    log.wait_for(MODEL, DownloadState.DOWNLOADING, where=lambda progress: progress.downloaded_bytes > 0)
+    first.shutdown(timeout=0)  # the app quits while bytes flow or the connection hangs
     stall.release()
     assert first.shutdown(timeout=WAIT_SECONDS)
     before_restart, seen = len(hub_server.requests), log.mark()
+    (partial,) = (models_dir / ".downloads").glob("*.incomplete")
+    kept = partial.stat().st_size
+    assert 0 < kept <= CHUNK + CHUNK // 2
 
     start_manager()  # interrupted downloads continue on their own
     done = log.finished(MODEL, since=seen)
     assert done.state is DownloadState.COMPLETE and done.path.read_bytes() == tiny_model.read_bytes()
     after_restart = hub_server.requests[before_restart:]
     assert [request.method for request in after_restart if request.origin == "hub"] == ["GET"]  # still pinned
-    assert [request.headers.get("range") for request in after_restart if request.origin == "cdn"] == [f"bytes={CHUNK}-"]
+    assert [request.headers.get("range") for request in after_restart if request.origin == "cdn"] == [f"bytes={kept}-"]
 
 
 def test_a_corrupted_file_is_deleted_and_can_be_downloaded_again(
@@ -261,7 +264,18 @@ def test_a_file_that_changed_on_the_hub_is_not_downloaded(start_manager, log, hu
     outdated = DownloadRequest(REPO, FILE, expected_size=hosted.size, expected_sha256="0" * 64)
     start_manager().enqueue(outdated)
     failed = log.finished(outdated)
-    assert failed.state is DownloadState.FAILED and "changed on the Hub" in failed.error
+    assert failed.state is DownloadState.FAILED and "its checksum differs" in failed.error
+    assert f"{REPO}/{FILE} on {hub_server.endpoint}" in failed.error
+    assert hub_server.requests_for(FILE, "GET") == []
+
+
+def test_a_file_whose_size_differs_from_the_model_list_is_not_downloaded(start_manager, log, hub_server, hosted) -> None:
+    listed = DownloadRequest(REPO, FILE, expected_size=532_517_120)  # the list's published size, no checksum yet
+    start_manager().enqueue(listed)
+    failed = log.finished(listed)
+    assert failed.state is DownloadState.FAILED
+    assert f"{hub_server.endpoint} offers {REPO}/{FILE} with" in failed.error
+    assert "the model list says 533MB" in failed.error and "Refresh catalog" in failed.error
     assert hub_server.requests_for(FILE, "GET") == []
 
 
@@ -383,16 +397,18 @@ def test_a_protected_model_is_downloaded_with_the_token_from_the_keyring(
 @pytest.mark.parametrize(
     ("request_", "message"),
     [
-        (DownloadRequest(REPO, "Qwen3.5-0.8B-IQ1_S.gguf"), "no longer on the Hub"),
-        (DownloadRequest(REPO, FILE, revision="0" * 40), "version of the model is no longer on the Hub"),
-        (DownloadRequest("nobody/no-such-model", FILE), "repository was not found"),
+        (DownloadRequest(REPO, "Qwen3.5-0.8B-IQ1_S.gguf"), f"Qwen3.5-0.8B-IQ1_S.gguf is no longer in {REPO} on {{hub}}"),
+        (DownloadRequest(REPO, FILE, revision="0" * 40), f"This version of {REPO} is no longer on {{hub}}"),
+        (DownloadRequest("nobody/no-such-model", FILE), "nobody/no-such-model was not found on {hub}."),
     ],
     ids=["file", "revision", "repository"],
 )
-def test_what_is_missing_on_the_hub_is_reported_clearly(start_manager, log, hosted, request_, message) -> None:
+def test_what_is_missing_on_the_hub_is_reported_naming_repository_and_server(
+    start_manager, log, hub_server, hosted, request_, message
+) -> None:
     start_manager().enqueue(request_)
     failed = log.finished(request_)
-    assert failed.state is DownloadState.FAILED and message in failed.error
+    assert failed.state is DownloadState.FAILED and message.format(hub=hub_server.endpoint) in failed.error
 
 
 def test_a_server_error_is_reported_clearly(start_manager, log, hub_server, hosted) -> None:

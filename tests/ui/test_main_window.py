@@ -169,15 +169,22 @@ def test_dropping_a_gguf_file_on_the_window_loads_it(qtbot, paths, tiny_model) -
     close(app)
 
 
-def test_dragging_other_files_over_the_window_is_refused(qtbot, paths, tmp_path) -> None:
+def test_dropping_another_kind_of_file_says_why_it_cannot_be_opened(qtbot, paths, tmp_path) -> None:
     app = open_app(qtbot, paths)
     window = app.window
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(tmp_path / "notes.txt"))])
-    enter = QDragEnterEvent(window.rect().center(), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
-    enter.ignore()
+    position = QPointF(window.rect().center())
+    enter = QDragEnterEvent(position.toPoint(), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(window, enter)
-    assert not enter.isAccepted()
+    assert window.centralWidget().property("dropTarget")  # the window shows where a drop goes
+    drop = QDropEvent(position, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window, drop)
+    assert not window.centralWidget().property("dropTarget")
+    assert window.error_banner.isVisible()
+    assert "“notes.txt” cannot be opened here" in window.error_banner.label.text()
+    assert ".gguf" in window.error_banner.label.text()
+    assert window.model_picker.count() == 0
     close(app)
 
 
@@ -303,9 +310,12 @@ def test_export_then_import_of_a_conversation_is_exact(qtbot, paths, tmp_path, m
     # The user's choice in the save and open dialogs.
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args, **kwargs: (str(exported), ""))
     window.export_conversation(original.id, "json")
-    qtbot.waitUntil(lambda: "Saved the chat to “out.json”" in window.info_banner.label.text())
+    qtbot.waitUntil(lambda: f"Saved the chat to {exported}." == window.info_banner.label.text())
+    seen: list[str] = []
+    _click_in_next_dialog("Import copies", seen)  # it is the same chat: the user wants a copy
     window.import_conversations(exported)
-    qtbot.waitUntil(lambda: "Imported 1" in window.info_banner.label.text())
+    qtbot.waitUntil(lambda: "Imported 1 chat." == window.info_banner.label.text())
+    assert seen == ["1 of the 1 chats in “out.json” are already here."]
     qtbot.waitUntil(lambda: window.conversation_id not in (None, original.id))
     imported_id = window.conversation_id
     again = tmp_path / "again.json"
@@ -327,7 +337,7 @@ def test_export_then_import_of_a_conversation_is_exact(qtbot, paths, tmp_path, m
     close(app)
 
 
-def test_exporting_every_chat_says_how_many_it_saved(qtbot, paths, tmp_path, monkeypatch) -> None:
+def test_exporting_every_chat_says_where_and_importing_it_again_duplicates_nothing(qtbot, paths, tmp_path, monkeypatch) -> None:
     with ConversationStore(paths.database) as store:
         for number in range(3):
             store.add_message(store.create_conversation(title=f"Chat {number}").id, "user", "hi")
@@ -335,8 +345,24 @@ def test_exporting_every_chat_says_how_many_it_saved(qtbot, paths, tmp_path, mon
     backup = tmp_path / "backup.json"
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args, **kwargs: (str(backup), ""))
     app.window.export_all_conversations()
-    qtbot.waitUntil(lambda: "Saved 3 chat(s) to “backup.json”." == app.window.info_banner.label.text())
+    qtbot.waitUntil(lambda: f"Saved 3 chats to {backup}." == app.window.info_banner.label.text())
     assert backup.read_text().count('"title"') == 3
+    catcher = _LinkCatcher()
+    QDesktopServices.setUrlHandler("file", catcher, "open")
+    try:
+        assert app.window.info_banner.action_button.text() == "Show in folder"
+        app.window.info_banner.action_button.click()
+    finally:
+        QDesktopServices.unsetUrlHandler("file")
+    assert catcher.opened == [QUrl.fromLocalFile(str(tmp_path)).toString()]
+
+    # Importing the backup into the same app finds every chat already here: skipping adds none.
+    seen: list[str] = []
+    _click_in_next_dialog("Skip them", seen)
+    app.window.import_conversations(backup)
+    qtbot.waitUntil(lambda: app.window.info_banner.label.text() == "Nothing new to import: every chat in “backup.json” is already here.")
+    assert seen == ["3 of the 3 chats in “backup.json” are already here."]
+    assert sorted(titles(app)) == ["Chat 0", "Chat 1", "Chat 2"]
     close(app)
 
 
@@ -501,6 +527,20 @@ class _LinkCatcher(QObject):
     @Slot(QUrl)
     def open(self, url: QUrl) -> None:
         self.opened.append(url.toString())
+
+
+def _click_in_next_dialog(text: str, seen: list[str]) -> None:
+    """Clicks the button called ``text`` in the next message box; ``seen`` gets its text."""
+
+    def answer() -> None:
+        dialog = QApplication.activeModalWidget()
+        if dialog is None:
+            QTimer.singleShot(10, answer)  # not open yet
+            return
+        seen.append(dialog.text())
+        next(button for button in dialog.buttons() if button.text() == text).click()
+
+    QTimer.singleShot(0, answer)
 
 
 def _answer_next_dialog(button: QMessageBox.StandardButton, seen: list[str]) -> None:

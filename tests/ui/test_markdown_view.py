@@ -7,6 +7,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 
 from app.core.conversations.conversation_store import Message, MessageState
@@ -136,3 +137,38 @@ def test_thinking_shows_live_then_folds_away_with_its_duration(qtbot) -> None:
     widget.append("", " More answer.")
     assert widget._reasoning_label.isVisible()
     assert widget._reasoning_label.text() == "Let me consider both sides."
+
+
+def test_a_table_is_drawn_with_single_borders(qtbot) -> None:
+    view = MarkdownView()
+    qtbot.addWidget(view)
+    view.set_markdown("| Size | Speed |\n|---|--:|\n| 2B | 12 tok/s |\n")
+    [table] = view.prose_labels()
+    assert table.textFormat() == Qt.TextFormat.RichText
+    assert "border-collapse: collapse" in table.text() and 'cellspacing="0"' in table.text()
+    assert table.text().count("border: 1px solid") == 4  # every cell, once
+
+
+def test_latex_math_is_shown_as_code_not_as_raw_dollars(qtbot) -> None:
+    view = MarkdownView()
+    qtbot.addWidget(view)
+    view.set_markdown("Euler: $e^{i\\pi} + 1 = 0$, and it costs $5 or $6.\n\n$$\n\\int_0^1 x\\,dx\n$$\n")
+    inline, block = view.prose_labels()
+    assert '<code class="math">e^{i\\pi} + 1 = 0</code>' in inline.text()
+    assert "$5 or $6" in inline.text()  # money is not math
+    assert '<pre class="math">\\int_0^1 x\\,dx</pre>' in block.text()
+
+
+def test_html_in_a_reply_with_a_table_stays_text(qtbot) -> None:
+    view = MarkdownView()
+    qtbot.addWidget(view)
+    view.set_markdown("| a |\n|---|\n| <img src=http://example.invalid/x.png> |\n")
+    [table] = view.prose_labels()
+    assert "<img" not in table.text() and "&lt;img" in table.text()
+
+
+def test_prose_without_tables_or_math_keeps_qts_markdown(qtbot) -> None:
+    view = MarkdownView()
+    qtbot.addWidget(view)
+    view.set_markdown("Just **bold** words.")
+    assert view.prose_labels()[0].textFormat() == Qt.TextFormat.MarkdownText

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QMessageBox, QProgressBar, QPushButton
+from PySide6.QtWidgets import QFileDialog, QLabel, QMessageBox, QProgressBar, QPushButton
 
 from app.core.conversations.conversation_store import ConversationStore
 from app.core.profile.app_paths import AppPaths
 from app.core.models.model_catalog import SIZES, filename_of, repository_of
+from app.core.models.fit_estimate import FitVerdict
 from app.main import build_main_window
+from app.ui import models_controller
 from app.ui.main_window import MainWindow
 from tests.hub_server import HubServer
 
@@ -56,6 +59,19 @@ def _catalog_row(window: MainWindow, size_label: str, quantization: str):
     raise AssertionError("row not found")
 
 
+def _refresh_catalog(qtbot, dialog) -> None:
+    """Refresh catalog: the catalog then holds the local Hub's figures for the tiny model."""
+    qtbot.mouseClick(dialog.refresh_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.refresh_button.isEnabled(), timeout=WAIT_MS)
+
+
+def _error_line(dialog, item) -> str:
+    """The failed download's message, shown whole on a line under its row."""
+    if not item.childCount():
+        return ""
+    return dialog.catalog_tree.itemWidget(item.child(0), 0).text()
+
+
 def _button(widget, text: str) -> QPushButton:
     return next(button for button in widget.findChildren(QPushButton) if button.text() == text)
 
@@ -89,6 +105,7 @@ def test_download_shows_progress_then_the_model_is_installed_and_chats(qtbot, pa
     window = _open_window(qtbot, paths, endpoint=hub_with_models.endpoint)
     window.show_models()
     dialog = window._models_dialog
+    _refresh_catalog(qtbot, dialog)
     entry, item = _catalog_row(window, *SMALLEST)
     qtbot.mouseClick(_button(dialog.catalog_tree.itemWidget(item, 4), "Download"), Qt.MouseButton.LeftButton)
 
@@ -133,7 +150,7 @@ def test_offline_mode_makes_no_request(qtbot, paths, hub_with_models) -> None:
     dialog = window._models_dialog
     _, item = _catalog_row(window, *SMALLEST)
     qtbot.mouseClick(_button(dialog.catalog_tree.itemWidget(item, 4), "Download"), Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: "offline" in dialog.catalog_tree.itemWidget(item, 3).text().lower(), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: "offline" in _error_line(dialog, item).lower(), timeout=WAIT_MS)
     qtbot.mouseClick(dialog.refresh_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: dialog.message_label.isVisible(), timeout=WAIT_MS)
     assert "offline" in dialog.message_label.text().lower()
@@ -149,7 +166,8 @@ def test_a_failed_download_explains_itself_and_can_be_retried(qtbot, paths, hub_
     dialog = window._models_dialog
     _, item = _catalog_row(window, *SMALLEST)
     qtbot.mouseClick(_button(dialog.catalog_tree.itemWidget(item, 4), "Download"), Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: dialog.catalog_tree.itemWidget(item, 3).text().startswith("Failed"), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: dialog.catalog_tree.itemWidget(item, 3).text() == "Failed", timeout=WAIT_MS)
+    assert "server error (500)" in _error_line(dialog, item)
     assert _button(dialog.catalog_tree.itemWidget(item, 4), "Retry").isEnabled()
     assert dialog.local_tree.topLevelItem(0).flags() == Qt.ItemFlag.NoItemFlags  # nothing installed
     _close(window)
@@ -161,6 +179,7 @@ def test_deleting_a_downloaded_model_asks_first_and_keeps_the_chats(qtbot, paths
     window = _open_window(qtbot, paths, endpoint=hub_with_models.endpoint)
     window.show_models()
     dialog = window._models_dialog
+    _refresh_catalog(qtbot, dialog)
     entry, item = _catalog_row(window, *SMALLEST)
     qtbot.mouseClick(_button(dialog.catalog_tree.itemWidget(item, 4), "Download"), Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: window._models.installed_path(entry) is not None, timeout=WAIT_MS)
@@ -197,3 +216,161 @@ def test_an_imported_model_is_listed_and_removing_it_keeps_the_file(qtbot, paths
     qtbot.mouseClick(_button(row_buttons, "Remove"), Qt.MouseButton.LeftButton)
     assert mine.exists() and window._models.local_models() == []
     _close(window)
+
+
+# ------------------------------------------------------------------------ the everyday path
+
+
+def _start_download(qtbot, window: MainWindow, size=SMALLEST):
+    dialog = window._models_dialog
+    entry, item = _catalog_row(window, *size)
+    qtbot.mouseClick(_button(dialog.catalog_tree.itemWidget(item, 4), "Download"), Qt.MouseButton.LeftButton)
+    return entry, item
+
+
+def test_a_finished_download_is_in_the_picker_at_once_and_offered_to_load(qtbot, paths, hub_with_models, tiny_model) -> None:
+    window = _open_window(qtbot, paths, endpoint=hub_with_models.endpoint)
+    assert window.welcome_panel.isVisible()
+    window.show_models()
+    _refresh_catalog(qtbot, window._models_dialog)
+    entry, _ = _start_download(qtbot, window)
+    window._models_dialog.close()  # the user goes back to the main window while it downloads
+    qtbot.waitUntil(lambda: window.model_picker.count() == 1, timeout=WAIT_MS)
+    assert window.model_picker.itemText(0) == Path(filename_of(*SMALLEST)).stem
+    assert not window.welcome_panel.isVisible()  # the first-run screen moved on
+    banner = window.info_banner
+    assert banner.isVisible() and "Qwen3.5 0.8B · Q4_K_M is downloaded and checked" in banner.label.text()
+    assert banner.action_button.text() == "Load"
+    banner.action_button.click()
+    qtbot.waitUntil(lambda: window.composer.send_button.isEnabled(), timeout=WAIT_MS)
+    assert window.model_status.text() == window.model_picker.currentText()
+    _close(window)
+
+
+def test_downloads_show_in_the_status_bar_and_quitting_during_one_asks_first(qtbot, paths, hub_with_models, tiny_model, monkeypatch) -> None:
+    repo_id, filename = repository_of(SMALLEST[0]), filename_of(*SMALLEST)
+    stall = hub_with_models.stall(repo_id, filename, at=tiny_model.stat().st_size // 2)
+    window = _open_window(qtbot, paths, endpoint=hub_with_models.endpoint)
+    indicator = window.downloads_indicator
+    assert not indicator.isVisible()
+    window.show_models()
+    _refresh_catalog(qtbot, window._models_dialog)
+    _start_download(qtbot, window)
+    qtbot.waitUntil(lambda: indicator.isVisible() and "MB" in indicator.button.text(), timeout=WAIT_MS)
+    assert indicator.button.text().startswith("⬇ Qwen3.5 0.8B · Q4_K_M:")
+    assert 0 < indicator.bar.value() < indicator.bar.maximum()
+
+    questions: list[str] = []
+    answers = iter([QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Yes])
+    monkeypatch.setattr(QMessageBox, "question", lambda _parent, _title, text, *args: questions.append(text) or next(answers))
+    window._models_dialog.close()
+    window.close()
+    assert window.isVisible()  # Cancel: still running, still downloading
+    assert "Qwen3.5 0.8B · Q4_K_M is still downloading" in questions[0] and "continues where it stopped" in questions[0]
+    stall.release()
+    window.close()
+    assert not window.isVisible() and len(questions) == 2
+
+
+def test_pause_shows_at_once_and_a_stalled_transfer_says_so(qtbot, paths, hub_with_models, tiny_model, monkeypatch) -> None:
+    monkeypatch.setattr(models_controller, "STALL_SECONDS", 0.0)  # the stall shows at the next tick
+    repo_id, filename = repository_of(SMALLEST[0]), filename_of(*SMALLEST)
+    stall = hub_with_models.stall(repo_id, filename, at=tiny_model.stat().st_size // 2)
+    window = _open_window(qtbot, paths, endpoint=hub_with_models.endpoint)
+    window.show_models()
+    dialog = window._models_dialog
+    _refresh_catalog(qtbot, dialog)
+    entry, item = _start_download(qtbot, window)
+
+    def status() -> str:
+        widget = dialog.catalog_tree.itemWidget(item, 3)
+        return widget.format() if isinstance(widget, QProgressBar) else widget.text()
+
+    qtbot.waitUntil(lambda: "stalled, waiting for the server" in status(), timeout=WAIT_MS)
+    assert "/s" not in status()  # no frozen speed or time left
+    assert "stalled" in window.downloads_indicator.button.text()
+    qtbot.mouseClick(_button(dialog.catalog_tree.itemWidget(item, 4), "Pause"), Qt.MouseButton.LeftButton)
+    assert status() == "Pausing…"  # at once, before the transfer has stopped
+    assert not _button(dialog.catalog_tree.itemWidget(item, 4), "Pause").isEnabled()
+    stall.release()
+    qtbot.waitUntil(lambda: status().endswith("· paused"), timeout=WAIT_MS)
+    assert _button(dialog.catalog_tree.itemWidget(item, 4), "Resume").isEnabled()
+    _close(window)
+
+
+def test_a_download_whose_size_differs_from_the_catalog_stops_and_says_why(qtbot, paths, hub_with_models) -> None:
+    window = _open_window(qtbot, paths, endpoint=hub_with_models.endpoint)
+    window.show_models()
+    dialog = window._models_dialog
+    _, item = _start_download(qtbot, window)  # the shipped catalog says 533 MB; the server has 1 MB
+    qtbot.waitUntil(lambda: dialog.catalog_tree.itemWidget(item, 3).text() == "Failed", timeout=WAIT_MS)
+    error = _error_line(dialog, item)
+    assert f"{hub_with_models.endpoint} offers {repository_of(SMALLEST[0])}/{filename_of(*SMALLEST)} with" in error
+    assert "the model list says 533MB" in error
+    assert dialog.local_tree.topLevelItem(0).flags() == Qt.ItemFlag.NoItemFlags  # nothing was installed
+    assert not [request for request in hub_with_models.requests if request.origin == "cdn"]  # nor downloaded
+    _close(window)
+
+
+def test_refreshing_the_catalog_reports_each_repository_that_failed(qtbot, paths, hub_server, tiny_model) -> None:
+    for size_label in ("0.8B", "2B", "4B"):  # the 9B repository is missing on this mirror
+        hub_server.add_file(repository_of(size_label), filename_of(size_label, "Q4_K_M"), tiny_model)
+    window = _open_window(qtbot, paths, endpoint=hub_server.endpoint)
+    window.show_models()
+    dialog = window._models_dialog
+    _refresh_catalog(qtbot, dialog)
+    message = dialog.message_label.text()
+    assert dialog.message_label.isVisible() and message.startswith("Read 3 of 4 repositories")
+    assert f"{repository_of('9B')} was not found on {hub_server.endpoint}." in message
+    assert window._models.catalog.entry("2B", "Q4_K_M").model.is_pinned  # the others were read
+    _close(window)
+
+
+def test_every_row_shows_the_expected_speed_and_a_verdict_from_memory_and_speed(qtbot, paths) -> None:
+    window = _open_window(qtbot, paths)
+    # This computer as its replies measured it (the project's 2-core machine), with memory to spare.
+    window._models.hardware = replace(
+        window._models.hardware, available_ram_bytes=20 * 1024**3, gpus=(), decode_bytes_per_second=15.5e9,
+        decode_speed_source="your replies",
+    )
+    window.show_models()
+    dialog = window._models_dialog
+    badges = {(entry.size_label, entry.quantization): dialog.catalog_tree.itemWidget(item, 2) for entry, item in dialog._catalog_rows.values()}
+    assert all(badge.speed_label.text().endswith("tok/s") and " / " in badge.memory_label.text() for badge in badges.values())
+    assert badges[("2B", "Q4_K_M")].verdict is FitVerdict.RUNS_WELL
+    assert badges[("9B", "Q8_0")].verdict is FitVerdict.SLOW
+    slow_pill = next(label for label in badges[("9B", "Q8_0")].findChildren(QLabel) if label.objectName() == "fitPill")
+    assert slow_pill.text() == "Fits · slow"
+    assert "slower than you read" in badges[("9B", "Q8_0")].toolTip()
+    assert "Qwen3.5 2B" in dialog.recommendation_label.text()  # the largest that is not slow
+    _close(window)
+
+
+def test_importing_a_file_that_is_no_model_says_so_and_lists_nothing(qtbot, paths, tmp_path, monkeypatch) -> None:
+    junk = tmp_path / "notes.gguf"
+    junk.write_text("shopping list")
+    window = _open_window(qtbot, paths)
+    window.show_models()
+    dialog = window._models_dialog
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *args, **kwargs: (str(junk), ""))
+    _button(dialog, "Import GGUF file…").click()
+    assert dialog.message_label.isVisible() and "“notes.gguf” is not a GGUF model file." in dialog.message_label.text()
+    assert window._models.local_models() == [] and window.model_picker.count() == 0
+    _close(window)
+
+
+def test_a_window_closed_twice_asks_about_downloads_only_once(qtbot, paths, hub_with_models, tiny_model, monkeypatch) -> None:
+    repo_id, filename = repository_of(SMALLEST[0]), filename_of(*SMALLEST)
+    stall = hub_with_models.stall(repo_id, filename, at=tiny_model.stat().st_size // 2)
+    window = _open_window(qtbot, paths, endpoint=hub_with_models.endpoint)
+    window.show_models()
+    _refresh_catalog(qtbot, window._models_dialog)
+    _start_download(qtbot, window)
+    qtbot.waitUntil(window.downloads_indicator.isVisible, timeout=WAIT_MS)
+    questions: list[str] = []
+    monkeypatch.setattr(QMessageBox, "question", lambda _parent, _title, text, *args: questions.append(text) or QMessageBox.StandardButton.Yes)
+    window._models_dialog.close()
+    window.close()
+    window.close()  # as Qt and test harnesses do at exit
+    assert len(questions) == 1
+    stall.release()

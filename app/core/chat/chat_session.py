@@ -411,7 +411,7 @@ class ChatSession:
     def _on_model_event(self, event: ModelEvent) -> None:
         """Engine thread: the model the next turn will use."""
         if isinstance(event, (ModelLoaded, ModelLoadFailed)):
-            facts = event.facts if isinstance(event, ModelLoaded) else None
+            facts = event.facts if isinstance(event, ModelLoaded) else event.still_loaded
 
             def set_facts(_store: ConversationStore) -> None:
                 self._facts = facts

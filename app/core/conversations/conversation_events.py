@@ -39,10 +39,23 @@ class ExportFinished:
 
 @dataclass(frozen=True)
 class ImportFinished:
-    """These conversations were read from ``path`` and stored, in the file's order."""
+    """These conversations were read from ``path`` and stored, in the file's order.
+    ``already_here``: the stored conversations the file repeats (kept, replaced or copied
+    as the import was told)."""
 
     path: Path
     conversations: tuple[Conversation, ...]
+    already_here: tuple[Conversation, ...] = ()
+
+
+@dataclass(frozen=True)
+class ImportNeedsChoice:
+    """Nothing was imported from ``path`` yet: these stored conversations are in it already,
+    out of ``total``. Import again with a ``DuplicateChoice``."""
+
+    path: Path
+    already_here: tuple[Conversation, ...]
+    total: int
 
 
 @dataclass(frozen=True)
@@ -67,6 +80,7 @@ LibraryEvent = (
     | ConversationRestored
     | ExportFinished
     | ImportFinished
+    | ImportNeedsChoice
     | SearchFinished
     | LibraryOperationFailed
 )

@@ -41,6 +41,7 @@ import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from enum import StrEnum
 from typing import Any, TypeVar
 
 from app.core.conversations.conversation_store import ConversationStore
@@ -277,19 +278,73 @@ def from_json(text: str) -> list[ImportedConversation]:
     ]
 
 
-def import_conversations(store: ConversationStore, text: str) -> list[Conversation]:
-    """Add the conversations of an exported file to ``store``; return them as stored.
+class DuplicateChoice(StrEnum):
+    """What an import does with conversations that are already in the store."""
+
+    ASK = "ask"  # store nothing if there are any; report them (``find_duplicates``) instead
+    SKIP = "skip"  # keep the stored ones, import only the others
+    REPLACE = "replace"  # the imported ones take the stored ones' place
+    KEEP_BOTH = "keep_both"  # import them as copies
+
+
+def fingerprint(tree: ConversationTree) -> tuple:
+    """What makes two conversations the same one: title, creation time and every message of
+    every branch (ids differ between stores, so messages count by their order)."""
+    conversation = tree.conversation
+    return (
+        conversation.title,
+        conversation.created_at,
+        tuple((message.role, message.content, message.reasoning, message.created_at) for message in tree.messages),
+    )
+
+
+def find_duplicates(store: ConversationStore, imported: list[ImportedConversation]) -> dict[int, int]:
+    """``{index in imported: id of the stored conversation it duplicates}``."""
+    candidates: dict[tuple[str, float], list[int]] = {}
+    for conversation in store.list_conversations():
+        candidates.setdefault((conversation.title, conversation.created_at), []).append(conversation.id)
+    duplicates = {}
+    for index, item in enumerate(imported):
+        key = (item.tree.conversation.title, item.tree.conversation.created_at)
+        wanted = fingerprint(item.tree)
+        for stored_id in candidates.get(key, ()):
+            if fingerprint(store.conversation_tree(stored_id)) == wanted:
+                duplicates[index] = stored_id
+                break
+    return duplicates
+
+
+@dataclass(frozen=True)
+class ImportOutcome:
+    stored: list[Conversation]  # as stored, in the file's order
+    already_here: list[Conversation]  # the stored conversations the file repeats
+    total: int  # conversations in the file
+
+
+def import_conversations(
+    store: ConversationStore, text: str, duplicates: DuplicateChoice = DuplicateChoice.KEEP_BOTH
+) -> ImportOutcome:
+    """Add the conversations of an exported file to ``store``. With ``ASK``, nothing is stored
+    while the file repeats stored conversations; the outcome names them.
 
     The whole file is checked before anything is stored, so a file with an error adds nothing.
     Each conversation gets new ids and keeps everything else, timestamps and branches included.
     """
     imported = from_json(text)
+    found = find_duplicates(store, imported) if duplicates is not DuplicateChoice.KEEP_BOTH else {}
+    already_here = [store.get_conversation(stored_id) for stored_id in found.values()]
+    if found and duplicates is DuplicateChoice.ASK:
+        return ImportOutcome([], already_here, len(imported))
     stored = []
-    for conversation in imported:
+    for index, conversation in enumerate(imported):
+        if index in found and duplicates is DuplicateChoice.SKIP:
+            continue
         for part, data in conversation.images.items():
             store.save_image(data, part.media_type)
         stored.append(store.restore_conversation(conversation.tree))
-    return stored
+        if index in found and duplicates is DuplicateChoice.REPLACE:
+            store.delete_conversation(found[index])
+    return ImportOutcome(stored, already_here, len(imported))
 
 
 class _Reader:

@@ -18,6 +18,7 @@ from app.core.conversations.conversation_events import (
     ConversationRestored,
     ExportFinished,
     ImportFinished,
+    ImportNeedsChoice,
     LibraryEvent,
     LibraryOperationFailed,
     SearchFinished,
@@ -26,6 +27,7 @@ from app.core.conversations.conversation_export import (
     ConversationImportError,
     export_all,
     export_conversation,
+    DuplicateChoice,
     import_conversations,
 )
 from app.core.conversations.conversation_store import ConversationStore, NotFoundError
@@ -96,12 +98,18 @@ class ConversationLibrary:
 
         self._run(export, f"save “{path.name}”")
 
-    def import_file(self, path: Path) -> None:
-        """Adds the conversations of an exported file; a file with any error adds nothing."""
+    def import_file(self, path: Path, duplicates: DuplicateChoice = DuplicateChoice.ASK) -> None:
+        """Adds the conversations of an exported file; a file with any error adds nothing. With
+        ``ASK``, a file that repeats stored conversations imports nothing and reports
+        ``ImportNeedsChoice``; import again with the user's choice."""
 
         def load(store: ConversationStore) -> None:
             text = path.read_text(encoding="utf-8")
-            self._emit(ImportFinished(path, tuple(import_conversations(store, text))))
+            outcome = import_conversations(store, text, duplicates)
+            if outcome.already_here and duplicates is DuplicateChoice.ASK:
+                self._emit(ImportNeedsChoice(path, tuple(outcome.already_here), outcome.total))
+            else:
+                self._emit(ImportFinished(path, tuple(outcome.stored), tuple(outcome.already_here)))
 
         self._run(load, f"import “{path.name}”")
 

@@ -77,6 +77,7 @@ class LoadSettings:
     gpu_layers: int | None = None
     threads: int | None = None
     batch_size: int | None = None
+    main_gpu: int | None = None  # one GPU (ggml's device index) holds the model; None: split over all
 
 
 @dataclass(frozen=True)

@@ -33,3 +33,7 @@ class HardwareInfo:
     backend: str  # the accelerator llama.cpp was compiled with: "CUDA", "Metal"… or "CPU"
     gpus: tuple[GpuDevice, ...]
     models_dir_free_bytes: int | None  # free disk space where models are kept; None if unknown
+    # How fast generating reads the weights, measured on this computer (bytes a second): from
+    # its own replies, else a memory-bandwidth probe; None: not measured (a rule of thumb is used).
+    decode_bytes_per_second: float | None = None
+    decode_speed_source: str = ""  # how it was measured, for the user: "your replies", "a memory test"

@@ -31,7 +31,8 @@ class Engine(Protocol):
         cancel: threading.Event | None = None,
     ) -> ModelFacts:
         """Loads ``path``, replacing any loaded model; raises ``ModelLoadError`` with a message
-        for the user (``ModelLoadCancelled`` once ``cancel`` is set)."""
+        for the user (``ModelLoadCancelled`` once ``cancel`` is set). A file refused before it is
+        read (missing, not a model) leaves the loaded model in place and ``facts`` unchanged."""
 
     def unload(self) -> None:
         """Frees the model (harmless when none is loaded)."""

@@ -66,10 +66,13 @@ class ModelLoaded:
 
 @dataclass(frozen=True)
 class ModelLoadFailed:
-    """``path`` could not be loaded (``message`` says why); no model is loaded now."""
+    """``path`` could not be loaded (``message`` says why). A failed open changes nothing:
+    ``still_loaded`` is the model that was loaded before and still is (kept, or loaded again),
+    None when there was none or it could not be brought back."""
 
     path: Path
     message: str
+    still_loaded: ModelFacts | None = None
 
 
 ModelEvent = ModelLoading | ModelLoaded | ModelLoadFailed

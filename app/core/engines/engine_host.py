@@ -116,6 +116,7 @@ class EngineHost:
         self._load_cancel = threading.Event()  # set by shutdown: a load in progress gives up
         self._closed = False
         self._facts: ModelFacts | None = None
+        self._load_settings: LoadSettings | None = None  # what the loaded model was loaded with
         started = threading.Event()
         failure: list[BaseException] = []
         self._thread = threading.Thread(
@@ -144,29 +145,44 @@ class EngineHost:
 
     def load_model(self, path: Path, settings: LoadSettings) -> None:
         """Loads ``path`` in place of the current model; ends with ``ModelLoaded`` or
-        ``ModelLoadFailed`` (the previous model is gone either way)."""
+        ``ModelLoadFailed``. A failed load changes nothing: the model loaded before stays, or
+        is loaded again when the engine had to free it first."""
 
         def load(engine: Engine) -> None:
             def progress(fraction: float) -> None:
                 self._publish(ModelLoading(path, fraction))
 
+            previous = self._facts, self._load_settings
             try:
                 facts = engine.load(path, settings, progress, self._load_cancel)
             except ModelLoadCancelled:
                 return  # only shutdown cancels a load: nobody is waiting for the answer
             except ModelLoadError as error:
-                self._facts = None
-                self._publish(ModelLoadFailed(path, str(error)))
+                self._publish(ModelLoadFailed(path, str(error), self._restore(engine, *previous)))
                 return
             except Exception as error:  # the app must survive anything a model file can do
                 logger.exception("Loading %s failed", path)
-                self._facts = None
-                self._publish(ModelLoadFailed(path, f"Loading the model failed unexpectedly: {error}"))
+                message = f"Loading the model failed unexpectedly: {error}"
+                self._publish(ModelLoadFailed(path, message, self._restore(engine, *previous)))
                 return
-            self._facts = facts
+            self._facts, self._load_settings = facts, settings
             self._publish(ModelLoaded(facts))
 
         self._submit(Priority.PERSON, load, cancels_preparation=True)
+
+    def _restore(self, engine: Engine, facts: ModelFacts | None, settings: LoadSettings | None) -> ModelFacts | None:
+        """After a failed load: the model that was loaded before, loaded again if it had to go."""
+        if engine.facts is not None or facts is None or settings is None:
+            self._facts = engine.facts
+            return self._facts
+        try:
+            self._facts = engine.load(facts.path, settings, None, self._load_cancel)
+        except Exception:  # noqa: BLE001 - gone or changed meanwhile: then no model is loaded
+            logger.warning("Could not load %s again after a failed load", facts.path, exc_info=True)
+            self._facts = None
+        else:
+            self._load_settings = settings
+        return self._facts
 
     # ------------------------------------------------------------------------------- requests
 

@@ -300,18 +300,30 @@ def estimate_memory(
 class FitVerdict(IntEnum):
     """Ordered from best to worst, so the worse of two verdicts is their ``max``."""
 
-    RUNS_WELL = 0
-    TIGHT = 1  # fits, but leaves the system less than the margin
-    WONT_FIT = 2
+    RUNS_WELL = 0  # fits with room to spare and writes at least at reading speed
+    SLOW = 1  # fits with room to spare, but writes slower than people read
+    TIGHT = 2  # fits, but leaves the system less than the margin
+    WONT_FIT = 3
 
 
 @dataclass(frozen=True)
 class FitAssessment:
-    verdict: FitVerdict
+    verdict: FitVerdict  # from memory and speed together
     estimate: MemoryEstimate
     available_bytes: int  # RAM available (with unified memory: for CPU and GPU together)
     explanation: str  # one or two sentences with the numbers, for the user
     gpu_available_bytes: int | None = None  # free memory of the discrete GPU(s) used, if any
+    memory_verdict: FitVerdict = FitVerdict.RUNS_WELL  # from memory alone (never SLOW)
+    tokens_per_second: float = 0.0  # the expected writing speed here
+
+    @property
+    def needed_bytes(self) -> int:
+        """What the bar shows against ``shown_available_bytes``: the memory that runs short first."""
+        return self.estimate.gpu_bytes if self.gpu_available_bytes is not None else self.estimate.total
+
+    @property
+    def shown_available_bytes(self) -> int:
+        return self.gpu_available_bytes if self.gpu_available_bytes is not None else self.available_bytes
 
 
 def margin_bytes(available_bytes: int) -> int:
@@ -397,8 +409,29 @@ def assess_fit(
                 "Needs {needed} of RAM, but only {available} is available.",
             ),
         ]
-    verdict = max(pool.verdict for pool in pools)
-    return FitAssessment(verdict, estimate, ram, _explain(pools, verdict), gpu_available_bytes=gpu_free)
+    memory_verdict = max(pool.verdict for pool in pools)
+    speed = estimated_tokens_per_second(weights_bytes, hardware)
+    slow = speed < MINIMUM_CHAT_TOKENS_PER_SECOND
+    verdict = FitVerdict.SLOW if memory_verdict is FitVerdict.RUNS_WELL and slow else memory_verdict
+    explanation = _explain(pools, memory_verdict)
+    if memory_verdict is not FitVerdict.WONT_FIT:
+        explanation += " " + _speed_sentence(speed, hardware)
+    return FitAssessment(
+        verdict, estimate, ram, explanation, gpu_available_bytes=gpu_free, memory_verdict=memory_verdict, tokens_per_second=speed
+    )
+
+
+def _speed_sentence(speed: float, hardware: HardwareInfo) -> str:
+    source = f" (measured from {hardware.decode_speed_source})" if hardware.decode_speed_source else ""
+    sentence = f"It should write about {format_speed(speed)} tokens a second here{source}"
+    if speed < MINIMUM_CHAT_TOKENS_PER_SECOND:
+        return sentence + ", slower than you read."
+    return sentence + "."
+
+
+def format_speed(tokens_per_second: float) -> str:
+    """12.3 → "12"; 2.46 → "2.5": whole numbers once they are large enough to read that way."""
+    return f"{tokens_per_second:.0f}" if tokens_per_second >= 10 else f"{tokens_per_second:.1f}"
 
 
 def _explain(pools: list[_Pool], verdict: FitVerdict) -> str:
@@ -431,7 +464,7 @@ def largest_context(
 
     def runs_well(steps: int) -> bool:
         assessment = assess_fit(shape, weights_bytes, hardware, steps * CONTEXT_STEP, gpu_layers=gpu_layers)
-        return assessment.verdict is FitVerdict.RUNS_WELL
+        return assessment.memory_verdict is FitVerdict.RUNS_WELL  # speed hardly depends on the context
 
     # Memory grows with the context, so the contexts that run well are a prefix: bisect it.
     low, high = 0, shape.trained_context // CONTEXT_STEP
@@ -457,7 +490,7 @@ def recommended_context(
     if largest >= minimum:
         capped = min(largest, DEFAULT_CONTEXT_LIMIT)
         return max(capped - capped % MINIMUM_USEFUL_CONTEXT, minimum)
-    fits = assess_fit(shape, weights_bytes, hardware, minimum, gpu_layers=gpu_layers).verdict is not FitVerdict.WONT_FIT
+    fits = assess_fit(shape, weights_bytes, hardware, minimum, gpu_layers=gpu_layers).memory_verdict is not FitVerdict.WONT_FIT
     return minimum if fits and minimum > 0 else largest
 
 
@@ -480,9 +513,12 @@ class Recommendation:
 
 
 def estimated_tokens_per_second(weights_bytes: int, hardware: HardwareInfo) -> float:
-    """A rough decode speed: generating a token reads every weight once, so it is about the
-    memory bandwidth divided by the model's size."""
-    if any(not gpu.unified_memory for gpu in hardware.gpus):
+    """The decode speed: generating a token reads every weight once, so it is about the memory
+    bandwidth divided by the model's size; the bandwidth measured on this computer when there is
+    one (``hardware.decode_bytes_per_second``), else a rule of thumb for its kind."""
+    if hardware.decode_bytes_per_second:
+        bandwidth = hardware.decode_bytes_per_second
+    elif any(not gpu.unified_memory for gpu in hardware.gpus):
         bandwidth = DISCRETE_GPU_BYTES_PER_SECOND
     elif hardware.gpus:
         bandwidth = UNIFIED_MEMORY_BYTES_PER_SECOND

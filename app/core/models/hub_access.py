@@ -34,8 +34,11 @@ if TYPE_CHECKING:
 # stalls would hang forever; calls that pass a timeout of their own keep it.
 API_TIMEOUT_SECONDS = 30.0
 # huggingface_hub reports progress, and so lets a transfer be stopped, once per chunk it
-# receives. Its own 10 MiB chunks would make Pause wait 10 s on a 1 MB/s connection.
-TRANSFER_CHUNK_BYTES = 256 * 1024
+# receives. Its own 10 MiB chunks would make Pause wait 10 s on a 1 MB/s connection, and any
+# fixed size shows nothing for long on a slow one (256 KiB: 25 s at 10 KB/s). None passes on
+# each network read as it arrives (at most 64 KiB), so progress moves, and a Pause or Cancel
+# takes effect, within a fraction of a second at any speed data flows at.
+TRANSFER_CHUNK_BYTES = None
 
 
 class OfflineError(Exception):
@@ -151,8 +154,9 @@ def download_into(
     )
 
 
-def describe_hub_error(error: BaseException) -> str:
-    """A sentence for the user about a failed Hub call (network, HTTP status, offline)."""
+def describe_hub_error(error: BaseException, *, repo_id: str | None = None, filename: str | None = None, endpoint: str | None = None) -> str:
+    """A sentence for the user about a failed Hub call (network, HTTP status, offline), naming
+    the repository, file and server when they are given."""
     if isinstance(error, OfflineError):
         return str(error)
     import httpx2
@@ -164,39 +168,44 @@ def describe_hub_error(error: BaseException) -> str:
         RevisionNotFoundError,
     )
 
+    server = endpoint or "the Hugging Face Hub"
+    repository = repo_id or "The model's repository"
     if isinstance(error, HfHubHTTPError):
         status = error.response.status_code if error.response is not None else None
         if status == 401:
             return (
-                "This model needs a Hugging Face access token, or the saved token was refused. "
-                "Add a valid token in Settings and try again."
+                f"{repo_id or 'This model'} needs a Hugging Face access token, or the saved token was refused "
+                f"by {server}. Add a valid token in Settings and try again."
             )
         if isinstance(error, GatedRepoError) or status == 403:
             return (
-                "Your Hugging Face token does not give access to this model. Accept the model's "
+                f"Your Hugging Face token does not give access to {repo_id or 'this model'}. Accept the model's "
                 "terms on huggingface.co, or use a token that has access."
             )
         if isinstance(error, RevisionNotFoundError):
-            return "This version of the model is no longer on the Hub. Refresh the model list and try again."
+            return f"This version of {repository} is no longer on {server}. Refresh the model list and try again."
         if isinstance(error, RemoteEntryNotFoundError):
-            return "This file is no longer on the Hub (it may have been renamed or removed). Refresh the model list."
+            return (
+                f"{filename or 'This file'} is no longer in {repository} on {server} (it may have been renamed "
+                "or removed). Refresh the model list."
+            )
         if isinstance(error, RepositoryNotFoundError) or status == 404:
-            return "The model's repository was not found on the Hub."
+            return f"{repository} was not found on {server}."
         if status == 429:
-            return "The Hub is receiving too many requests from this computer. Wait a few minutes and try again."
+            return f"{server} is receiving too many requests from this computer. Wait a few minutes and try again."
         if status is not None and status >= 500:
-            return f"The Hugging Face Hub had a server error ({status}). Try again later."
-        return f"The Hugging Face Hub refused the request ({status})."
+            return f"{server} had a server error ({status}). Try again later."
+        return f"{server} refused the request ({status})."
     if isinstance(error, httpx2.ProxyError):
         return "The proxy set in Settings could not be used. Check its address, or clear it."
     if isinstance(error, httpx2.TimeoutException):
         return (
-            "The Hugging Face Hub stopped responding. Check your connection and try again: "
+            f"{server} stopped responding. Check your connection and try again: "
             "a download continues where it stopped."
         )
     if isinstance(error, httpx2.TransportError):
         return (
-            "The Hugging Face Hub could not be reached. Check your internet connection "
+            f"{server} could not be reached. Check your internet connection "
             "(and the proxy in Settings, if you use one) and try again."
         )
-    return f"The Hub request failed: {error}"
+    return f"The request to {server} failed: {error}"

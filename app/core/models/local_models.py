@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from app.core.domain.model_files import gguf_file_problem
+
 logger = logging.getLogger(__name__)
 
 
@@ -61,7 +63,8 @@ def find_local_models(
     for path in downloaded:
         add(path, ModelSource.DOWNLOADED)
     for path in imported:
-        add(path, ModelSource.IMPORTED)
+        if gguf_file_problem(path) is None:  # junk once opened by mistake is never offered
+            add(path, ModelSource.IMPORTED)
     for path in _cached_gguf_files(hugging_face_cache):
         add(path, ModelSource.HUGGING_FACE_CACHE)
     return sorted(found.values(), key=lambda model: model.name.lower())

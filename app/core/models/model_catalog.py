@@ -105,24 +105,28 @@ class ModelCatalog:
     def entry(self, size_label: str, quantization: str) -> CatalogEntry:
         return _entry(self._metadata, size_label, quantization)
 
-    def refresh(self, api) -> list[CatalogEntry]:
+    def refresh(self, api, endpoint: str | None = None) -> dict[str, str]:
         """Reads every repository's current commit and file sizes and hashes from the Hub.
 
         ``api`` is a ``huggingface_hub.HfApi`` already set up for endpoint, proxy and token.
-        Only on full success is the cache replaced, so a failed refresh loses nothing.
+        Each repository is read on its own: one that fails keeps its earlier figures and is
+        reported, the others are updated. Returns the failures, ``{repository: message}``;
+        raises ``CatalogError`` when every repository failed (and then nothing changes).
         """
         # Imported here: huggingface_hub is only needed for this explicit action, and importing
         # it would slow every start of the app.
         import httpx2
         from huggingface_hub.errors import HfHubHTTPError
 
-        repositories: dict[str, dict] = {}
+        repositories: dict[str, dict] = dict(self._metadata.get("repositories", {}))
+        failures: dict[str, str] = {}
         for size_label in SIZES:
             repo_id = repository_of(size_label)
             try:
                 info = api.model_info(repo_id, files_metadata=True, timeout=API_TIMEOUT_SECONDS)
             except (HfHubHTTPError, httpx2.HTTPError, OSError) as error:
-                raise CatalogError(f"The catalog could not be refreshed: {describe_hub_error(error)}") from error
+                failures[repo_id] = describe_hub_error(error, repo_id=repo_id, endpoint=endpoint)
+                continue
             files = {}
             for sibling in info.siblings or []:
                 if not sibling.rfilename.endswith(".gguf"):
@@ -133,12 +137,15 @@ class ModelCatalog:
                     "sha256": lfs.sha256 if lfs else None,
                 }
             repositories[repo_id] = {"revision": info.sha, "files_complete": True, "files": files}
+        if len(failures) == len(SIZES):
+            first = next(iter(failures.values()))
+            raise CatalogError(f"The catalog could not be refreshed: {first}")
         metadata = {"format": CATALOG_FORMAT, "fetched_at": time.time(), "repositories": repositories}
         self._write_cache(metadata)
         # Readers on other threads take one reference to the metadata per call and never see it
         # change under them: it is replaced in one assignment, never modified in place.
         self._metadata = metadata
-        return self.entries()
+        return failures
 
     # ---------------------------------------------------------------------------------- internals
 

@@ -120,6 +120,7 @@ class DownloadProgress:
     eta_seconds: float | None
     error: str | None  # for FAILED: what happened, written for the user
     path: Path | None  # for COMPLETE: the verified file
+    stalled: bool = False  # DOWNLOADING, but no data came for a while (set by whoever keeps time)
 
 
 @dataclass(frozen=True)
@@ -448,7 +449,7 @@ class DownloadManager:
         except _TransferStopped as stopped:
             self._stopped(download, stopped.reason)
         except Exception as error:  # noqa: BLE001 - any failure must end as FAILED, never kill the worker
-            self._failed(download, error)
+            self._failed(download, error, hub_endpoint(settings))
         else:
             with self._condition:
                 self._downloads.pop(download.request.key, None)
@@ -501,14 +502,22 @@ class DownloadManager:
         request = download.request
         metadata = file_metadata(settings, token, request.repo_id, request.filename, request.revision)
         sha256 = (metadata.etag or "").lower()
+        server = hub_endpoint(settings)
         if not metadata.commit_hash:
-            raise DownloadError(f"The server at {hub_endpoint(settings)} does not answer like the Hugging Face Hub.")
+            raise DownloadError(f"The server at {server} does not answer like the Hugging Face Hub.")
         if not _SHA256.fullmatch(sha256) or metadata.size is None:
-            raise DownloadError(f"The Hub publishes no checksum for {request.filename}, so it cannot be verified.")
-        if (request.expected_sha256 or sha256).lower() != sha256 or request.expected_size not in (None, metadata.size):
+            raise DownloadError(f"{server} publishes no checksum for {request.key}, so it cannot be verified.")
+        if request.expected_size not in (None, metadata.size):
             raise DownloadError(
-                f"{request.filename} has changed on the Hub since the model list was loaded. "
-                "Refresh the model list and download it again."
+                f"{server} offers {request.key} with {_format_size(metadata.size)}, but the model list says "
+                f"{_format_size(request.expected_size)}, so nothing was downloaded: it may not be the file it "
+                "claims to be. If the model was updated, refresh the model list (Models › Refresh catalog) "
+                "and download it again."
+            )
+        if (request.expected_sha256 or sha256).lower() != sha256:
+            raise DownloadError(
+                f"{request.key} on {server} is not the file the model list was read with (its checksum "
+                "differs), so nothing was downloaded. Refresh the model list and download it again."
             )
         with self._condition:
             if download.sha256 not in (None, sha256):
@@ -586,8 +595,8 @@ class DownloadManager:
             progress = self._finished_progress(request, DownloadState.CANCELLED, None)
         self._emit(progress)
 
-    def _failed(self, download: _Download, error: Exception) -> None:
-        message = _describe_failure(error)
+    def _failed(self, download: _Download, error: Exception, endpoint: str) -> None:
+        message = _describe_failure(error, download.request, endpoint)
         logger.warning("Download of %s failed: %s (%s)", download.request.key, message, type(error).__name__)
         with self._condition:
             download.state, download.error, download.stop, download.speed = DownloadState.FAILED, message, None, None
@@ -739,14 +748,14 @@ class DownloadManager:
         os.replace(temporary, path)
 
 
-def _describe_failure(error: Exception) -> str:
+def _describe_failure(error: Exception, request: DownloadRequest, endpoint: str) -> str:
     if isinstance(error, DownloadError):
         return str(error)
     if isinstance(error, OSError) and error.errno == errno.ENOSPC:
         return "The disk is full. Free some space, then resume the download: it continues where it stopped."
     if isinstance(error, OSError) and error.filename is not None:
         return f"Could not write to the models folder: {error.strerror} ({error.filename})."
-    return describe_hub_error(error)
+    return describe_hub_error(error, repo_id=request.repo_id, filename=request.filename, endpoint=endpoint)
 
 
 def move_models_folder(old_dir: Path, new_dir: Path) -> None:

@@ -12,6 +12,8 @@ import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from app.core.domain.generation import LoadSettings
+
 logger = logging.getLogger(__name__)
 
 MAX_RECENT_MODELS = 8
@@ -31,6 +33,11 @@ class Settings:
     offline_mode: bool = False  # no network request of any kind
     user_presets: list[dict] = field(default_factory=list)  # SamplingPreset fields, by name
     theme: str = "system"  # "system", "light" or "dark"
+    font_size: int = 0  # points; 0: the system's size
+    threads: int = 0  # llama.cpp compute threads; 0: as many as the CPU has performance cores
+    gpu_layers: int = -1  # layers offloaded to the GPU; -1: all of them, 0: none
+    gpu_device: int = -1  # the one GPU to use (ggml's index); -1: spread over every GPU
+    decode_bytes_per_second: float = 0.0  # measured speed calibration (fit_estimate); 0: not yet
 
     def remember_model(self, path: Path) -> None:
         """Moves ``path`` to the front of the recent-models list."""
@@ -42,6 +49,15 @@ class Settings:
         text = str(path)
         if text not in self.imported_models:
             self.imported_models.append(text)
+
+    def load_settings(self, context_size: int) -> LoadSettings:
+        """How to load a model with these settings and ``context_size``."""
+        return LoadSettings(
+            context_size=context_size,
+            gpu_layers=None if self.gpu_layers < 0 else self.gpu_layers,
+            threads=self.threads or None,
+            main_gpu=None if self.gpu_device < 0 else self.gpu_device,
+        )
 
     @property
     def last_model(self) -> Path | None:

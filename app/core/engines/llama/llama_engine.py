@@ -36,6 +36,7 @@ from pathlib import Path
 import llama_cpp
 import psutil
 
+from app.core.domain.model_files import gguf_file_problem
 from app.core.domain.generation import (
     ChatMessage,
     GenerationResult,
@@ -56,7 +57,6 @@ from app.core.engines.reasoning_splitter import ReasoningSplitter, prompt_opens_
 
 logger = logging.getLogger(__name__)
 
-GGUF_MAGIC = b"GGUF"
 _ALL_LAYERS = 999  # llama.cpp clamps this to the model's layer count
 _PLACEHOLDER = "\u2063"  # invisible separator: text no real conversation contains
 
@@ -110,15 +110,18 @@ class LlamaEngine:
         abandons the load (raising :class:`ModelLoadCancelled`).
         """
         log = self._log = init_llama_backend()
-        self.unload()
         path = Path(path)
-        _check_gguf_file(path)
+        _check_gguf_file(path)  # before unloading: a file that is plainly no model changes nothing
+        self.unload()
 
         model_params = llama_cpp.llama_model_default_params()
         gpu_layers = settings.gpu_layers
         if gpu_layers is None:
             gpu_layers = _ALL_LAYERS if llama_cpp.llama_supports_gpu_offload() else 0
         model_params.n_gpu_layers = gpu_layers
+        if settings.main_gpu is not None:
+            model_params.split_mode = llama_cpp.LLAMA_SPLIT_MODE_NONE
+            model_params.main_gpu = settings.main_gpu
         if gpu_layers == 0 or not llama_cpp.llama_supports_gpu_offload():
             # The CPU backend repacks most weights into its own faster layout, an anonymous copy.
             # Memory-mapped, the file's pages would stay resident beside that copy (~40 % of the
@@ -625,15 +628,9 @@ def _report_progress(
 
 def _check_gguf_file(path: Path) -> None:
     """Clear messages for the common user mistakes, before llama.cpp sees the file."""
-    if not path.is_file():
-        raise ModelLoadError(f"The model file “{path}” does not exist.")
-    try:
-        with path.open("rb") as file:
-            magic = file.read(4)
-    except OSError as error:
-        raise ModelLoadError(f"The model file “{path.name}” cannot be read: {error.strerror}.") from error
-    if magic != GGUF_MAGIC:
-        raise ModelLoadError(f"“{path.name}” is not a GGUF model file.")
+    problem = gguf_file_problem(path)
+    if problem is not None:
+        raise ModelLoadError(problem)
 
 
 def _is_prefix(prefix: Sequence[int], tokens: Sequence[int]) -> bool:
