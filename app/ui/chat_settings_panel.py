@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -42,6 +42,7 @@ class ChatSettingsPanel(QScrollArea):
         self.setObjectName("chatSettingsPanel")
         self.setWidgetResizable(True)
         self.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # rows wrap instead
         self.setMinimumWidth(220)
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Ignored)
         self._user_presets = list(user_presets)
@@ -111,6 +112,8 @@ class ChatSettingsPanel(QScrollArea):
         self.context_note.setWordWrap(True)
 
         form = QFormLayout()
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)  # narrow panel: label above field
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         form.addRow(self.tr("Preset:"), self.preset)
         form.addRow(self.tr("Temperature:"), self.temperature)
         form.addRow(self.tr("Top P:"), self.top_p)
@@ -119,9 +122,14 @@ class ChatSettingsPanel(QScrollArea):
         form.addRow(self.tr("Presence penalty:"), self.presence_penalty)
         form.addRow(self.tr("Max reply tokens:"), self.max_tokens)
         preset_buttons = QHBoxLayout()
+        preset_buttons.addWidget(save_preset)
         preset_buttons.addStretch(1)
-        for button in (save_preset, self.rename_preset_button, self.delete_preset_button):
-            preset_buttons.addWidget(button)
+        own_preset_buttons = QHBoxLayout()
+        own_preset_buttons.addStretch(1)
+        own_preset_buttons.addWidget(self.rename_preset_button)
+        own_preset_buttons.addWidget(self.delete_preset_button)
+        self.preset.setMinimumContentsLength(8)
+        self.preset.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
 
         this_chat = QGroupBox(self.tr("This chat"))
         chat_layout = QVBoxLayout(this_chat)
@@ -131,6 +139,7 @@ class ChatSettingsPanel(QScrollArea):
         chat_layout.addWidget(self.limit_warning)
         chat_layout.addWidget(self.sampling_note)
         chat_layout.addLayout(preset_buttons)
+        chat_layout.addLayout(own_preset_buttons)
         every_chat = QGroupBox(self.tr("Every chat"))
         QVBoxLayout(every_chat).addWidget(self.context_note)
 

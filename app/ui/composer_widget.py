@@ -6,6 +6,8 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
 
+from app.ui.reading_column import MAX_READING_WIDTH, SIDE_MARGIN
+
 
 class MessageEdit(QPlainTextEdit):
     sig_submit = Signal()
@@ -62,10 +64,17 @@ class ComposerWidget(QWidget):
         buttons.addStretch(1)
         buttons.addWidget(self.cancel_edit_button)
         buttons.addWidget(self.send_button)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(24, 8, 24, 16)
-        layout.addWidget(self.edit)
-        layout.addLayout(buttons)
+        # Lined up with the transcript's reading column: as wide as it at most, centred. A
+        # maximum width rather than margins, so a wide window can still be made small at once.
+        column = QWidget()
+        column.setMaximumWidth(MAX_READING_WIDTH)
+        column_layout = QVBoxLayout(column)
+        column_layout.setContentsMargins(0, 0, 0, 0)
+        column_layout.addWidget(self.edit)
+        column_layout.addLayout(buttons)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(SIDE_MARGIN, 8, SIDE_MARGIN, 16)
+        layout.addWidget(column)
         self._generating = False
         self.set_ready(False, self.tr("Open a model to start chatting."))
 

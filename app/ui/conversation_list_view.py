@@ -7,7 +7,15 @@ from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QModelIndex, QPoint, QRect, QSize, Qt, Signal
 from PySide6.QtGui import QKeyEvent, QMouseEvent, QPainter
-from PySide6.QtWidgets import QAbstractItemView, QListView, QStyle, QStyledItemDelegate, QStyleOptionViewItem, QWidget
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QApplication,
+    QListView,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QWidget,
+)
 
 from app.ui.conversation_list_model import CONVERSATION_ID_ROLE, IS_HEADER_ROLE
 from app.ui.icons import themed_icon
@@ -24,14 +32,21 @@ class ConversationDelegate(QStyledItemDelegate):
             super().paint(painter, option, index)
             return
         shows_button = bool(option.state & (QStyle.StateFlag.State_MouseOver | QStyle.StateFlag.State_Selected))
-        if shows_button:
-            option = QStyleOptionViewItem(option)
-            option.rect = option.rect.adjusted(0, 0, -MENU_BUTTON_WIDTH, 0)
-        super().paint(painter, option, index)
-        if shows_button:
-            icon = themed_icon("ellipsis", option.widget.palette() if option.widget else None)
-            button = menu_button_rect(option.rect.adjusted(0, 0, MENU_BUTTON_WIDTH, 0))
-            icon.paint(painter, button.adjusted(6, 0, -6, 0))
+        if not shows_button:
+            super().paint(painter, option, index)
+            return
+        # The row's background across its whole width, then the title (drawn on the same
+        # background, so no seam shows) in the part the button leaves.
+        background = QStyleOptionViewItem(option)
+        self.initStyleOption(background, index)
+        background.text = ""
+        style = option.widget.style() if option.widget else QApplication.style()
+        style.drawControl(QStyle.ControlElement.CE_ItemViewItem, background, painter, option.widget)
+        title = QStyleOptionViewItem(option)
+        title.rect = option.rect.adjusted(0, 0, -MENU_BUTTON_WIDTH, 0)
+        super().paint(painter, title, index)
+        icon = themed_icon("ellipsis", option.widget.palette() if option.widget else None)
+        icon.paint(painter, menu_button_rect(option.rect).adjusted(6, 0, -6, 0))
 
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:  # noqa: N802 (Qt API)
         # Width 0: the row takes the list's width and the title is elided, never scrolled.

@@ -15,13 +15,9 @@ def _tr(text: str) -> str:
     return QCoreApplication.translate("DownloadStatus", text)
 
 
-def describe_download(progress: DownloadProgress, pending_stop: str | None = None) -> str:
-    """E.g. "120 MB / 533 MB · 4.1 MB/s · 1 min 42 s left", "… · stalled, waiting for the
-    server", "Pausing…"."""
-    if pending_stop == "pause":
-        return _tr("Pausing…")
-    if pending_stop == "cancel":
-        return _tr("Cancelling…")
+def describe_download(progress: DownloadProgress) -> str:
+    """E.g. "120 MB / 533 MB · 4.1 MB/s · 1 min 42 s left", "120 MB / 533 MB · stalled" (no
+    data for a while: it goes on by itself when data comes), "120 MB / 533 MB · paused"."""
     state = progress.state
     if state == DownloadState.QUEUED:
         return _tr("Waiting…")
@@ -33,7 +29,7 @@ def describe_download(progress: DownloadProgress, pending_stop: str | None = Non
         return text + " · " + _tr("paused")
     if state == DownloadState.DOWNLOADING:
         if progress.stalled:
-            return text + " · " + _tr("stalled, waiting for the server")
+            return text + " · " + _tr("stalled")
         if progress.bytes_per_second:
             text += f" · {format_bytes(progress.bytes_per_second)}/s"
             if progress.eta_seconds is not None:
@@ -81,7 +77,7 @@ class DownloadsIndicator(QWidget):
         running = next((progress for progress in active if progress.state != DownloadState.QUEUED), active[0])
         latest = self._models.latest_progress(running)
         name = self._models.display_name_of(latest)
-        detail = describe_download(latest, self._models.pending_stop(latest))
+        detail = describe_download(latest)
         more = len(active) - 1
         text = f"⬇ {name}: {detail}"
         if more:

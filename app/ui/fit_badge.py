@@ -31,6 +31,8 @@ def speed_text(assessment: FitAssessment) -> str:
     """"~12 tok/s", or "" when the model would not fit at all."""
     if assessment.memory_verdict is FitVerdict.WONT_FIT:
         return ""
+    if assessment.tokens_per_second >= 100:  # tiny models: computing, not memory, sets the pace
+        return QCoreApplication.translate("FitBadge", "100+ tok/s")
     return QCoreApplication.translate("FitBadge", "~%1 tok/s").replace("%1", format_speed(assessment.tokens_per_second))
 
 

@@ -25,7 +25,7 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import TextLexer, get_lexer_by_name
 from pygments.util import ClassNotFound
-from PySide6.QtCore import QSize, Qt, QUrl, Signal
+from PySide6.QtCore import QEvent, QSize, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QGuiApplication, QPalette
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QMessageBox, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
@@ -130,6 +130,7 @@ class ProseLabel(QLabel):
         self.linkHovered.connect(self.setToolTip)  # the real target, whatever the link's text says
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Minimum)
         self._heights: dict[int, int] = {}
+        self._markdown = ""
 
     def _open_link(self, url: str) -> None:
         if not is_safe_link(url):
@@ -149,8 +150,14 @@ class ProseLabel(QLabel):
         if answer == QMessageBox.StandardButton.Open:
             QDesktopServices.openUrl(QUrl(url))
 
+    def changeEvent(self, event) -> None:  # noqa: N802 (Qt API)
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange and self.textFormat() == Qt.TextFormat.RichText:
+            self.show_markdown(self._markdown)  # table borders in the new theme's colour
+
     def show_markdown(self, markdown: str) -> None:
         self._heights.clear()
+        self._markdown = markdown
         markdown = without_images(markdown)
         if needs_rich_rendering(markdown):
             border = self.palette().color(QPalette.ColorRole.Mid).name()
@@ -211,6 +218,11 @@ class CodeBlock(QFrame):
         self.code, self.language = code, language
         self._language_label.setText(language or self.tr("code"))
         self._body.setText(highlighted_html(code, language, dark=_is_dark()))
+
+    def changeEvent(self, event) -> None:  # noqa: N802 (Qt API)
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange and self.code:
+            self.show_code(self.code, self.language)  # colours for the new theme
 
     def copy(self) -> None:
         QGuiApplication.clipboard().setText(self.code)

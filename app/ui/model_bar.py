@@ -61,6 +61,8 @@ class ModelBar(QWidget):
             picker.setItemData(picker.count() - 1, tooltip, Qt.ItemDataRole.ToolTipRole)
         self._current = current
         picker.setCurrentIndex(picker.findData(str(current)) if current else -1)
+        # Shown while no model is chosen: whether there is one to choose.
+        picker.setPlaceholderText(self.tr("Choose a model to load") if picker.count() else self.tr("No model yet"))
         picker.blockSignals(False)
 
     def _on_picked(self, index: int) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -46,6 +45,7 @@ logger = logging.getLogger(__name__)
 
 
 STALL_SECONDS = 5.0  # a running download that received nothing for this long is "stalled"
+QUIT_WAIT_SECONDS = 0.5  # how long quitting waits for download workers to stop
 
 
 class ModelsController(QObject):
@@ -53,7 +53,7 @@ class ModelsController(QObject):
     """The list of models on this computer changed (download finished, import, delete)."""
     sig_download_progress = Signal(object)
     """A download moved on: its ``DownloadProgress`` (``stalled`` set when no data came for a
-    while; a pause or cancel the user asked for shows at once as :meth:`pending_stop`)."""
+    while)."""
     sig_download_finished = Signal(object)
     """A download was verified and installed: its ``DownloadProgress`` (``path`` set)."""
     _sig_reported = Signal(object)  # from the download threads; handled on the GUI thread
@@ -84,7 +84,6 @@ class ModelsController(QObject):
         self._shapes: dict[Path, ModelShape | None] = {}
         self._progress: dict[str, DownloadProgress] = {}  # the latest report of each download
         self._data_seen_at: dict[str, tuple[int, float]] = {}  # bytes, when they last grew
-        self._pending_stops: dict[str, str] = {}  # "pause" or "cancel", until the download stops
         self._sig_reported.connect(self._on_reported)
         self._stall_timer = QTimer(self)
         self._stall_timer.setInterval(1000)
@@ -241,27 +240,15 @@ class ModelsController(QObject):
             )
 
     def pause(self, entry: CatalogEntry) -> None:
-        self._stop(entry, "pause", self.downloads.pause)
+        """Paused at once (reported before this returns), even while the connection hangs."""
+        self.downloads.pause(self.request_for(entry))
 
     def resume(self, entry: CatalogEntry) -> None:
-        self._pending_stops.pop(self.request_for(entry).key, None)
         self.downloads.resume(self.request_for(entry))
 
     def cancel(self, entry: CatalogEntry) -> None:
-        self._stop(entry, "cancel", self.downloads.cancel)
-
-    def _stop(self, entry: CatalogEntry, kind: str, stop: Callable[[DownloadRequest], None]) -> None:
-        """Shows "Pausing…"/"Cancelling…" at once: a running transfer stops at its next chunk."""
-        request = self.request_for(entry)
-        current = self._progress.get(request.key)
-        if current is not None and download_is_active(current):
-            self._pending_stops[request.key] = kind
-            self.sig_download_progress.emit(current)
-        stop(request)
-
-    def pending_stop(self, progress: DownloadProgress) -> str | None:
-        """"pause" or "cancel" while a stop the user asked for has not taken effect yet."""
-        return self._pending_stops.get(progress.request.key)
+        """Cancelled at once, like a pause."""
+        self.downloads.cancel(self.request_for(entry))
 
     def latest_progress(self, progress: DownloadProgress) -> DownloadProgress:
         """The newest report of the same download (with ``stalled`` as last seen)."""
@@ -285,8 +272,6 @@ class ModelsController(QObject):
             self._data_seen_at.pop(key, None)
         elif seen is None or progress.downloaded_bytes != seen[0]:
             self._data_seen_at[key] = (progress.downloaded_bytes, now)
-        if progress.state not in (DownloadState.DOWNLOADING, DownloadState.VERIFYING):
-            self._pending_stops.pop(key, None)
         if progress.state in (DownloadState.COMPLETE, DownloadState.CANCELLED):
             self._progress.pop(key, None)
         else:
@@ -333,8 +318,11 @@ class ModelsController(QObject):
         threading.Thread(target=run, name="catalog-refresh", daemon=True).start()
 
     def shutdown(self) -> None:
+        """Stops the downloads at once; the queue is saved and they resume at the next start. The
+        window does not wait for a transfer stuck on a hanging connection (its worker is a
+        daemon thread, and what it wrote stays valid: the file only ever grows)."""
         self._stall_timer.stop()
-        self.downloads.shutdown()
+        self.downloads.shutdown(timeout=QUIT_WAIT_SECONDS)
 
 
 def download_is_active(progress: DownloadProgress | None) -> bool:

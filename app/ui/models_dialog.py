@@ -209,8 +209,7 @@ class ModelsDialog(QDialog):
             return
         self._show_error(item, progress.error if state == DownloadState.FAILED else None)
         if state in (DownloadState.QUEUED, DownloadState.DOWNLOADING, DownloadState.VERIFYING, DownloadState.PAUSED):
-            pending_stop = self._controller.pending_stop(progress)
-            tree.setItemWidget(item, COLUMN_STATUS, _progress_widget(progress, pending_stop))
+            tree.setItemWidget(item, COLUMN_STATUS, _progress_widget(progress))
             buttons = []
             if state == DownloadState.PAUSED:
                 resume = QPushButton(self.tr("Resume"))
@@ -223,8 +222,6 @@ class ModelsDialog(QDialog):
             cancel = QPushButton(self.tr("Cancel"))
             cancel.clicked.connect(lambda: self._controller.cancel(entry))
             buttons.append(cancel)
-            for button in buttons:
-                button.setEnabled(pending_stop is None)
             tree.setItemWidget(item, COLUMN_ACTIONS, _button_row(buttons))
             return
         status = {DownloadState.FAILED: self.tr("Failed"), DownloadState.CANCELLED: self.tr("Cancelled")}.get(state, "")
@@ -328,7 +325,7 @@ def _button_row(buttons: list[QPushButton]) -> QWidget:
     return row
 
 
-def _progress_widget(progress: DownloadProgress, pending_stop: str | None) -> QWidget:
+def _progress_widget(progress: DownloadProgress) -> QWidget:
     """Progress bar with bytes, speed and time left (or that the transfer stalled)."""
     bar = QProgressBar()
     bar.setMinimumWidth(240)
@@ -337,8 +334,10 @@ def _progress_widget(progress: DownloadProgress, pending_stop: str | None) -> QW
     # waits with an empty bar.
     bar.setRange(0, 0 if progress.state == DownloadState.DOWNLOADING and done is None else 1000)
     bar.setValue(round(1000 * (done or 0)))
-    text = describe_download(progress, pending_stop)
+    text = describe_download(progress)
     bar.setFormat(text)
+    if progress.stalled:
+        bar.setToolTip(bar.tr("No data has come from the server for a while. The download goes on by itself when it does; Pause and Resume starts a new connection."))
     bar.setTextVisible(True)
     bar.setAccessibleName(text)
     return bar

@@ -22,6 +22,7 @@ from app.core.domain.conversations import Message, MessageState
 from app.core.domain.generation import GenerationStats, StopReason
 from app.ui.icons import themed_icon
 from app.ui.markdown_view import MarkdownView
+from app.ui.reading_column import side_margin
 
 
 def _plain_label(object_name: str) -> QLabel:
@@ -325,9 +326,6 @@ COPIED_FEEDBACK_MS = 1500
 # blink (each costs ~5 ms; bench/README.md). Scrolling up then builds PAGE_SIZE more at a time.
 FIRST_PAGE_SIZE = 12
 PAGE_SIZE = 30
-# Lines longer than this are hard to read: on a wide window the column stays centred at this width.
-MAX_READING_WIDTH = 860
-_SIDE_MARGIN = 24
 
 
 class TranscriptView(QScrollArea):
@@ -536,7 +534,7 @@ class TranscriptView(QScrollArea):
 
     def _fit_column(self) -> None:
         width = self.viewport().width()
-        side = max(_SIDE_MARGIN, (width - MAX_READING_WIDTH) // 2)
+        side = side_margin(width)
         margins = self._column.contentsMargins()
         if margins.left() != side:
             self._column.setContentsMargins(side, margins.top(), side, margins.bottom())

@@ -103,7 +103,7 @@ class WelcomePanel(QFrame):
         self.progress.setVisible(state in (DownloadState.QUEUED, DownloadState.DOWNLOADING, DownloadState.VERIFYING, DownloadState.PAUSED))
         if progress.total_bytes:
             self.progress.setValue(round(1000 * progress.downloaded_bytes / progress.total_bytes))
-        self.progress.setFormat(describe_download(progress, self._controller.pending_stop(progress)))
+        self.progress.setFormat(describe_download(progress))
         if state == DownloadState.PAUSED:
             self.download_button.setText(self.tr("Resume download"))
         if state == DownloadState.FAILED:

@@ -78,6 +78,12 @@ class ProgressLog:
             request, DownloadState.COMPLETE, DownloadState.FAILED, DownloadState.CANCELLED, since=since
         )
 
+    def paused_and_let_go(self, request: DownloadRequest) -> DownloadProgress:
+        """The second PAUSED report: the first comes when the pause is asked for, the second
+        once the worker has let go of the transfer, with the bytes it kept."""
+        at_once = self.wait_for(request, DownloadState.PAUSED)
+        return self.wait_for(request, DownloadState.PAUSED, since=self.reports.index(at_once) + 1)
+
     def of(self, request: DownloadRequest) -> list[DownloadProgress]:
         with self._condition:
             return [progress for progress in self.reports if progress.request.key == request.key]
@@ -288,7 +294,7 @@ def test_pause_keeps_the_partial_file_and_resume_finishes_it(
     manager = start_manager()
     log.pause_at_first_chunk(manager)
     manager.enqueue(MODEL)
-    paused = log.wait_for(MODEL, DownloadState.PAUSED)
+    paused = log.paused_and_let_go(MODEL)
     assert 0 < paused.downloaded_bytes < hosted.size
     [partial] = stray_files(models_dir)
     assert partial.stat().st_size == paused.downloaded_bytes
@@ -305,7 +311,7 @@ def test_a_paused_download_stays_paused_after_a_restart(start_manager, log, hub_
     first = start_manager()
     log.pause_at_first_chunk(first)
     first.enqueue(MODEL)
-    paused = log.wait_for(MODEL, DownloadState.PAUSED)
+    paused = log.paused_and_let_go(MODEL)
     assert first.shutdown()
     requests_before = len(hub_server.requests)
 
@@ -324,14 +330,16 @@ def test_cancelling_a_running_download_deletes_its_partial_file(start_manager, l
     log.pause_at_first_chunk(manager, action=manager.cancel)
     manager.enqueue(MODEL)
     assert log.finished(MODEL).state is DownloadState.CANCELLED
-    assert manager.downloads() == [] and stray_files(models_dir) == [] and not manager.is_installed(MODEL)
+    assert manager.downloads() == []  # at once
+    assert manager.shutdown(timeout=WAIT_SECONDS)  # the worker deletes the file as it lets go
+    assert stray_files(models_dir) == [] and not manager.is_installed(MODEL)
 
 
 def test_cancelling_a_paused_download_deletes_its_partial_file(start_manager, log, hosted, models_dir) -> None:
     manager = start_manager()
     log.pause_at_first_chunk(manager)
     manager.enqueue(MODEL)
-    log.wait_for(MODEL, DownloadState.PAUSED)
+    log.paused_and_let_go(MODEL)
     assert len(stray_files(models_dir)) == 1
     manager.cancel(MODEL)
     assert log.finished(MODEL).state is DownloadState.CANCELLED
@@ -348,12 +356,31 @@ def test_too_little_disk_space_refuses_before_downloading(start_manager, log, hu
     assert hub_server.requests_for(FILE, "GET") == []
 
 
+def test_pause_and_cancel_of_a_stalled_transfer_take_effect_at_once(start_manager, log, hub_server, hosted, models_dir) -> None:
+    stall = hub_server.stall(REPO, FILE, at=0)  # the connection hangs: no chunk comes to stop at
+    manager = start_manager()
+    manager.enqueue(MODEL)
+    log.wait_for(MODEL, DownloadState.DOWNLOADING)  # the transfer starts, and gets nothing
+    seen = log.mark()
+    manager.pause(MODEL)
+    assert log.of(MODEL)[-1].state is DownloadState.PAUSED and len(log.reports) == seen + 1  # reported before pause() returned
+    assert [progress.state for progress in manager.downloads()] == [DownloadState.PAUSED]
+    manager.resume(MODEL)  # changed their mind: the same transfer goes on
+    assert [progress.state for progress in manager.downloads()] == [DownloadState.DOWNLOADING]
+    manager.cancel(MODEL)
+    assert log.of(MODEL)[-1].state is DownloadState.CANCELLED and manager.downloads() == []
+    stall.release()
+    manager.shutdown(timeout=WAIT_SECONDS)  # the worker let go of it and deleted its file
+    assert stray_files(models_dir) == [] and not manager.is_installed(MODEL)
+    assert [progress.state for progress in log.of(MODEL)].count(DownloadState.CANCELLED) == 1
+
+
 def test_a_resumed_download_needs_space_only_for_the_rest_plus_a_margin(start_manager, log, hosted) -> None:
     free = [10**12]
     manager = start_manager(free_space=lambda folder: free[0])
     log.pause_at_first_chunk(manager)
     manager.enqueue(MODEL)
-    paused = log.wait_for(MODEL, DownloadState.PAUSED)
+    paused = log.paused_and_let_go(MODEL)
     needed = hosted.size - paused.downloaded_bytes + DISK_SPACE_MARGIN_BYTES
 
     free[0], seen = needed - 1, log.mark()
@@ -443,7 +470,7 @@ def test_queued_downloads_wait_while_offline_mode_is_on(start_manager, log, hub_
     manager = start_manager()
     log.pause_at_first_chunk(manager)
     manager.enqueue(MODEL)
-    log.wait_for(MODEL, DownloadState.PAUSED)
+    log.paused_and_let_go(MODEL)
     manager.set_hub_settings(HubSettings(endpoint=hub_server.endpoint, offline=True))
     requests_before = len(hub_server.requests)
     manager.resume(MODEL)

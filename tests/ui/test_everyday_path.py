@@ -14,7 +14,7 @@ from app.core.conversations.conversation_store import ConversationStore
 from app.core.profile.app_paths import AppPaths
 from app.ui.conversation_list_view import menu_button_rect
 from app.ui.theme import set_color_scheme, set_font_size
-from app.ui.transcript_view import MAX_READING_WIDTH
+from app.ui.reading_column import MAX_READING_WIDTH
 from tests.ui.app_driver import WAIT_MS, close, load, open_app, select, send_and_wait, shown_texts, stored, stored_messages, titles
 
 
@@ -329,12 +329,17 @@ def test_a_wide_window_keeps_a_centred_reading_column_and_offers_a_jump_to_the_l
     left = reply.mapTo(transcript.widget(), reply.rect().topLeft()).x()
     assert reply.width() <= MAX_READING_WIDTH
     assert abs(left - (transcript.viewport().width() - reply.width() - left)) < 60  # centred
+    composer = window.composer.edit
+    qtbot.waitUntil(lambda: composer.width() <= MAX_READING_WIDTH)  # the composer lines up with the column
     assert not transcript.jump_button.isVisible()
 
     transcript.verticalScrollBar().setValue(0)
     assert transcript.jump_button.isVisible()
     qtbot.mouseClick(transcript.jump_button, Qt.MouseButton.LeftButton)
     assert _newest_message_is_on_screen(app) and not transcript.jump_button.isVisible()
+
+    window.resize(800, 600)  # nothing laid out for the wide window keeps it from getting small
+    qtbot.waitUntil(lambda: window.size() == QSize(800, 600))
     close(app)
 
 

@@ -11,7 +11,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 
 from app.core.conversations.conversation_store import Message, MessageState
-from app.ui.markdown_view import MarkdownView, Segment, split_segments
+from app.ui.markdown_view import MarkdownView, Segment, highlighted_html, split_segments
 from app.ui.transcript_view import MessageWidget
 
 REPLY = "Intro with `code`.\n\n```python\nprint('hi')\n```\n\nOutro, see [docs](https://example.org).\n"
@@ -172,3 +172,23 @@ def test_prose_without_tables_or_math_keeps_qts_markdown(qtbot) -> None:
     qtbot.addWidget(view)
     view.set_markdown("Just **bold** words.")
     assert view.prose_labels()[0].textFormat() == Qt.TextFormat.MarkdownText
+
+
+def test_code_is_highlighted_again_when_the_theme_changes(qtbot) -> None:
+    from PySide6.QtWidgets import QApplication
+
+    from app.ui.theme import set_color_scheme
+
+    app = QApplication.instance()
+    set_color_scheme(app, Qt.ColorScheme.Light)
+    view = MarkdownView()
+    qtbot.addWidget(view)
+    view.set_markdown("```python\ndef f(x):\n    return x\n```\n")
+    [block] = view.code_blocks()
+    light = block._body.text()
+    set_color_scheme(app, Qt.ColorScheme.Dark)
+    try:
+        assert block._body.text() != light  # dark colours, or the code would be light on light
+        assert block._body.text() == highlighted_html("def f(x):\n    return x\n", "python", dark=True)
+    finally:
+        set_color_scheme(app, None)

@@ -207,6 +207,10 @@ class _Download:
     speed: float | None = None
     last_report: float | None = None
     meter: _SpeedMeter = field(default_factory=_SpeedMeter)
+    # A worker is on it. A pause or cancel takes effect for the user at once, but the worker
+    # may still be waiting on a stalled connection: until it lets go, no other worker takes the
+    # download (its partial file has one writer), and a resume simply lets the worker go on.
+    attached: bool = False
 
 
 def _free_bytes(folder: Path) -> int:
@@ -273,6 +277,9 @@ class DownloadManager:
                 download.downloaded = self._partial_size(request)
                 self._downloads[request.key] = download
                 self._next_sequence += 1
+            elif download.attached and download.stop in (_StopReason.PAUSE, _StopReason.CANCEL):
+                # Asked for again before the worker let go: it simply goes on.
+                download.stop, download.state = None, DownloadState.DOWNLOADING
             elif download.state in (DownloadState.PAUSED, DownloadState.FAILED):
                 if download.request != request:
                     download.request, download.commit = request, None  # pin again, to the new figures
@@ -285,17 +292,17 @@ class DownloadManager:
         self._emit(progress)
 
     def pause(self, request: DownloadRequest) -> None:
-        """Stops a download and keeps its partial file; ``resume`` continues from there."""
+        """Stops a download and keeps its partial file; ``resume`` continues from there. It is
+        PAUSED at once; a running transfer stops writing at its next chunk."""
         with self._condition:
             download = self._downloads.get(request.key)
             if download is None:
                 return
             if download.state in _RUNNING:
-                download.stop = _StopReason.PAUSE  # the worker reports PAUSED once it has stopped
+                download.stop = _StopReason.PAUSE
+            elif download.state is not DownloadState.QUEUED:
                 return
-            if download.state is not DownloadState.QUEUED:
-                return
-            download.state = DownloadState.PAUSED
+            download.state, download.speed = DownloadState.PAUSED, None
             self._save_queue()
             progress = self._progress(download)
         self._emit(progress)
@@ -307,36 +314,41 @@ class DownloadManager:
             download = self._downloads.get(request.key)
             if download is None:
                 return
-            if download.state in _RUNNING and download.stop is _StopReason.PAUSE:
-                download.stop = None  # paused and resumed before the worker noticed
+            if download.attached and download.stop is _StopReason.PAUSE:
+                # Resumed before the worker let go: it simply goes on.
+                download.stop, download.state = None, DownloadState.DOWNLOADING
+            elif download.attached or download.state not in (DownloadState.PAUSED, DownloadState.FAILED):
                 return
-            if download.state not in (DownloadState.PAUSED, DownloadState.FAILED):
-                return
-            download.state, download.error = DownloadState.QUEUED, None
+            else:
+                download.state, download.error = DownloadState.QUEUED, None
             self._save_queue()
             self._condition.notify_all()
             progress = self._progress(download)
         self._emit(progress)
 
     def cancel(self, request: DownloadRequest) -> None:
-        """Removes a download from the queue and deletes its partial file. Installed files stay."""
+        """Removes a download from the queue and deletes its partial file. Installed files stay.
+        It is CANCELLED at once; a worker still on it deletes the file when it lets go."""
         with self._condition:
             download = self._downloads.get(request.key)
-            if download is None:
+            if download is None or download.stop is _StopReason.CANCEL:
                 return
-            if download.state in _RUNNING:
-                download.stop = _StopReason.CANCEL  # the worker deletes the partial file
-                return
-            del self._downloads[request.key]
+            attached = download.attached
+            if attached:
+                download.stop = _StopReason.CANCEL
+            else:
+                del self._downloads[request.key]
             self._save_queue()
-        self._partial_path(request).unlink(missing_ok=True)
+        if not attached:
+            self._partial_path(request).unlink(missing_ok=True)
         self._emit(self._finished_progress(download.request, DownloadState.CANCELLED, None))
 
     def downloads(self) -> list[DownloadProgress]:
         """The queue in order: queued, running, paused and failed downloads. Complete and
         cancelled ones leave the queue; their last report says so."""
         with self._condition:
-            ordered = sorted(self._downloads.values(), key=lambda download: download.sequence)
+            listed = [download for download in self._downloads.values() if download.stop is not _StopReason.CANCEL]
+            ordered = sorted(listed, key=lambda download: download.sequence)
             return [self._progress(download) for download in ordered]
 
     def installed_files(self) -> list[InstalledModel]:
@@ -433,14 +445,23 @@ class DownloadManager:
                 if self._shut_down:
                     return
                 download.state, download.stop, download.error = DownloadState.DOWNLOADING, None, None
-                download.speed, download.last_report = None, None
+                download.speed, download.last_report, download.attached = None, None, True
                 settings = self._settings
-            self._run(download, settings)
+            try:
+                self._run(download, settings)
+            finally:
+                with self._condition:
+                    download.attached = False
+                    self._condition.notify_all()
 
     def _next_queued(self) -> _Download | None:
         if self._settings.offline:
             return None
-        queued = [download for download in self._downloads.values() if download.state is DownloadState.QUEUED]
+        queued = [
+            download
+            for download in self._downloads.values()
+            if download.state is DownloadState.QUEUED and not download.attached
+        ]
         return min(queued, key=lambda download: download.sequence, default=None)
 
     def _run(self, download: _Download, settings: HubSettings) -> None:
@@ -578,21 +599,27 @@ class DownloadManager:
             )
 
     def _stopped(self, download: _Download, reason: _StopReason) -> None:
+        """The worker let go of the download. Pause and cancel were reported when asked for;
+        a pause is reported again with the bytes actually kept."""
         if reason is _StopReason.SHUTDOWN:
             return  # shutdown() saved the queue; the partial file is resumed at the next start
         request = download.request
         with self._condition:
-            download.stop, download.speed = None, None
+            download.attached = False  # let go now, so a resume from here on queues it again
             if reason is _StopReason.CANCEL:
                 self._downloads.pop(request.key, None)
+                self._save_queue()
             else:
-                download.state = DownloadState.PAUSED if reason is _StopReason.PAUSE else DownloadState.QUEUED
+                download.speed = None
+                if reason is _StopReason.RESTART or download.state is DownloadState.DOWNLOADING:
+                    download.state = DownloadState.QUEUED  # new settings, or resumed meanwhile
+                download.stop = None
                 self._condition.notify_all()
-            self._save_queue()
+                self._save_queue()
             progress = self._progress(download)
         if reason is _StopReason.CANCEL:
             self._partial_path(request).unlink(missing_ok=True)
-            progress = self._finished_progress(request, DownloadState.CANCELLED, None)
+            return
         self._emit(progress)
 
     def _failed(self, download: _Download, error: Exception, endpoint: str) -> None:
