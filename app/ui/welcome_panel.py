@@ -11,6 +11,7 @@ from app.core.models.model_downloads import DownloadProgress, DownloadState
 from app.ui.download_status import describe_download
 from app.ui.formatting import format_bytes
 from app.ui.models_controller import ModelsController
+from app.ui.reading_column import MAX_READING_WIDTH
 
 
 class WelcomePanel(QFrame):
@@ -68,7 +69,12 @@ class WelcomePanel(QFrame):
         secondary.addWidget(open_file)
         secondary.addStretch(1)
 
-        column = QVBoxLayout(self)
+        content = QWidget()
+        content.setMaximumWidth(MAX_READING_WIDTH)  # centred, at a width that reads well
+        outer = QHBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(content)
+        column = QVBoxLayout(content)
         column.addStretch(1)
         for widget in (title, intro, self.reason_label):
             widget.setAlignment(Qt.AlignmentFlag.AlignCenter)
