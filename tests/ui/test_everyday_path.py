@@ -269,11 +269,17 @@ def test_the_keyboard_shortcuts_window_lists_every_key(qtbot, paths) -> None:
 # ------------------------------------------------------------------------ message actions
 
 
-def test_message_actions_are_icons_with_tooltips_and_copy_confirms(qtbot, paths) -> None:
+def _one_stored_turn(paths: AppPaths, question: str, answer: str) -> int:
+    """A conversation of one question and its answer, stored before the app starts; its id."""
     with ConversationStore(paths.database) as store:
-        conversation = store.create_conversation(title="Icons")
-        store.add_message(conversation.id, "user", "Question")
-        store.add_message(conversation.id, "assistant", "An answer to copy")
+        conversation = store.create_conversation(title=question)
+        store.add_message(conversation.id, "user", question)
+        store.add_message(conversation.id, "assistant", answer)
+    return conversation.id
+
+
+def test_message_actions_are_icons_with_tooltips_and_copy_confirms(qtbot, paths) -> None:
+    _one_stored_turn(paths, "Question", "An answer to copy")
     app = open_app(qtbot, paths)
     window = app.window
     reply = window.transcript.message_widgets()[-1]
@@ -295,10 +301,7 @@ def test_message_actions_are_icons_with_tooltips_and_copy_confirms(qtbot, paths)
 
 
 def test_editing_a_question_marks_it_and_esc_cancels_keeping_the_draft(qtbot, paths) -> None:
-    with ConversationStore(paths.database) as store:
-        conversation = store.create_conversation(title="Edit")
-        store.add_message(conversation.id, "user", "Original question")
-        store.add_message(conversation.id, "assistant", "Answer")
+    conversation_id = _one_stored_turn(paths, "Original question", "Answer")
     app = open_app(qtbot, paths)
     window = app.window
     window.composer.edit.setPlainText("a draft I was writing")
@@ -311,7 +314,7 @@ def test_editing_a_question_marks_it_and_esc_cancels_keeping_the_draft(qtbot, pa
     assert not question.property("editing")
     assert not window.composer.cancel_edit_button.isVisible()
     assert window.composer.edit.toPlainText() == "a draft I was writing"
-    assert [message.content for message in stored_messages(app, conversation.id)] == ["Original question", "Answer"]
+    assert [message.content for message in stored_messages(app, conversation_id)] == ["Original question", "Answer"]
     close(app)
 
 

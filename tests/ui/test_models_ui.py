@@ -275,13 +275,9 @@ def test_downloads_show_in_the_status_bar_and_quitting_during_one_asks_first(qtb
 
 def test_pause_and_cancel_show_at_once_and_a_stalled_transfer_says_so(qtbot, paths, hub_with_models, tiny_model, monkeypatch) -> None:
     monkeypatch.setattr(models_controller, "STALL_SECONDS", 0.0)  # the stall shows at the next tick
-    repo_id, filename = repository_of(SMALLEST[0]), filename_of(*SMALLEST)
-    stall = hub_with_models.stall(repo_id, filename, at=tiny_model.stat().st_size // 2)
-    window = _open_window(qtbot, paths, endpoint=hub_with_models.endpoint)
-    window.show_models()
+    window, stall = _window_with_a_hanging_download(qtbot, paths, hub_with_models, tiny_model)
     dialog = window._models_dialog
-    _refresh_catalog(qtbot, dialog)
-    entry, item = _start_download(qtbot, window)
+    _, item = _catalog_row(window, *SMALLEST)
 
     def status() -> str:
         widget = dialog.catalog_tree.itemWidget(item, 3)
@@ -361,14 +357,20 @@ def test_importing_a_file_that_is_no_model_says_so_and_lists_nothing(qtbot, path
     _close(window)
 
 
-def test_a_window_closed_twice_asks_about_downloads_only_once(qtbot, paths, hub_with_models, tiny_model, monkeypatch) -> None:
-    repo_id, filename = repository_of(SMALLEST[0]), filename_of(*SMALLEST)
-    stall = hub_with_models.stall(repo_id, filename, at=tiny_model.stat().st_size // 2)
-    window = _open_window(qtbot, paths, endpoint=hub_with_models.endpoint)
+def _window_with_a_hanging_download(qtbot, paths, hub: HubServer, tiny_model: Path):
+    """The window, with the smallest model's download running and its connection hanging
+    halfway; the stall, to release."""
+    stall = hub.stall(repository_of(SMALLEST[0]), filename_of(*SMALLEST), at=tiny_model.stat().st_size // 2)
+    window = _open_window(qtbot, paths, endpoint=hub.endpoint)
     window.show_models()
     _refresh_catalog(qtbot, window._models_dialog)
     _start_download(qtbot, window)
     qtbot.waitUntil(window.downloads_indicator.isVisible, timeout=WAIT_MS)
+    return window, stall
+
+
+def test_a_window_closed_twice_asks_about_downloads_only_once(qtbot, paths, hub_with_models, tiny_model, monkeypatch) -> None:
+    window, stall = _window_with_a_hanging_download(qtbot, paths, hub_with_models, tiny_model)
     questions: list[str] = []
     monkeypatch.setattr(QMessageBox, "question", lambda _parent, _title, text, *args: questions.append(text) or QMessageBox.StandardButton.Yes)
     window._models_dialog.close()
@@ -379,13 +381,7 @@ def test_a_window_closed_twice_asks_about_downloads_only_once(qtbot, paths, hub_
 
 
 def test_a_download_resumed_at_start_is_offered_when_it_finishes(qtbot, paths, hub_with_models, tiny_model, monkeypatch) -> None:
-    repo_id, filename = repository_of(SMALLEST[0]), filename_of(*SMALLEST)
-    stall = hub_with_models.stall(repo_id, filename, at=tiny_model.stat().st_size // 2)
-    window = _open_window(qtbot, paths, endpoint=hub_with_models.endpoint)
-    window.show_models()
-    _refresh_catalog(qtbot, window._models_dialog)
-    _start_download(qtbot, window)
-    qtbot.waitUntil(window.downloads_indicator.isVisible, timeout=WAIT_MS)
+    window, stall = _window_with_a_hanging_download(qtbot, paths, hub_with_models, tiny_model)
     monkeypatch.setattr(QMessageBox, "question", lambda *args: QMessageBox.StandardButton.Yes)
     window._models_dialog.close()
     window.close()  # quit mid-download
