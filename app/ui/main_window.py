@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import html
 import importlib.metadata
-import re
 from dataclasses import asdict
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, Qt, QUrl, Signal, qVersion
-from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtCore import QByteArray, Qt, Signal, qVersion
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
@@ -35,11 +34,7 @@ from app.core.conversations.conversation_events import (
     ConversationDeleted,
     ConversationRestored,
     ConversationsChanged,
-    ExportFinished,
-    ImportFinished,
-    ImportNeedsChoice,
 )
-from app.core.conversations.conversation_export import DuplicateChoice
 from app.core.conversations.conversation_library import ConversationLibrary
 from app.core.domain.conversations import Message
 from app.core.domain.generation import GenerationStats, LoadSettings
@@ -50,6 +45,7 @@ from app.ui.banner import Banner
 from app.ui.chat_controller import ChatController
 from app.ui.chat_settings_panel import ChatSettingsPanel
 from app.ui.composer_widget import ComposerWidget
+from app.ui.conversation_files import ConversationFiles
 from app.ui.conversation_sidebar import ConversationSidebar
 from app.ui.download_status import DownloadsIndicator
 from app.ui.event_bridges import EngineBridge, LibraryBridge, SessionBridge
@@ -99,6 +95,9 @@ class MainWindow(QMainWindow):
         self._session_bridge = SessionBridge(session, self)
 
         self._build_widgets()
+        self.conversation_files = ConversationFiles(
+            library, self._library_bridge, self.sidebar.model, self.info_banner, self
+        )
         self.chat = ChatController(
             session, self._session_bridge, self.transcript, self.composer, self.chat_settings_panel,
             self._context_size, self,
@@ -201,8 +200,8 @@ class MainWindow(QMainWindow):
         for item in (self.new_chat_action, self.open_model_action, self.models_action, self.settings_action):
             file_menu.addAction(item)
         file_menu.addSeparator()
-        file_menu.addAction(self.tr("&Import Chats…"), self.import_conversations)
-        file_menu.addAction(self.tr("&Export All Chats…"), self.export_all_conversations)
+        file_menu.addAction(self.tr("&Import Chats…"), self.conversation_files.import_file)
+        file_menu.addAction(self.tr("&Export All Chats…"), self.conversation_files.export_all)
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
         chat_menu = self.menuBar().addMenu(self.tr("&Chat"))
@@ -240,7 +239,7 @@ class MainWindow(QMainWindow):
     def _connect(self) -> None:
         self.sidebar.sig_conversation_chosen.connect(self.chat.open)
         self.sidebar.sig_search_hit_chosen.connect(self._open_search_hit)
-        self.sidebar.sig_export_requested.connect(self.export_conversation)
+        self.sidebar.sig_export_requested.connect(self.conversation_files.export_conversation)
         self.sidebar.sig_delete_requested.connect(self.delete_conversation)
         self.model_bar.sig_model_chosen.connect(self.load_model)
         self.model_bar.models_button.clicked.connect(self.show_models)
@@ -259,9 +258,7 @@ class MainWindow(QMainWindow):
         library.sig_conversations_changed.connect(self._on_conversations_changed)
         library.sig_conversation_deleted.connect(self._on_conversation_deleted)
         library.sig_conversation_restored.connect(self._on_conversation_restored)
-        library.sig_export_finished.connect(self._on_export_finished)
-        library.sig_import_finished.connect(self._on_import_finished)
-        library.sig_import_needs_choice.connect(self._on_import_needs_choice)
+        self.conversation_files.sig_imported.connect(self.chat.open)
         library.sig_operation_failed.connect(lambda event: self.error_banner.show_message(event.message))
 
         engine = self._engine_bridge
@@ -481,72 +478,6 @@ class MainWindow(QMainWindow):
         self.info_banner.hide()
         self.chat.open(event.conversation.id)
 
-    def export_conversation(self, conversation_id: int, kind: str) -> None:
-        conversation = self.sidebar.model.conversation(conversation_id)
-        name = _file_name(conversation.title if conversation else "chat")
-        if kind == "md":
-            path, _ = QFileDialog.getSaveFileName(self, self.tr("Export as Markdown"), f"{name}.md", self.tr("Markdown (*.md)"))
-        else:
-            path, _ = QFileDialog.getSaveFileName(self, self.tr("Export as JSON"), f"{name}.json", self.tr("JSON (*.json)"))
-        if path:
-            self._library.export_conversation(conversation_id, kind, Path(path))
-
-    def export_all_conversations(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, self.tr("Export all chats"), "qwen-local-chat.json", self.tr("JSON (*.json)"))
-        if path:
-            self._library.export_all(Path(path))
-
-    def import_conversations(self, path: Path | None = None) -> None:
-        if path is None:
-            chosen, _ = QFileDialog.getOpenFileName(self, self.tr("Import chats"), "", self.tr("JSON (*.json)"))
-            if not chosen:
-                return
-            path = Path(chosen)
-        self._library.import_file(path)
-
-    def _on_export_finished(self, event: ExportFinished) -> None:
-        text = self.tr("Saved %1 chats to %2.") if event.count != 1 else self.tr("Saved the chat to %2.")
-        folder = event.path.parent
-        self.info_banner.show_message(
-            text.replace("%1", f"{event.count:,}").replace("%2", str(event.path)),
-            self.tr("Show in folder"),
-            lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder))),
-        )
-
-    def _on_import_needs_choice(self, event: ImportNeedsChoice) -> None:
-        """The file repeats chats that are here already: skip, replace or copy them."""
-        repeated = len(event.already_here)
-        box = QMessageBox(self)
-        box.setWindowTitle(self.tr("Import chats"))
-        box.setIcon(QMessageBox.Icon.Question)
-        box.setText(
-            self.tr("%1 of the %2 chats in “%3” are already here.").replace("%1", str(repeated)).replace("%2", str(event.total)).replace("%3", event.path.name)
-        )
-        titles = [conversation.title or self.tr("New chat") for conversation in event.already_here[:5]]
-        box.setInformativeText("\n".join(f"• {title}" for title in titles) + ("\n…" if repeated > 5 else ""))
-        choices = {
-            box.addButton(self.tr("Skip them"), QMessageBox.ButtonRole.AcceptRole): DuplicateChoice.SKIP,
-            box.addButton(self.tr("Replace them"), QMessageBox.ButtonRole.DestructiveRole): DuplicateChoice.REPLACE,
-            box.addButton(self.tr("Import copies"), QMessageBox.ButtonRole.ActionRole): DuplicateChoice.KEEP_BOTH,
-        }
-        box.addButton(QMessageBox.StandardButton.Cancel)
-        box.setDefaultButton(next(iter(choices)))
-        box.exec()
-        choice = choices.get(box.clickedButton())
-        if choice is not None:
-            self._library.import_file(event.path, choice)
-
-    def _on_import_finished(self, event: ImportFinished) -> None:
-        if event.conversations:
-            self.chat.open(event.conversations[-1].id)
-        count = len(event.conversations)
-        text = self.tr("Imported 1 chat.") if count == 1 else self.tr("Imported %1 chats.").replace("%1", str(count))
-        if event.already_here and count == 0:
-            text = self.tr("Nothing new to import: every chat in “%1” is already here.").replace("%1", event.path.name)
-        elif event.already_here:
-            text += " " + self.tr("(%1 of them were already here.)").replace("%1", str(len(event.already_here)))
-        self.info_banner.show_message(text)
-
     # ---------------------------------------------------------------------------- the chat pane
 
     def _on_reply_finished(self, reply: Message) -> None:
@@ -676,9 +607,3 @@ def about_text(runtime_description: str) -> str:
         f"llama-cpp-python {html.escape(importlib.metadata.version('llama-cpp-python'))} · "
         f"Qt {html.escape(qVersion())}</p>"
     )
-
-
-def _file_name(title: str) -> str:
-    """A title made safe to use as a file name on every system."""
-    cleaned = re.sub(r'[\\/:*?"<>|\x00-\x1f]+', " ", title).strip(" .")
-    return cleaned[:80] or "chat"

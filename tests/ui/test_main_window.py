@@ -309,30 +309,30 @@ def test_export_then_import_of_a_conversation_is_exact(qtbot, paths, tmp_path, m
     exported = tmp_path / "out.json"
     # The user's choice in the save and open dialogs.
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args, **kwargs: (str(exported), ""))
-    window.export_conversation(original.id, "json")
+    window.conversation_files.export_conversation(original.id, "json")
     qtbot.waitUntil(lambda: f"Saved the chat to {exported}." == window.info_banner.label.text())
     seen: list[str] = []
     _click_in_next_dialog("Import copies", seen)  # it is the same chat: the user wants a copy
-    window.import_conversations(exported)
+    window.conversation_files.import_file(exported)
     qtbot.waitUntil(lambda: "Imported 1 chat." == window.info_banner.label.text())
     assert seen == ["1 of the 1 chats in “out.json” are already here."]
     qtbot.waitUntil(lambda: window.conversation_id not in (None, original.id))
     imported_id = window.conversation_id
     again = tmp_path / "again.json"
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args, **kwargs: (str(again), ""))
-    window.export_conversation(imported_id, "json")
+    window.conversation_files.export_conversation(imported_id, "json")
     qtbot.waitUntil(again.exists)
     qtbot.waitUntil(lambda: again.read_bytes() == exported.read_bytes())
 
     markdown = tmp_path / "out.md"
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args, **kwargs: (str(markdown), ""))
-    window.export_conversation(original.id, "md")
+    window.conversation_files.export_conversation(original.id, "md")
     qtbot.waitUntil(markdown.exists)
     assert markdown.read_text().startswith("# Round trip")
 
     broken = tmp_path / "broken.json"
     broken.write_text("{ nope")
-    window.import_conversations(broken)
+    window.conversation_files.import_file(broken)
     qtbot.waitUntil(lambda: window.error_banner.isVisible() and "Could not import" in window.error_banner.label.text())
     close(app)
 
@@ -344,7 +344,7 @@ def test_exporting_every_chat_says_where_and_importing_it_again_duplicates_nothi
     app = open_app(qtbot, paths)
     backup = tmp_path / "backup.json"
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args, **kwargs: (str(backup), ""))
-    app.window.export_all_conversations()
+    app.window.conversation_files.export_all()
     qtbot.waitUntil(lambda: f"Saved 3 chats to {backup}." == app.window.info_banner.label.text())
     assert backup.read_text().count('"title"') == 3
     catcher = _LinkCatcher()
@@ -359,7 +359,7 @@ def test_exporting_every_chat_says_where_and_importing_it_again_duplicates_nothi
     # Importing the backup into the same app finds every chat already here: skipping adds none.
     seen: list[str] = []
     _click_in_next_dialog("Skip them", seen)
-    app.window.import_conversations(backup)
+    app.window.conversation_files.import_file(backup)
     qtbot.waitUntil(lambda: app.window.info_banner.label.text() == "Nothing new to import: every chat in “backup.json” is already here.")
     assert seen == ["3 of the 3 chats in “backup.json” are already here."]
     assert sorted(titles(app)) == ["Chat 0", "Chat 1", "Chat 2"]

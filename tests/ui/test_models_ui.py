@@ -390,8 +390,8 @@ def test_a_download_resumed_at_start_is_offered_when_it_finishes(qtbot, paths, h
     again = build_main_window(paths)  # the next start: the download goes on by itself
     qtbot.addWidget(again)
     again.show()
-    qtbot.waitUntil(lambda: again.model_picker.count() == 1, timeout=WAIT_MS)
-    assert again.info_banner.isVisible() and again.info_banner.action_button.text() == "Load"
+    qtbot.waitUntil(lambda: again.model_picker.count() == 1 and again.info_banner.isVisible(), timeout=WAIT_MS)
+    assert again.info_banner.action_button.text() == "Load"
     assert not again.welcome_panel or not again.welcome_panel.isVisible()
     again.info_banner.action_button.click()
     qtbot.waitUntil(lambda: again.composer.send_button.isEnabled(), timeout=WAIT_MS)
