@@ -54,7 +54,7 @@ def build_app(paths: AppPaths) -> DesktopApp:
     core = CoreServices.start(paths, settings)
     models = ModelsController(
         paths, settings, SecretStore(),
-        lambda folder: probe_hardware(folder, accelerator_report(), settings.decode_bytes_per_second),
+        lambda folder, speed: probe_hardware(folder, accelerator_report(), speed),
     )
     window = MainWindow(core.session, core.library, core.engine, settings, models, build_info().describe())
     window.sig_settings_changed.connect(lambda: save_settings(settings, paths.settings_file))

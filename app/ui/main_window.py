@@ -267,6 +267,7 @@ class MainWindow(QMainWindow):
         engine.sig_model_load_failed.connect(self._on_model_load_failed)
         self._models.sig_local_models_changed.connect(self._refresh_model_picker)
         self._models.sig_download_finished.connect(self._on_download_finished)
+        self._models.sig_hardware_changed.connect(self._refresh_model_picker)
         self._models.sig_settings_changed.connect(self.sig_settings_changed)
 
     def _restore_geometry(self) -> None:

@@ -26,7 +26,13 @@ from app.core.models.fit_estimate import (
 )
 from app.core.domain.hardware import HardwareInfo
 from app.core.models.hardware_probe import HardwareProbe
-from app.core.models.speed_calibration import calibrate_from_reply
+from app.core.models.speed_calibration import (
+    FROM_MEMORY_TEST,
+    FROM_REPLIES,
+    SpeedCalibration,
+    calibrate_from_reply,
+    probe_decode_bandwidth,
+)
 from app.core.models.hub_access import HubSettings, OfflineError, hub_endpoint, make_hf_api
 from app.core.domain.model_files import gguf_file_problem
 from app.core.models.local_models import LocalModel, ModelSource, find_local_models
@@ -64,6 +70,9 @@ class ModelsController(QObject):
     """Refreshing the catalog failed: a message for the user; the old catalog stays."""
     sig_settings_changed = Signal()
     """Model-related settings changed and should be saved."""
+    sig_hardware_changed = Signal()
+    """What is known of this computer changed (its measured speed): fit advice may differ."""
+    _sig_speed_measured = Signal(float)  # from the memory-speed test's thread
 
     def __init__(
         self,
@@ -73,14 +82,19 @@ class ModelsController(QObject):
         probe_hardware: HardwareProbe,
         parent: QObject | None = None,
     ) -> None:
-        """``probe_hardware(models_dir)`` measures this computer (memory, backend, GPUs, disk)."""
+        """``probe_hardware(models_dir, speed)`` measures this computer (memory, backend, GPUs,
+        disk), with ``speed`` the decoding speed measured so far."""
         super().__init__(parent)
         self._probe_hardware = probe_hardware
         self._paths = paths
         self._settings = settings
         self.secrets = secrets
         self.catalog = ModelCatalog(paths.catalog_cache)
-        self.hardware: HardwareInfo = probe_hardware(self.models_dir)
+        self.hardware: HardwareInfo = self._probe()
+        self._sig_speed_measured.connect(self._on_speed_measured)
+        if not self._settings.decode_bytes_per_second and not self.hardware.gpus:
+            # A RAM test says nothing of a GPU's memory: there, replies alone calibrate.
+            threading.Thread(target=self._measure_memory_speed, name="memory-speed-test", daemon=True).start()
         self._shapes: dict[Path, ModelShape | None] = {}
         self._progress: dict[str, DownloadProgress] = {}  # the latest report of each download
         self._data_seen_at: dict[str, tuple[int, float]] = {}  # bytes, when they last grew
@@ -122,7 +136,7 @@ class ModelsController(QObject):
         self._settings.models_dir = str(folder)
         self.sig_settings_changed.emit()
         self.downloads = self._new_download_manager()
-        self.hardware = self._probe_hardware(folder)
+        self.hardware = self._probe()
         self.sig_local_models_changed.emit()
 
     # ------------------------------------------------------------------------- local models
@@ -207,9 +221,25 @@ class ModelsController(QObject):
         """A reply showed how fast this computer writes: the fit advice learns from it."""
         calibrated = calibrate_from_reply(self._settings.decode_bytes_per_second, tokens_per_second, generated_tokens, weights_bytes)
         if calibrated != self._settings.decode_bytes_per_second:
-            self._settings.decode_bytes_per_second = calibrated
-            self.sig_settings_changed.emit()
-            self.hardware = self._probe_hardware(self.models_dir)
+            self._set_speed(SpeedCalibration(calibrated, FROM_REPLIES))
+
+    def _probe(self) -> HardwareInfo:
+        settings = self._settings
+        speed = SpeedCalibration(settings.decode_bytes_per_second, settings.decode_speed_source) if settings.decode_bytes_per_second else None
+        return self._probe_hardware(self.models_dir, speed)
+
+    def _measure_memory_speed(self) -> None:  # worker thread
+        self._sig_speed_measured.emit(probe_decode_bandwidth(self.hardware.physical_cores))
+
+    def _on_speed_measured(self, bytes_per_second: float) -> None:
+        if not self._settings.decode_bytes_per_second:  # a reply may have measured it meanwhile
+            self._set_speed(SpeedCalibration(bytes_per_second, FROM_MEMORY_TEST))
+
+    def _set_speed(self, speed: SpeedCalibration) -> None:
+        self._settings.decode_bytes_per_second, self._settings.decode_speed_source = speed.bytes_per_second, speed.source
+        self.sig_settings_changed.emit()
+        self.hardware = self._probe()
+        self.sig_hardware_changed.emit()
 
     # --------------------------------------------------------------------------- downloads
 

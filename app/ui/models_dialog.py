@@ -92,6 +92,7 @@ class ModelsDialog(QDialog):
 
         controller.sig_download_progress.connect(self._on_progress)
         controller.sig_local_models_changed.connect(self._on_local_models_changed)
+        controller.sig_hardware_changed.connect(self._on_hardware_changed)
         controller.sig_catalog_refreshed.connect(self._on_catalog_refreshed)
         controller.sig_catalog_refresh_failed.connect(self._on_catalog_refresh_failed)
         self.reload()
@@ -257,6 +258,15 @@ class ModelsDialog(QDialog):
         row = self._catalog_rows.get(progress.request.key)
         if row is not None:
             self._show_entry_state(*row, progress)
+
+    def _on_hardware_changed(self) -> None:
+        """New fit advice in the rows that are there (a download's row keeps its progress)."""
+        self._show_hardware()
+        self._fill_local()
+        for entry, item in self._catalog_rows.values():
+            assessment = self._controller.assess_entry(entry)
+            if assessment is not None:
+                self.catalog_tree.setItemWidget(item, COLUMN_FIT, FitBadge(assessment))
 
     def _on_local_models_changed(self) -> None:
         """Rows stay where they are (and keep focus and scroll position); only their state changes."""

@@ -26,7 +26,7 @@ class WelcomePanel(QFrame):
         super().__init__(parent)
         self.setObjectName("welcomePanel")
         self._controller = controller
-        self._entry, recommendation = controller.recommendation()
+        self._entry = None
 
         title = QLabel(self.tr("Welcome to Qwen Local Chat"))
         title.setObjectName("welcomeTitle")
@@ -46,17 +46,6 @@ class WelcomePanel(QFrame):
         self.error_label.setObjectName("welcomeError")
         self.error_label.setWordWrap(True)
         self.error_label.hide()
-
-        if self._entry is None:
-            self.reason_label.setText(self.tr("None of the Qwen3.5 models fits in the memory free right now. Close other programs, or choose a model yourself."))
-            self.download_button.hide()
-        else:
-            self.reason_label.setText(
-                self.tr("Recommended for this computer: <b>%1</b>. %2").replace("%1", self._entry.display_name).replace("%2", recommendation.reason)
-            )
-            size = format_bytes(self._entry.model.size) if self._entry.model.size else ""
-            self.download_button.setText(self.tr("Download %1 (%2)").replace("%1", f"Qwen3.5 {self._entry.size_label}").replace("%2", size))
-            self.download_button.setToolTip(self._entry.display_name)
 
         others = QPushButton(self.tr("Other models…"))
         others.clicked.connect(self.sig_show_models)
@@ -87,11 +76,31 @@ class WelcomePanel(QFrame):
         column.addStretch(2)
         column.setContentsMargins(24, 24, 24, 24)
 
+        self.refresh_recommendation()
+        controller.sig_hardware_changed.connect(self.refresh_recommendation)
         controller.sig_download_progress.connect(self._on_progress)
         if self._entry is not None:
             current = controller.progress_of(self._entry)
             if current is not None:
                 self._on_progress(current)
+
+    def refresh_recommendation(self) -> None:
+        """Recommends again (this computer's measured speed may have changed the advice), unless
+        the recommended download has already begun."""
+        if self._entry is not None and self._controller.progress_of(self._entry) is not None:
+            return
+        self._entry, recommendation = self._controller.recommendation()
+        if self._entry is None:
+            self.reason_label.setText(self.tr("None of the Qwen3.5 models fits in the memory free right now. Close other programs, or choose a model yourself."))
+            self.download_button.hide()
+            return
+        self.reason_label.setText(
+            self.tr("Recommended for this computer: <b>%1</b>. %2").replace("%1", self._entry.display_name).replace("%2", recommendation.reason)
+        )
+        size = format_bytes(self._entry.model.size) if self._entry.model.size else ""
+        self.download_button.setText(self.tr("Download %1 (%2)").replace("%1", f"Qwen3.5 {self._entry.size_label}").replace("%2", size))
+        self.download_button.setToolTip(self._entry.display_name)
+        self.download_button.show()
 
     def _download(self) -> None:
         self.error_label.hide()

@@ -11,7 +11,7 @@ import psutil
 from app.core.engines.llama import llama_runtime
 from app.core.engines.llama.llama_runtime import accelerator_report, compiled_backend
 from app.core.models.hardware_probe import probe_hardware
-from app.core.models.speed_calibration import calibrate_from_reply
+from app.core.models.speed_calibration import FROM_REPLIES, SpeedCalibration, calibrate_from_reply, probe_decode_bandwidth
 
 GIB = 1024**3
 
@@ -65,12 +65,12 @@ def test_no_models_folder_means_unknown_disk_space(tmp_path: Path) -> None:
     assert _probe(tmp_path / "missing").models_dir_free_bytes is None
 
 
-def test_decode_speed_is_calibrated_by_a_memory_test_until_replies_measure_it() -> None:
-    tested = _probe()
-    assert tested.decode_speed_source == "a quick memory test"
-    assert 1e9 < tested.decode_bytes_per_second < 1e12  # a real figure for any computer made this century
-    measured = probe_hardware(None, accelerator_report(), 15.5e9)
-    assert (measured.decode_bytes_per_second, measured.decode_speed_source) == (15.5e9, "your replies")
+def test_the_memory_test_measures_a_real_decode_speed_and_the_probe_reports_what_was_measured() -> None:
+    measured = probe_decode_bandwidth(2)
+    assert 1e9 < measured < 1e12  # a real figure for any computer made this century
+    assert _probe().decode_bytes_per_second is None  # nothing measured yet: a rule of thumb is used
+    calibrated = probe_hardware(None, accelerator_report(), SpeedCalibration(15.5e9, FROM_REPLIES))
+    assert (calibrated.decode_bytes_per_second, calibrated.decode_speed_source) == (15.5e9, "your replies")
 
 
 def test_a_reply_moves_the_calibration_but_short_replies_and_tiny_models_do_not() -> None:

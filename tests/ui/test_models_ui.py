@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,6 +27,14 @@ SMALLEST = ("0.8B", "Q4_K_M")
 @pytest.fixture
 def paths(tmp_path: Path) -> AppPaths:
     return AppPaths.under(tmp_path / "profile")
+
+
+@pytest.fixture(autouse=True)
+def quitting_never_waits_on_a_question(monkeypatch) -> None:
+    """Windows left with a download running (a test that failed halfway) are closed by the
+    test harness: the question asked then is answered "Yes" rather than waiting forever.
+    Tests about the question set their own answers."""
+    monkeypatch.setattr(QMessageBox, "question", lambda *args: QMessageBox.StandardButton.Yes)
 
 
 @pytest.fixture
@@ -235,12 +244,12 @@ def test_a_finished_download_is_in_the_picker_at_once_and_offered_to_load(qtbot,
     _refresh_catalog(qtbot, window._models_dialog)
     entry, _ = _start_download(qtbot, window)
     window._models_dialog.close()  # the user goes back to the main window while it downloads
-    qtbot.waitUntil(lambda: window.model_picker.count() == 1, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window.model_picker.count() == 1 and window.info_banner.isVisible(), timeout=WAIT_MS)
     assert window.model_picker.itemText(0) == Path(filename_of(*SMALLEST)).stem
     assert window.model_picker.placeholderText() == "Choose a model to load"  # not "No model yet"
     assert not window.welcome_panel.isVisible()  # the first-run screen moved on
     banner = window.info_banner
-    assert banner.isVisible() and "Qwen3.5 0.8B · Q4_K_M is downloaded and checked" in banner.label.text()
+    assert "Qwen3.5 0.8B · Q4_K_M is downloaded and checked" in banner.label.text()
     assert banner.action_button.text() == "Load"
     banner.action_button.click()
     qtbot.waitUntil(lambda: window.composer.send_button.isEnabled(), timeout=WAIT_MS)
@@ -257,9 +266,9 @@ def test_downloads_show_in_the_status_bar_and_quitting_during_one_asks_first(qtb
     window.show_models()
     _refresh_catalog(qtbot, window._models_dialog)
     _start_download(qtbot, window)
-    qtbot.waitUntil(lambda: indicator.isVisible() and "MB" in indicator.button.text(), timeout=WAIT_MS)
-    assert indicator.button.text().startswith("⬇ Qwen3.5 0.8B · Q4_K_M:")
-    assert 0 < indicator.bar.value() < indicator.bar.maximum()
+    qtbot.waitUntil(lambda: indicator.isVisible() and indicator.bar.value() > 0, timeout=WAIT_MS)  # halfway, held there
+    assert indicator.button.text().startswith("⬇ Qwen3.5 0.8B · Q4_K_M:") and "/ 1.09 MB" in indicator.button.text()
+    assert indicator.bar.value() < indicator.bar.maximum()
 
     questions: list[str] = []
     answers = iter([QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Yes])
@@ -396,3 +405,25 @@ def test_a_download_resumed_at_start_is_offered_when_it_finishes(qtbot, paths, h
     again.info_banner.action_button.click()
     qtbot.waitUntil(lambda: again.composer.send_button.isEnabled(), timeout=WAIT_MS)
     _close(again)
+
+
+def test_the_memory_speed_test_runs_off_the_start_and_is_remembered(qtbot, paths, monkeypatch) -> None:
+    threads: list[str] = []
+    real_probe = models_controller.probe_decode_bandwidth
+    monkeypatch.setattr(
+        models_controller, "probe_decode_bandwidth", lambda cores: threads.append(threading.current_thread().name) or real_probe(cores)
+    )
+    window = _open_window(qtbot, paths)
+    models = window._models
+    qtbot.waitUntil(lambda: models.hardware.decode_speed_source == "a quick memory test", timeout=WAIT_MS)
+    assert threads == ["memory-speed-test"]  # never on the GUI thread, never in the way of the start
+    assert window._settings.decode_bytes_per_second == models.hardware.decode_bytes_per_second > 1e9
+    window.show_models()
+    badge = window._models_dialog.catalog_tree.itemWidget(_catalog_row(window, *SMALLEST)[1], 2)
+    assert "(measured from a quick memory test)" in badge.toolTip()
+    _close(window)
+
+    again = build_main_window(paths)  # the next start knows it already, and tests nothing
+    qtbot.addWidget(again)
+    assert again._models.hardware.decode_speed_source == "a quick memory test" and threads == ["memory-speed-test"]
+    again.close()

@@ -15,26 +15,21 @@ from pathlib import Path
 import psutil
 
 from app.core.domain.hardware import AcceleratorReport, HardwareInfo
-from app.core.models.speed_calibration import probe_decode_bandwidth
+from app.core.models.speed_calibration import SpeedCalibration
 
-HardwareProbe = Callable[[Path | None], HardwareInfo]
-"""Measures the computer now; the path is the folder whose free disk space to report."""
+HardwareProbe = Callable[[Path | None, SpeedCalibration | None], HardwareInfo]
+"""Measures the computer now: the path is the folder whose free disk space to report, the
+calibration what was measured of its decoding speed so far."""
 
 
 def probe_hardware(
-    models_dir: Path | None, accelerators: AcceleratorReport, measured_decode_bytes_per_second: float = 0.0
+    models_dir: Path | None, accelerators: AcceleratorReport, speed: SpeedCalibration | None = None
 ) -> HardwareInfo:
     """This computer now; ``models_dir`` is the folder whose free disk space to report, and
-    ``measured_decode_bytes_per_second`` the speed calibration from earlier replies (0: none)."""
+    ``speed`` what was measured of its decoding speed so far (None: nothing yet)."""
     memory = psutil.virtual_memory()
     logical = psutil.cpu_count(logical=True) or os.cpu_count() or 1
     physical = psutil.cpu_count(logical=False) or logical
-    if measured_decode_bytes_per_second:
-        bandwidth, source = measured_decode_bytes_per_second, "your replies"
-    elif not accelerators.gpus:
-        bandwidth, source = probe_decode_bandwidth(physical), "a quick memory test"
-    else:
-        bandwidth, source = None, ""  # a RAM test says nothing of a GPU's memory
     return HardwareInfo(
         total_ram_bytes=memory.total,
         available_ram_bytes=memory.available,
@@ -44,8 +39,8 @@ def probe_hardware(
         backend=accelerators.backend,
         gpus=accelerators.gpus,
         models_dir_free_bytes=_free_disk_bytes(models_dir),
-        decode_bytes_per_second=bandwidth,
-        decode_speed_source=source,
+        decode_bytes_per_second=speed.bytes_per_second if speed else None,
+        decode_speed_source=speed.source if speed else "",
     )
 
 

@@ -2,14 +2,15 @@
 
 Generating a token reads every weight once, so the speed is the memory bandwidth the model
 gets divided by its size. The best measure is the app's own replies (tokens a second times the
-model's size); before there is one, a memory-bandwidth test of a tenth of a second stands in.
+model's size); before there is one, a memory-bandwidth test stands in (a few tenths of a second,
+run once, off the start-up path, and remembered).
 """
 
 from __future__ import annotations
 
-import functools
 import threading
 import time
+from dataclasses import dataclass
 
 import numpy
 
@@ -26,10 +27,20 @@ MINIMUM_MEASURED_TOKENS = 32  # shorter replies are dominated by their start
 MINIMUM_MEASURED_WEIGHTS_BYTES = 256 * 1024 * 1024
 
 
-@functools.cache
+FROM_REPLIES = "your replies"
+FROM_MEMORY_TEST = "a quick memory test"
+
+
+@dataclass(frozen=True)
+class SpeedCalibration:
+    bytes_per_second: float  # of weights read while generating
+    source: str  # FROM_REPLIES or FROM_MEMORY_TEST, for the user
+
+
 def probe_decode_bandwidth(threads: int) -> float:
     """Bytes a second CPU decoding can read here, estimated from a parallel memory copy on
-    ``threads`` threads (numpy copies without holding the GIL). Measured once per run."""
+    ``threads`` threads (numpy copies without holding the GIL). Slow enough to keep off the
+    GUI thread."""
     threads = max(1, threads)
     sources = [numpy.ones(_PROBE_BYTES_PER_THREAD // 8) for _ in range(threads)]
     targets = [numpy.empty_like(source) for source in sources]

@@ -38,6 +38,7 @@ class Settings:
     gpu_layers: int = -1  # layers offloaded to the GPU; -1: all of them, 0: none
     gpu_device: int = -1  # the one GPU to use (ggml's index); -1: spread over every GPU
     decode_bytes_per_second: float = 0.0  # measured speed calibration (fit_estimate); 0: not yet
+    decode_speed_source: str = ""  # what measured it: replies, or the memory test
 
     def remember_model(self, path: Path) -> None:
         """Moves ``path`` to the front of the recent-models list."""
