@@ -207,8 +207,11 @@ def write_long_conversation(database: Path, message_count: int, seed: int = 0) -
 
 
 def select_conversation(window: MainWindow, conversation_id: int) -> None:
-    """Selects the conversation in the list, as a click does."""
+    """Selects the conversation in the list, as a click does: the list takes the keyboard focus
+    too (else the composer, focused at start, keeps a blinking cursor that repaints the window
+    twice a second and would count as part of opening the chat)."""
     sidebar = window.sidebar
+    sidebar.list_view.setFocus()
     sidebar.list_view.setCurrentIndex(sidebar.model.index(sidebar.model.row_of(conversation_id)))
 
 
