@@ -25,9 +25,13 @@ Xet transfer runs in hf_xet's Rust threads, which call back into Python only to 
 and would not stop when a callback raises. The Hub serves Xet-stored files over plain HTTP to
 clients that do not use Xet, so Xet is never used here.
 
+A pause or cancel takes effect at once for the caller, even while a transfer waits on a hanging
+connection: it is reported before the call returns, and the worker lets go of the transfer at its
+next chunk or read timeout (a pause is reported again then, with the bytes kept).
+
 Callbacks (``on_progress``) come from the worker threads, or from the caller's thread for changes
-made at once (pausing a queued download, for example); they are never called with the lock held,
-so a callback may call back into the manager. After ``shutdown`` there are no more callbacks.
+made at once (a pause or cancel, for example); they are never called with the lock held, so a
+callback may call back into the manager. After ``shutdown`` there are no more callbacks.
 """
 
 from __future__ import annotations
