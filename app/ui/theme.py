@@ -56,7 +56,20 @@ def _restyle(app: QApplication) -> None:
         scheme = _chosen if _chosen is not None else QGuiApplication.styleHints().colorScheme()
         app.setPalette(_dark_palette() if scheme == Qt.ColorScheme.Dark else _light_palette(app.style().standardPalette()))
     icons = (RESOURCES_DIR / "icons" / "actions").as_posix()
-    app.setStyleSheet((RESOURCES_DIR / "style.qss").read_text(encoding="utf-8").replace("{ICONS}", icons))
+    sheet = (RESOURCES_DIR / "style.qss").read_text(encoding="utf-8").replace("{ICONS}", icons)
+    if app.palette().color(QPalette.ColorRole.Window).lightness() < 128:
+        sheet += DARK_OVERRIDES  # the few colours that are not the palette's
+    app.setStyleSheet(sheet)
+
+
+# The error and warning colours are fixed (red means the same in both themes), so the dark
+# theme gets its own shades of them: the light ones glare on a dark window.
+DARK_OVERRIDES = """
+#errorBanner { background: #3b1d1b; border-bottom: 1px solid #6e2b26; }
+#errorBanner QLabel { color: #f6aea9; }
+#welcomeError, #modelsMessage, #downloadError { color: #f28b82; }
+#warningText { color: #fdd663; }
+"""
 
 
 # One accent in both schemes (the light one darker, for contrast on white), so switching the

@@ -429,3 +429,14 @@ def test_settings_hold_threads_gpu_text_size_and_context_and_show_the_hub_in_use
     assert settings.load_settings(4096).threads == 1
     set_font_size(QApplication.instance(), 0)
     close(app)
+
+
+def test_the_error_banner_takes_dark_colours_in_the_dark_theme(qtbot, paths) -> None:
+    application = QApplication.instance()
+    set_color_scheme(application, Qt.ColorScheme.Dark)
+    try:
+        assert "#3b1d1b" in application.styleSheet()  # no light pink banner on a dark window
+        set_color_scheme(application, Qt.ColorScheme.Light)
+        assert "#3b1d1b" not in application.styleSheet()
+    finally:
+        set_color_scheme(application, None)
