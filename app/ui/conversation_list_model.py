@@ -21,7 +21,10 @@ IS_HEADER_ROLE = Qt.ItemDataRole.UserRole + 2
 
 
 def date_group(updated_at: float, today: date) -> str:
-    day = datetime.fromtimestamp(updated_at).date()
+    try:
+        day = datetime.fromtimestamp(updated_at).date()
+    except (OverflowError, OSError, ValueError):  # a damaged time must never stop the list
+        return "Older"
     if day >= today:
         return "Today"
     if day == today - timedelta(days=1):

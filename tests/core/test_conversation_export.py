@@ -533,3 +533,34 @@ def test_a_chat_that_changed_since_its_export_is_not_a_duplicate(tmp_path: Path)
         store.add_message(conversation.id, "user", "One more")
         outcome = import_conversations(store, exported, DuplicateChoice.ASK)
         assert outcome.already_here == [] and len(outcome.stored) == 1
+
+
+def _hostile(**changes) -> str:
+    document = _valid_document()
+    message = document["messages"][0]
+    for key, value in changes.items():
+        if key.startswith("message_"):
+            message[key.removeprefix("message_")] = value
+        else:
+            document[key] = value
+    return json.dumps(document, allow_nan=True)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (_hostile(created_at=float("inf")), '"created_at" must be a finite number'),
+        (_hostile(updated_at=float("nan")), '"updated_at" must be a finite number'),
+        (_hostile(created_at=1e300), '"created_at" must be a time between 1970 and 9999'),
+        (_hostile(message_created_at=-1e12), '"created_at" must be a time between 1970 and 9999'),
+        (_hostile(current_message=10**400), '"current_message" is far too large a number'),
+        (_hostile(title="\ud800 half a character"), '"title" holds broken text'),
+        (_hostile(message_content="ok \udfff"), '"content" holds broken text'),
+        ("[" * 100_000 + "]" * 100_000, "nested far too deeply"),
+    ],
+    ids=["infinity", "nan", "year-3e292", "before-1970", "400-digit-count", "lone-surrogate-title", "lone-surrogate-content", "100k-deep"],
+)
+def test_a_damaged_export_is_refused_with_a_reason_and_stores_nothing(other_store: ConversationStore, text: str, message: str) -> None:
+    with pytest.raises(ConversationImportError, match=message):
+        import_conversations(other_store, text)
+    assert other_store.list_conversations() == []

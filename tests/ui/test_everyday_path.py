@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import sqlite3
+
 import huggingface_hub.constants
 import pytest
 from PySide6.QtCore import QCoreApplication, QEvent, QSize, Qt, QTimer
@@ -440,3 +442,14 @@ def test_the_error_banner_takes_dark_colours_in_the_dark_theme(qtbot, paths) -> 
         assert "#3b1d1b" not in application.styleSheet()
     finally:
         set_color_scheme(application, None)
+
+
+def test_a_chat_with_a_damaged_time_in_the_database_does_not_stop_the_app(qtbot, paths) -> None:
+    # Stored by an earlier version that imported a year-3e292 timestamp.
+    conversation_id = _one_stored_turn(paths, "From the far future", "Still readable")
+    with sqlite3.connect(paths.database) as database:
+        database.execute("UPDATE conversations SET updated_at = 1e300, created_at = -1e12 WHERE id = ?", (conversation_id,))
+    app = open_app(qtbot, paths)
+    assert titles(app) == ["From the far future"]
+    assert shown_texts(app) == ["From the far future", "Still readable"]
+    close(app)

@@ -252,6 +252,8 @@ def from_json(text: str) -> list[ImportedConversation]:
             "The file is not a Qwen Local Chat export: it is not valid JSON "
             f"({error.msg} at line {error.lineno}, column {error.colno})."
         ) from error
+    except RecursionError:
+        raise ConversationImportError("The file is not a Qwen Local Chat export: it is nested far too deeply.") from None
     file_format = document.get("format") if isinstance(document, dict) else None
     if file_format not in (CONVERSATION_FORMAT, ALL_CONVERSATIONS_FORMAT):
         raise ConversationImportError(
@@ -357,8 +359,8 @@ class _Reader:
         conversation = Conversation(
             id=0,
             title=_field(fields, "title", str, where),
-            created_at=_number(fields, "created_at", where),
-            updated_at=_number(fields, "updated_at", where),
+            created_at=_timestamp(fields, "created_at", where),
+            updated_at=_timestamp(fields, "updated_at", where),
             model=_field(fields, "model", str, where),
             system_prompt=_field(fields, "system_prompt", str, where),
             generation_settings=_field(fields, "generation_settings", dict, where),
@@ -431,7 +433,7 @@ def _read_message(
         content=_field(fields, "content", str, where),
         reasoning=_field(fields, "reasoning", str, where),
         state=_choice(fields, "state", MessageState, where),
-        created_at=_number(fields, "created_at", where),
+        created_at=_timestamp(fields, "created_at", where),
         stats=stats,
         error=_field(fields, "error", str, where, optional=True),
         parent_id=parent_id,
@@ -485,6 +487,8 @@ def _field(
     value = fields[name]
     if value is None and optional:
         return None
+    if isinstance(value, str) and not _is_unicode(value):
+        raise ConversationImportError(f'In {where}, "{name}" holds broken text (not valid Unicode).')
     # bool is an int in Python, but true/false is not a number in JSON: compare JSON kinds.
     if _kind(value) != _KIND_NAMES[kind]:
         expected = _KIND_NAMES[kind] + (" or null" if optional else "")
@@ -495,9 +499,27 @@ def _field(
 
 
 def _number(fields: dict[str, Any], name: str, where: str) -> float:
-    value = float(_field(fields, name, float, where))
+    raw = _field(fields, name, float, where)
+    try:
+        value = float(raw)
+    except OverflowError:  # an integer of hundreds of digits
+        raise ConversationImportError(f'In {where}, "{name}" is far too large a number.') from None
     if not math.isfinite(value):
         raise ConversationImportError(f'In {where}, "{name}" must be a finite number, not {value}.')
+    return value
+
+
+# Times are seconds since 1970; anything outside years 1970–9999 is damage, and would break every
+# date shown for it.
+LATEST_TIMESTAMP = 253_402_300_799.0  # 9999-12-31 23:59:59 UTC
+
+
+def _timestamp(fields: dict[str, Any], name: str, where: str) -> float:
+    value = _number(fields, name, where)
+    if not 0 <= value <= LATEST_TIMESTAMP:
+        raise ConversationImportError(
+            f'In {where}, "{name}" must be a time between 1970 and 9999 (seconds since 1970), not {value:g}.'
+        )
     return value
 
 
@@ -535,6 +557,15 @@ _KIND_NAMES = {
     list: "a list",
     dict: "an object",
 }
+
+
+def _is_unicode(text: str) -> bool:
+    """JSON can carry half of a character ("\\ud800"), which no file or database can store."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _kind(value: Any) -> str:

@@ -134,6 +134,9 @@ class ConversationLibrary:
             except sqlite3.Error as error:
                 logger.exception("The conversation store failed")
                 self._emit(LibraryOperationFailed(f"Could not {action}: the conversation file failed ({error})."))
+            except Exception as error:  # noqa: BLE001 - whatever a file holds, the user hears of it
+                logger.exception("Could not %s", action)
+                self._emit(LibraryOperationFailed(f"Could not {action}: {type(error).__name__}: {error}."))
 
         self._worker.submit(guarded)
 
