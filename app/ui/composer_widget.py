@@ -53,6 +53,7 @@ class ComposerWidget(QWidget):
 
         self.editing_label = QLabel(self.tr("Editing a question: sending keeps the old version as an alternative."))
         self.editing_label.setObjectName("secondaryText")
+        self.editing_label.setWordWrap(True)
         self.editing_label.hide()
         self.cancel_edit_button = QPushButton(self.tr("Cancel"))
         self.cancel_edit_button.setToolTip(self.tr("Stop editing; the question stays as it was (Esc)"))
@@ -81,7 +82,6 @@ class ComposerWidget(QWidget):
     def set_editing(self, editing: bool) -> None:
         self.editing_label.setVisible(editing)
         self.cancel_edit_button.setVisible(editing)
-        self.editing_label.setWordWrap(True)
         if not editing:
             self.edit.clear()
 

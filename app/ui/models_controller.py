@@ -101,8 +101,7 @@ class ModelsController(QObject):
         self._sig_reported.connect(self._on_reported)
         self._stall_timer = QTimer(self)
         self._stall_timer.setInterval(1000)
-        self._stall_timer.timeout.connect(self._check_stalls)
-        self._stall_timer.start()
+        self._stall_timer.timeout.connect(self._check_stalls)  # runs only while a transfer does
         self.downloads = self._new_download_manager()
 
     # ----------------------------------------------------------------------------- settings
@@ -302,6 +301,10 @@ class ModelsController(QObject):
             self._data_seen_at.pop(key, None)
         elif seen is None or progress.downloaded_bytes != seen[0]:
             self._data_seen_at[key] = (progress.downloaded_bytes, now)
+        if self._data_seen_at and not self._stall_timer.isActive():
+            self._stall_timer.start()
+        elif not self._data_seen_at:
+            self._stall_timer.stop()
         if progress.state in (DownloadState.COMPLETE, DownloadState.CANCELLED):
             self._progress.pop(key, None)
         else:

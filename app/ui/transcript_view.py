@@ -159,7 +159,6 @@ class MessageWidget(QFrame):
                 actions.addWidget(self.alternatives_label)
         actions.addStretch(1)
         layout.addLayout(actions)
-        self._model_ready, self._not_ready_reason = True, ""
         self._copied_timer = QTimer(self)
         self._copied_timer.setSingleShot(True)
         self._copied_timer.setInterval(COPIED_FEEDBACK_MS)
@@ -196,7 +195,6 @@ class MessageWidget(QFrame):
 
     def set_model_ready(self, ready: bool, reason: str) -> None:
         """Regenerate and Continue need a model: without one they stay, disabled, saying why."""
-        self._model_ready, self._not_ready_reason = ready, reason
         for name in ("regenerate", "continue"):
             button = self.action_buttons[name]
             button.setEnabled(ready)

@@ -36,7 +36,6 @@ from pathlib import Path
 import llama_cpp
 import psutil
 
-from app.core.domain.model_files import gguf_file_problem
 from app.core.domain.generation import (
     ChatMessage,
     GenerationResult,
@@ -50,6 +49,7 @@ from app.core.domain.generation import (
     StopReason,
     default_batch_size,
 )
+from app.core.domain.model_files import gguf_file_problem
 from app.core.engines.context_window import fit_to_context
 from app.core.engines.llama.chat_template import ChatTemplate, ChatTemplateError
 from app.core.engines.llama.llama_runtime import LlamaLog, compiled_backend, default_thread_count, init_llama_backend
