@@ -15,8 +15,15 @@ from app.core.conversations.conversation_library import ConversationLibrary
 from app.core.conversations.store_worker import StoreWorker
 from app.core.engines.engine_host import EngineHost
 from app.core.engines.llama.llama_engine import LlamaEngine
+from app.core.engines.llama.llama_runtime import accelerator_report
+from app.core.engines.llama.model_gate import ModelGate
+from app.core.models.hardware_probe import probe_hardware
+from app.core.models.memory_fit import MemoryFit
 from app.core.profile.app_paths import AppPaths
 from app.core.profile.settings import Settings
+
+
+ENGINE_STOP_SECONDS = 3.0  # closing waits this long for a reply or load to end, then goes on
 
 
 @dataclass(frozen=True)
@@ -31,16 +38,21 @@ class CoreServices:
         """Opens the conversation store and starts the engine thread; raises ``StoreError``
         when the conversation file cannot be used."""
         store = StoreWorker(paths.database)
+        gate = ModelGate(paths.model_checks, MemoryFit(lambda: probe_hardware(None, accelerator_report())))
         try:
-            engine = EngineHost(LlamaEngine)
+            engine = EngineHost(LlamaEngine, admit_model=gate)
         except BaseException:
             store.shutdown()
             raise
         session = ChatSession(store, engine, default_thinking=settings.enable_thinking)
         return cls(store, engine, session, ConversationLibrary(store))
 
-    def shutdown(self) -> None:
-        """Ends everything in order (see the module docstring); harmless twice."""
+    def shutdown(self) -> bool:
+        """Ends everything in order (see the module docstring); harmless twice. Returns whether
+        the engine thread ended: when a native call is stuck it is left behind after
+        ``ENGINE_STOP_SECONDS`` (the store is still flushed and closed), and the caller must
+        end the process with ``os._exit``, since the interpreter's normal exit could wait on it."""
         self.session.shutdown()
-        self.engine.shutdown()
+        engine_stopped = self.engine.shutdown(timeout=ENGINE_STOP_SECONDS)
         self.store.shutdown()
+        return engine_stopped

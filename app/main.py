@@ -24,6 +24,7 @@ from app.composition import CoreServices  # noqa: I001 (this order on purpose)
 from app.core.conversations.conversation_store import StoreError
 from app.core.engines.llama.build_info import build_info
 from app.core.engines.llama.llama_runtime import accelerator_report
+from app.core.engines.llama.model_probe import CHECK_MODEL_FLAG, run_check
 from app.core.models.fit_estimate import assess_fit  # noqa: F401 (imported early, see above)
 from app.core.models.hardware_probe import probe_hardware
 from app.core.models.model_downloads import DownloadManager  # noqa: F401 (imported early, see above)
@@ -69,6 +70,8 @@ def build_main_window(paths: AppPaths) -> MainWindow:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == [CHECK_MODEL_FLAG]:  # the bundled app's first-use check of a model file
+        return run_check(*argv[1:3])
     if "--smoke-test" in argv:  # the installers' self-check: headless, exits when done
         from app.smoke_test import main as smoke_test
 
@@ -93,15 +96,23 @@ def main(argv: list[str] | None = None) -> int:
     if settings.font_size:
         set_font_size(app, settings.font_size)
     try:
-        window = build_main_window(paths)
+        desktop = build_app(paths)
     except StoreError as error:
         QMessageBox.critical(None, APP_NAME, str(error))
         return 1
+    window = desktop.window
     window.show()
     model = args.model or window.last_model_if_present()
     if model is not None:
         window.load_model(model)
-    return app.exec()
+    status = app.exec()
+    if desktop.core.engine.thread.is_alive():
+        # A native call never returned (closing waited ENGINE_STOP_SECONDS for it). Conversations
+        # and settings are saved by now; the interpreter's normal exit could hang on that thread.
+        logging.getLogger(__name__).warning("The inference thread did not stop; exiting without it.")
+        logging.shutdown()
+        os._exit(status)
+    return status
 
 
 if __name__ == "__main__":

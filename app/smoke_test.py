@@ -35,9 +35,10 @@ from pathlib import Path
 import llama_cpp
 
 from app.core.conversations.conversation_store import ConversationStore
-from app.core.domain.generation import ChatMessage, LoadSettings, SamplingSettings
+from app.core.domain.generation import ChatMessage, LoadSettings, ModelLoadError, SamplingSettings
 from app.core.engines.llama.build_info import build_info, build_mismatches
 from app.core.engines.llama.llama_engine import LlamaEngine
+from app.core.engines.llama.model_gate import ModelGate
 from app.core.engines.llama.self_test_model import (
     THINKING_ANSWER,
     THINKING_REASONING,
@@ -100,8 +101,14 @@ def _check_llama_cpp() -> str:
 
 def _check_model() -> str:
     with tempfile.TemporaryDirectory() as folder:
+        model = write_tiny_qwen35_gguf(Path(folder) / "smoke-test.gguf")
+        settings = LoadSettings(context_size=512)
+        try:
+            ModelGate(None)(model, settings)  # the first-use check, in a child process of this build
+        except ModelLoadError as error:
+            raise SmokeTestFailure(f"the first-use check of the test model failed: {error}") from error
         engine = LlamaEngine()
-        facts = engine.load(write_tiny_qwen35_gguf(Path(folder) / "smoke-test.gguf"), LoadSettings(context_size=512))
+        facts = engine.load(model, settings)
         try:
             result = engine.generate(
                 [ChatMessage("user", "Why?")],
@@ -118,7 +125,8 @@ def _check_model() -> str:
             f"{THINKING_REASONING!r} / {THINKING_ANSWER!r}"
         )
     return (
-        f"{facts.architecture} test model loaded on {facts.backend} ({facts.gpu_layers} GPU layers) and "
+        f"{facts.architecture} test model checked in a child process, loaded on {facts.backend} "
+        f"({facts.gpu_layers} GPU layers) and "
         f"generated {result.stats.generated_tokens} tokens at {result.stats.tokens_per_second:.0f} tokens/s"
     )
 

@@ -42,7 +42,7 @@ from app.core.engines.llama.self_test_model import write_tiny_qwen35_gguf  # noq
 from app.core.profile.settings import Settings, save_settings  # noqa: E402
 from app.main import THEMES  # noqa: E402
 from app.ui.theme import apply_theme  # noqa: E402
-from bench import gui_checks, machine, make_models, report  # noqa: E402
+from bench import gui_checks, hostile_content, machine, make_models, report  # noqa: E402
 from bench.bandwidth import read_bandwidth  # noqa: E402
 from bench.speed import SpeedBench, SpeedPlan, seconds  # noqa: E402
 
@@ -67,6 +67,7 @@ class Plan:
     startup_repeats: int = 5
     bandwidth_buffer_bytes: int = 1 << 30
     update_lengths: tuple[int, ...] = (1000, 2000, 4000, 8000, 16000)
+    hostile_content_rounds: int = 3  # bench/hostile_content.py's probes: hostile pastes and replies
     models: tuple[str, ...] = ("0.8B:Q4_K_M", "0.8B:Q8_0", "2B:Q4_K_M", "2B:Q8_0")
 
 
@@ -85,6 +86,7 @@ SMOKE = Plan(
     startup_repeats=1,
     bandwidth_buffer_bytes=1 << 24,
     update_lengths=(500, 1000),
+    hostile_content_rounds=1,
     models=(),
 )
 
@@ -155,6 +157,8 @@ def run(plan: Plan, models: list[tuple[str, Path]], tiny: Path, scratch: Path) -
     results["open_conversation"] = _open_conversation(plan, scratch)
     _progress(f"GUI stalls: sending into the {plan.conversation_messages:,}-message chat, exporting {plan.exported_conversations} chats")
     results["gui_stalls"] = _gui_stalls(plan, scratch, tiny)
+    _progress("GUI stalls: hostile pastes and replies")
+    results["gui_hostile_content_ms"] = hostile_content.measure(rounds=plan.hostile_content_rounds)
     _progress("start-up and memory (fresh processes)")
     results["startup"] = _startup(plan, primary, scratch)
     results["load_average_after"] = machine.load_average()

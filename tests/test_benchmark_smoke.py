@@ -37,6 +37,8 @@ def test_the_benchmark_smoke_run_measures_every_section(tmp_path: Path) -> None:
         assert model[section]["ratio"]["median_of_rounds"] > 0
         assert model[section]["raw_tokens_per_second"]["best"] > 0
     assert model["generation"]["delivered_text_equals_generated"]
+    assert set(results["gui_hostile_content_ms"]) >= {"paste_1mb_line", "code_1mb_streamed", "table_5000_columns"}
+    assert all(stall > 0 for stall in results["gui_hostile_content_ms"].values())
     assert model["prompt"]["engine_evaluated_tokens"] == model["prompt"]["prompt_tokens"]  # nothing reused
     turns = model["multi_turn"]
     # The history was evaluated ahead of time: turn 10 evaluates no more than a new chat's turn 1.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QGuiApplication
 
 from app.core.chat.chat_events import (
@@ -32,6 +32,8 @@ from app.ui.composer_widget import ComposerWidget
 from app.ui.event_bridges import SessionBridge
 from app.ui.stream_coalescer import StreamCoalescer
 from app.ui.transcript_view import MessageWidget, TranscriptView
+
+STOP_ANSWER_SECONDS = 2.0  # a reply normally ends within one decoding step of Stop (milliseconds)
 
 
 class ChatController(QObject):
@@ -72,6 +74,10 @@ class ChatController(QObject):
         self._streaming_id: int | None = None
         self._streaming_widget: MessageWidget | None = None
         self._reading_prompt = False  # the status bar shows prompt progress, not "Generating…"
+        self._stop_watch = QTimer(self)  # how long a Stop may go unanswered before we say so
+        self._stop_watch.setSingleShot(True)
+        self._stop_watch.setInterval(round(STOP_ANSWER_SECONDS * 1000))
+        self._stop_watch.timeout.connect(self._on_stop_unanswered)
         self._coalescer = StreamCoalescer(self)
         self._coalescer.sig_flushed.connect(self._show_streamed_text)
 
@@ -106,14 +112,28 @@ class ChatController(QObject):
 
     def stop(self) -> None:
         if self._busy:
-            self._session.stop()
+            self._stop_reply()
 
     def escape(self) -> None:
         """Esc: stops a reply being written, else gives up editing a question."""
         if self._busy:
-            self._session.stop()
+            self._stop_reply()
         elif self._editing_question_id is not None:
             self.cancel_edit()
+
+    def _stop_reply(self) -> None:
+        self._session.stop()
+        if not self._stop_watch.isActive():
+            self._stop_watch.start()
+
+    def _on_stop_unanswered(self) -> None:
+        """Stop was pressed, and the reply has still not ended: say so rather than look dead."""
+        if self._busy:
+            self.sig_activity.emit(self.tr("Stopping…"))
+            self.sig_error.emit(self.tr(
+                "The model has not stopped yet: llama.cpp is inside a step that cannot be interrupted. "
+                "The reply ends as soon as that step returns; you can keep reading, or close the app."
+            ))
 
     def cancel_edit(self) -> None:
         """Leaves the question as it was and gives the composer back what it held before."""
@@ -273,6 +293,8 @@ class ChatController(QObject):
         self.sig_error.emit(event.reason)
 
     def _set_busy(self, busy: bool) -> None:
+        if not busy:
+            self._stop_watch.stop()
         if busy != self._busy:
             self._busy = busy
             self.composer.set_generating(busy)

@@ -1,17 +1,78 @@
-"""The message composer: a text box where Enter sends and Shift+Enter starts a new line."""
+"""The message composer: a text box where Enter sends and Shift+Enter starts a new line.
+
+A paste or drop is measured before it is inserted: text that would make the message longer than
+``MAX_MESSAGE_CHARACTERS`` is refused with a note, and nothing is inserted. Lines longer than
+``LONG_LINE_CHARS`` are wrapped anywhere rather than at word boundaries: Qt's search for a word
+boundary in a long run without one grows with the square of its length (a 200,000-character
+line took 0.8 s to lay out; bench/README.md, "Hostile content").
+"""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QKeyEvent
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtCore import QMimeData, Qt, Signal
+from PySide6.QtGui import QKeyEvent, QTextOption
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
+from app.core.domain.conversations import MAX_MESSAGE_CHARACTERS
 from app.ui.reading_column import MAX_READING_WIDTH, SIDE_MARGIN
+
+# Lines longer than this wrap anywhere: word-boundary wrapping of an unbroken run costs ~4 ms at
+# this length and grows with its square.
+LONG_LINE_CHARS = 10_000
+
+
+def _has_long_line(text: str) -> bool:
+    return len(text) > LONG_LINE_CHARS and any(len(line) > LONG_LINE_CHARS for line in text.split("\n"))
+
+
+def _wrap_mode(text: str) -> QTextOption.WrapMode:
+    """At word boundaries, as the eye expects, unless a line is long enough to make that slow."""
+    return QTextOption.WrapMode.WrapAnywhere if _has_long_line(text) else QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere
 
 
 class MessageEdit(QPlainTextEdit):
     sig_submit = Signal()
     """Enter was pressed without Shift: send the message."""
+    sig_paste_refused = Signal(int)
+    """A paste or drop was refused, nothing inserted: the length the message would have had."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.textChanged.connect(self._fit_wrapping)
+
+    def insertFromMimeData(self, source: QMimeData) -> None:  # noqa: N802 (Qt API)
+        """Pastes and drops: measured before anything is inserted or laid out."""
+        text = source.text() if source.hasText() else ""
+        cursor = self.textCursor()
+        replaced = cursor.selectionEnd() - cursor.selectionStart()
+        resulting = self.document().characterCount() - 1 - replaced + len(text)
+        if resulting > MAX_MESSAGE_CHARACTERS:
+            self.sig_paste_refused.emit(resulting)
+            return
+        if _has_long_line(text):
+            self.setWordWrapMode(QTextOption.WrapMode.WrapAnywhere)  # before Qt lays the line out
+        super().insertFromMimeData(source)
+
+    def setPlainText(self, text: str) -> None:  # noqa: N802 (Qt API)
+        """A question put back for editing: wrapped to suit before Qt lays it out."""
+        self.setWordWrapMode(_wrap_mode(text))
+        super().setPlainText(text)
+
+    def _fit_wrapping(self) -> None:
+        if self.document().characterCount() <= LONG_LINE_CHARS:
+            mode = QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere  # the usual short message
+        else:
+            mode = _wrap_mode(self.toPlainText())
+        if self.wordWrapMode() != mode:
+            self.setWordWrapMode(mode)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 (Qt API)
         is_enter = event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
@@ -41,6 +102,13 @@ class ComposerWidget(QWidget):
         self.edit.setTabChangesFocus(True)
         self.edit.setFixedHeight(84)
         self.edit.sig_submit.connect(self._submit)
+        self.edit.sig_paste_refused.connect(self._show_paste_refused)
+        self.edit.textChanged.connect(self._hide_paste_refused)
+
+        self.paste_refused_label = QLabel()
+        self.paste_refused_label.setObjectName("warningText")
+        self.paste_refused_label.setWordWrap(True)
+        self.paste_refused_label.hide()
 
         self.thinking_switch = QCheckBox(self.tr("Think before answering"))
         self.thinking_switch.setToolTip(
@@ -72,12 +140,24 @@ class ComposerWidget(QWidget):
         column_layout = QVBoxLayout(column)
         column_layout.setContentsMargins(0, 0, 0, 0)
         column_layout.addWidget(self.edit)
+        column_layout.addWidget(self.paste_refused_label)
         column_layout.addLayout(buttons)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(SIDE_MARGIN, 8, SIDE_MARGIN, 16)
         layout.addWidget(column)
         self._generating = False
         self.set_ready(False, self.tr("Open a model to start chatting."))
+
+    def _show_paste_refused(self, length: int) -> None:
+        self.paste_refused_label.setText(
+            self.tr("Not pasted: the message would be %1 characters long, and a message holds at most %2.")
+            .replace("%1", f"{length:,}")
+            .replace("%2", f"{MAX_MESSAGE_CHARACTERS:,}")
+        )
+        self.paste_refused_label.show()
+
+    def _hide_paste_refused(self) -> None:
+        self.paste_refused_label.hide()  # the user moved on: the note no longer applies
 
     def set_editing(self, editing: bool) -> None:
         self.editing_label.setVisible(editing)

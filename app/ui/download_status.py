@@ -66,7 +66,10 @@ class DownloadsIndicator(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.button)
         layout.addWidget(self.bar)
-        models.sig_download_progress.connect(lambda _progress: self.refresh())
+        models.sig_download_progress.connect(self._on_progress)  # a method: Qt disconnects it with us
+        self.refresh()
+
+    def _on_progress(self, _progress) -> None:
         self.refresh()
 
     def refresh(self) -> None:

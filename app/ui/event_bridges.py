@@ -48,6 +48,8 @@ class _Bridge(QObject):
 class EngineBridge(_Bridge):
     """The engine host's model events."""
 
+    sig_model_checking = Signal(object)
+    """``ModelChecking``: how far the first-use check of a model file has come."""
     sig_model_loading = Signal(object)
     """``ModelLoading``: how far loading a model has come."""
     sig_model_loaded = Signal(object)
@@ -57,6 +59,7 @@ class EngineBridge(_Bridge):
 
     def __init__(self, host: EngineHost, parent: QObject | None = None) -> None:
         super().__init__(host.subscribe, parent)
+        self._route(engine_events.ModelChecking, self.sig_model_checking)
         self._route(engine_events.ModelLoading, self.sig_model_loading)
         self._route(engine_events.ModelLoaded, self.sig_model_loaded)
         self._route(engine_events.ModelLoadFailed, self.sig_model_load_failed)

@@ -37,9 +37,10 @@ from app.core.conversations.conversation_events import (
 )
 from app.core.conversations.conversation_library import ConversationLibrary
 from app.core.domain.conversations import Message
-from app.core.domain.generation import GenerationStats, LoadSettings
-from app.core.engines.engine_events import ModelLoaded, ModelLoadFailed, ModelLoading
+from app.core.domain.generation import GenerationStats, LoadSettings, MemoryShortfall
+from app.core.engines.engine_events import ModelChecking, ModelLoaded, ModelLoadFailed, ModelLoading
 from app.core.engines.engine_host import EngineHost
+from app.core.models.fit_estimate import format_gb
 from app.core.profile.settings import Settings
 from app.ui.banner import Banner
 from app.ui.chat_controller import ChatController
@@ -262,12 +263,14 @@ class MainWindow(QMainWindow):
         library.sig_operation_failed.connect(lambda event: self.error_banner.show_message(event.message))
 
         engine = self._engine_bridge
+        engine.sig_model_checking.connect(self._on_model_checking)
         engine.sig_model_loading.connect(self._on_model_loading)
         engine.sig_model_loaded.connect(self._on_model_loaded)
         engine.sig_model_load_failed.connect(self._on_model_load_failed)
         self._models.sig_local_models_changed.connect(self._refresh_model_picker)
         self._models.sig_download_finished.connect(self._on_download_finished)
         self._models.sig_hardware_changed.connect(self._refresh_model_picker)
+        self._models.sig_model_headers_read.connect(self._refresh_model_picker)
         self._models.sig_settings_changed.connect(self.sig_settings_changed)
 
     def _restore_geometry(self) -> None:
@@ -296,8 +299,10 @@ class MainWindow(QMainWindow):
 
     # --------------------------------------------------------------------------------- models
 
-    def load_model(self, path: Path) -> None:
-        """Starts loading ``path`` on the engine thread; the window stays responsive."""
+    def load_model(self, path: Path, *, context_size: int | None = None, despite_memory: bool = False) -> None:
+        """Starts loading ``path`` on the engine thread; the window stays responsive. The context
+        is the one in Settings (the engine side reduces it to what runs well here) unless
+        ``context_size`` is given; ``despite_memory`` loads a model the memory check refused."""
         self.chat.stop()
         self._loading_path = Path(path)
         self.error_banner.hide()
@@ -305,28 +310,31 @@ class MainWindow(QMainWindow):
         self.load_progress.show()
         self.model_status.setText(self.tr("Loading %1…").replace("%1", self._loading_path.name))
         self._update_ready_state()
-        self._host.load_model(self._loading_path, self._load_settings_for(self._loading_path))
+        settings = self._settings.load_settings(context_size or self._settings.context_size)
+        self._host.load_model(self._loading_path, settings, despite_memory=despite_memory)
 
     def _context_size(self) -> int:
         """The context chats run with: the loaded model's, else the one in Settings."""
         return self._facts.context_size if self._facts else self._settings.context_size
-
-    def _load_settings_for(self, path: Path) -> LoadSettings:
-        """The settings' way of loading, with the preferred context size reduced if this model
-        could not run well with it."""
-        context = self._settings.context_size
-        try:
-            largest = self._models.largest_context_for(path, path.stat().st_size)
-        except OSError:
-            largest = 0  # loading will report the problem
-        return self._settings.load_settings(min(context, largest) if largest else context)
 
     def last_model_if_present(self) -> Path | None:
         """The model used last time, if its file is still there."""
         last = self._settings.last_model
         return last if last is not None and last.is_file() else None
 
+    def _on_model_checking(self, event: ModelChecking) -> None:
+        if event.path != self._loading_path:
+            return
+        self.model_status.setText(self.tr("Checking %1 (first use)…").replace("%1", event.path.name))
+        self.model_status.setToolTip(self.tr(
+            "The first time a model file is used, it is tried in a separate process, so that a damaged "
+            "file cannot stop the app. This happens once per file."
+        ))
+        self.load_progress.setValue(round(event.fraction * 100))
+
     def _on_model_loading(self, event: ModelLoading) -> None:
+        if event.path == self._loading_path and self.load_progress.value() == 100:
+            self.model_status.setText(self.tr("Loading %1…").replace("%1", event.path.name))
         self.load_progress.setValue(round(event.fraction * 100))
 
     def _on_model_loaded(self, event: ModelLoaded) -> None:
@@ -352,8 +360,35 @@ class MainWindow(QMainWindow):
         message = event.message
         if event.still_loaded is not None:
             message += " " + self.tr("Still using %1.").replace("%1", model_display_name(event.still_loaded.path))
-        self.error_banner.show_message(message)
+        if event.shortfall is None:
+            self.error_banner.show_message(message)
+        else:
+            self._offer_ways_out(event.path, event.shortfall, message)
         self._update_ready_state()
+
+    def _offer_ways_out(self, path: Path, shortfall: MemoryShortfall, message: str) -> None:
+        """A model that does not fit now: load it with the context that fits, or anyway, after
+        a warning."""
+        context = shortfall.fitting_context
+        actions = [(self.tr("Load anyway…"), lambda: self._load_despite_memory(path, shortfall))]
+        if context:
+            label = self.tr("Use %1 tokens").replace("%1", f"{context:,}")
+            actions.insert(0, (label, lambda: self.load_model(path, context_size=context)))
+        self.error_banner.show_message(message, actions=actions)
+
+    def _load_despite_memory(self, path: Path, shortfall: MemoryShortfall) -> None:
+        answer = QMessageBox.warning(
+            self,
+            self.tr("Load a model that does not fit?"),
+            self.tr(
+                "%1 needs about %2, but only %3 is free now. Loading it anyway can make the computer "
+                "very slow while it swaps memory to disk, or fail part-way. Load it anyway?"
+            ).replace("%1", path.name).replace("%2", format_gb(shortfall.needed_bytes)).replace("%3", format_gb(shortfall.available_bytes)),
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel,
+        )
+        if answer == QMessageBox.StandardButton.Yes:
+            self.load_model(path, despite_memory=True)
 
     def _show_model_status(self) -> None:
         """The loaded model under the same name as in the picker; its details in the tooltip."""
@@ -419,7 +454,7 @@ class MainWindow(QMainWindow):
         self._refresh_model_picker()
 
     def _load_settings_for_current(self) -> LoadSettings | None:
-        return self._load_settings_for(self._facts.path) if self._facts else None
+        return self._settings.load_settings(self._settings.context_size) if self._facts else None
 
     def show_about(self) -> None:
         QMessageBox.about(self, self.tr("About Qwen Local Chat"), about_text(self._runtime_description))

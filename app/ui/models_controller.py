@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,7 +22,6 @@ from app.core.models.fit_estimate import (
     ModelShape,
     Recommendation,
     assess_fit,
-    largest_context,
     recommend_model,
 )
 from app.core.domain.hardware import HardwareInfo
@@ -72,6 +72,9 @@ class ModelsController(QObject):
     """Model-related settings changed and should be saved."""
     sig_hardware_changed = Signal()
     """What is known of this computer changed (its measured speed): fit advice may differ."""
+    sig_model_headers_read = Signal()
+    """A local model's header was read (on a worker thread): fit advice for it is known now."""
+    _sig_shape_read = Signal(object, object)  # path, ModelShape or None; from the header reader
     _sig_speed_measured = Signal(float)  # from the memory-speed test's thread
 
     def __init__(
@@ -96,6 +99,11 @@ class ModelsController(QObject):
             # A RAM test says nothing of a GPU's memory: there, replies alone calibrate.
             threading.Thread(target=self._measure_memory_speed, name="memory-speed-test", daemon=True).start()
         self._shapes: dict[Path, ModelShape | None] = {}
+        # Headers are read off the GUI thread: a large one takes ~0.15 s, a hostile one longer.
+        self._header_reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-headers")
+        self._headers_requested: set[Path] = set()
+        self._shut_down = False
+        self._sig_shape_read.connect(self._on_shape_read)
         self._progress: dict[str, DownloadProgress] = {}  # the latest report of each download
         self._data_seen_at: dict[str, tuple[int, float]] = {}  # bytes, when they last grew
         self._sig_reported.connect(self._on_reported)
@@ -173,14 +181,27 @@ class ModelsController(QObject):
         self.sig_local_models_changed.emit()
 
     def shape_of(self, path: Path) -> ModelShape | None:
-        """The model's shapes from its GGUF header (cached; None if the header is unreadable)."""
-        if path not in self._shapes:
+        """The model's shapes from its GGUF header; None while it is being read (then
+        ``sig_model_headers_read`` follows) or when it is unreadable."""
+        if path not in self._shapes and path not in self._headers_requested and not self._shut_down:
+            self._headers_requested.add(path)
+            self._header_reader.submit(self._read_shape, path)
+        return self._shapes.get(path)
+
+    def _read_shape(self, path: Path) -> None:  # header reader thread
+        shape = None
+        if gguf_file_problem(path) is None:  # never opens a pipe or a device, which could block
             try:
-                self._shapes[path] = ModelShape.from_gguf(path)
+                shape = ModelShape.from_gguf(path)
             except Exception as error:  # any unreadable header just means "no advice"
                 logger.info("No shape for %s: %s", path, error)
-                self._shapes[path] = None
-        return self._shapes[path]
+        if not self._shut_down:  # the window may be gone
+            self._sig_shape_read.emit(path, shape)
+
+    def _on_shape_read(self, path: Path, shape: ModelShape | None) -> None:
+        self._shapes[path] = shape
+        self._headers_requested.discard(path)
+        self.sig_model_headers_read.emit()
 
     # -------------------------------------------------------------------------- fit advice
 
@@ -210,11 +231,6 @@ class ModelsController(QObject):
         if chosen is None:
             return None, None
         return entries[chosen.label], chosen
-
-    def largest_context_for(self, path: Path, size: int) -> int:
-        """The largest context this model runs well with here (0: unknown or none)."""
-        shape = self.shape_of(path)
-        return largest_context(shape, size, self.hardware) if shape else 0
 
     def record_reply_speed(self, tokens_per_second: float, generated_tokens: int, weights_bytes: int) -> None:
         """A reply showed how fast this computer writes: the fit advice learns from it."""
@@ -355,6 +371,8 @@ class ModelsController(QObject):
         window does not wait for a transfer stuck on a hanging connection (its worker is a
         daemon thread, and what it wrote stays valid: the file only ever grows)."""
         self._stall_timer.stop()
+        self._shut_down = True
+        self._header_reader.shutdown(wait=False, cancel_futures=True)
         self.downloads.shutdown(timeout=QUIT_WAIT_SECONDS)
 
 

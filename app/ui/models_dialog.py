@@ -93,6 +93,7 @@ class ModelsDialog(QDialog):
         controller.sig_download_progress.connect(self._on_progress)
         controller.sig_local_models_changed.connect(self._on_local_models_changed)
         controller.sig_hardware_changed.connect(self._on_hardware_changed)
+        controller.sig_model_headers_read.connect(self._fill_local)
         controller.sig_catalog_refreshed.connect(self._on_catalog_refreshed)
         controller.sig_catalog_refresh_failed.connect(self._on_catalog_refresh_failed)
         self.reload()

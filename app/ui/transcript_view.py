@@ -25,6 +25,24 @@ from app.ui.markdown_view import MarkdownView
 from app.ui.reading_column import side_margin
 
 
+# Plain text a label lays out at most: Qt wraps and lays a label out whole, on the GUI thread, at
+# ~1 ms per KB (bench/README.md, "Hostile content"), so 32,000 characters keep the window's longest
+# stall near 30 ms. A longer message (an import can hold megabytes) shows this much; Copy copies
+# all of it.
+MAX_LABEL_CHARS = 32_000
+
+
+def bounded_for_label(text: str, *, keep_end: bool = False) -> str:
+    """``text``, or its first (``keep_end``: last) MAX_LABEL_CHARS characters with a note of how
+    many are not shown."""
+    hidden = len(text) - MAX_LABEL_CHARS
+    if hidden <= 0:
+        return text
+    if keep_end:
+        return f"[… {hidden:,} earlier characters not shown]\n" + text[-MAX_LABEL_CHARS:]
+    return text[:MAX_LABEL_CHARS] + f"\n[… {hidden:,} more characters not shown: Copy copies all of it]"
+
+
 def _plain_label(object_name: str) -> QLabel:
     """Selectable plain text: what the user typed, or the model's reasoning, shown verbatim."""
     label = QLabel()
@@ -289,14 +307,14 @@ class MessageWidget(QFrame):
             title = self.tr("Thinking")
         self._thinking_toggle.setText(title)
         self._update_arrow()
-        self._reasoning_label.setText(self._reasoning.strip())
+        self._reasoning_label.setText(bounded_for_label(self._reasoning.strip(), keep_end=True))  # the live end
         self._reasoning_label.setVisible(has_reasoning and self._thinking_toggle.isChecked())
         if isinstance(self._body, MarkdownView):
             placeholder = "" if has_reasoning or not self._streaming else "…"
             self._body.set_markdown(self._answer or placeholder)
             self._body.setVisible(bool(self._answer or placeholder))
         else:
-            self._body.setText(self._answer)
+            self._body.setText(bounded_for_label(self._answer))
         self.sig_text_changed.emit()
 
     def _set_thinking_expanded(self, expanded: bool) -> None:
@@ -324,6 +342,22 @@ COPIED_FEEDBACK_MS = 1500
 # blink (each costs ~5 ms; bench/README.md). Scrolling up then builds PAGE_SIZE more at a time.
 FIRST_PAGE_SIZE = 12
 PAGE_SIZE = 30
+# Text a page lays out at most (at least one message): a page costs ~3 ms per KB as it is built,
+# fitted and painted (12 answers of 5 KB took 150-200 ms), so a page of long messages still opens
+# in ~50 ms; scrolling up builds the rest.
+PAGE_CHARACTERS = 16_000
+
+
+def _fitting_page(earlier: list[Message], count: int) -> int:
+    """How many of the newest ``earlier`` messages make a page: up to ``count``, and no more than
+    PAGE_CHARACTERS of text, but always at least one."""
+    taken = characters = 0
+    for message in reversed(earlier[-count:]):
+        characters += min(len(message.content), MAX_LABEL_CHARS)  # reasoning starts folded away
+        if taken and characters > PAGE_CHARACTERS:
+            break
+        taken += 1
+    return taken
 
 
 class TranscriptView(QScrollArea):
@@ -455,7 +489,8 @@ class TranscriptView(QScrollArea):
 
     def _show_earlier(self, count: int) -> None:
         """Makes widgets for up to ``count`` more of the earlier messages, keeping the view still."""
-        batch, self._earlier = self._earlier[-count:], self._earlier[: max(0, len(self._earlier) - count)]
+        count = _fitting_page(self._earlier, count)
+        batch, self._earlier = self._earlier[len(self._earlier) - count:], self._earlier[: len(self._earlier) - count]
         if not batch:
             return
         bar = self.verticalScrollBar()

@@ -25,7 +25,7 @@ from app.core.chat.chat_events import (
 from app.core.chat.chat_session import ChatSession
 from app.core.chat.chat_settings import ChatSettings
 from app.core.conversations.store_worker import StoreWorker
-from app.core.domain.conversations import MessageState
+from app.core.domain.conversations import MAX_MESSAGE_CHARACTERS, MessageState
 from app.core.domain.generation import ChatMessage, LoadSettings, StopReason
 from app.core.engines.engine_events import ModelLoaded
 from app.core.engines.engine_host import EngineHost
@@ -185,6 +185,14 @@ def test_only_a_reply_stopped_at_its_limit_can_be_continued(chat: Chat) -> None:
     refused = chat.events.wait_for(TurnRefused)
     assert "length limit" in refused.reason
     assert chat.stored(reply.conversation_id)[-1] == reply
+
+
+def test_a_message_longer_than_the_limit_is_refused_and_given_back_unstored(chat: Chat) -> None:
+    text = "x" * (MAX_MESSAGE_CHARACTERS + 1)
+    chat.session.send(text)
+    refused = chat.events.wait_for(TurnRefused)
+    assert f"at most {MAX_MESSAGE_CHARACTERS:,}" in refused.reason and refused.text == text
+    assert not chat.events.of(ConversationCreated)
 
 
 def test_stop_ends_the_reply_as_stopped_and_keeps_its_text(chat: Chat) -> None:

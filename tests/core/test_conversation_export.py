@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from app.core.conversations.conversation_export import (
+    MAX_CONVERSATIONS,
+    MAX_MESSAGES,
+    MAX_NESTING,
+    MAX_OBJECTS,
+    MAX_TEXT_CHARACTERS,
     ConversationImportError,
     DuplicateChoice,
     export_all,
@@ -564,3 +570,74 @@ def test_a_damaged_export_is_refused_with_a_reason_and_stores_nothing(other_stor
     with pytest.raises(ConversationImportError, match=message):
         import_conversations(other_store, text)
     assert other_store.list_conversations() == []
+
+
+def _conversations(*documents: dict) -> str:
+    listed = [{key: value for key, value in document.items() if key not in ("format", "version")} for document in documents]
+    return json.dumps({"format": "qwen-local-chat/conversations", "version": 2, "conversations": listed})
+
+
+def _with(path: str, value) -> dict:
+    """The valid document with the value at ``path`` ("messages.0.parts") replaced."""
+    document = _valid_document()
+    *parents, name = path.split(".")
+    target = document
+    for key in parents:
+        target = target[int(key)] if isinstance(target, list) else target[key]
+    target[name] = value
+    return document
+
+
+def _nested(depth: int):
+    value: object = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[" + "{}," * MAX_OBJECTS + "{}]", f"more than {MAX_OBJECTS:,} objects"),
+        (_conversations(*[_valid_document()] * (MAX_CONVERSATIONS + 1)), f"at most {MAX_CONVERSATIONS:,} are imported"),
+        (json.dumps(_with("messages", [{}] * (MAX_MESSAGES + 1))), f"a conversation holds at most {MAX_MESSAGES:,}"),
+        (json.dumps(_with("messages.0.content", "a" * (MAX_TEXT_CHARACTERS + 1))), '"content" holds 2,000,001 characters'),
+        (json.dumps(_with("generation_settings", {"deep": _nested(MAX_NESTING)})), f"nested more than {MAX_NESTING} levels"),
+        (json.dumps(_with("generation_settings", {"temperature": float("nan")})), '"generation_settings" holds nan, not a finite number'),
+        (json.dumps(_with("generation_settings", {"max_tokens": 10**30})), "a number too large to keep exactly"),
+        (
+            json.dumps(_with("messages.0.parts", [{"type": "tool_call", "id": "1", "name": "f", "arguments": {"x": "\ud800"}}])),
+            '"arguments" holds broken text',
+        ),
+    ],
+    ids=["a-million-objects", "too-many-conversations", "too-many-messages", "two-million-characters", "deep-settings", "nan-in-settings", "huge-number-in-settings", "broken-text-in-arguments"],
+)
+def test_a_file_beyond_the_bounds_is_refused_with_a_reason(text: str, message: str) -> None:
+    with pytest.raises(ConversationImportError, match=message):
+        from_json(text)
+
+
+def test_a_file_at_the_bounds_is_read() -> None:
+    document = _with("messages.0.content", "a" * MAX_TEXT_CHARACTERS)
+    document["generation_settings"] = {"deep": _nested(MAX_NESTING - 1), "max_tokens": 2**53}
+    [imported] = from_json(json.dumps(document))
+    assert len(imported.tree.messages[0].content) == MAX_TEXT_CHARACTERS
+
+
+def test_three_good_chats_and_a_fourth_that_fails_to_store_store_none(tmp_path: Path) -> None:
+    # A failure while storing (a full disk, say), made real by a trigger in the SQLite file.
+    path = tmp_path / "store.db"
+    with ConversationStore(path):
+        pass
+    with sqlite3.connect(path) as database:
+        database.execute(
+            "CREATE TRIGGER no_room BEFORE INSERT ON conversations WHEN new.title = 'Fourth'"
+            " BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+        )
+    titles = ["First", "Second", "Third", "Fourth"]
+    text = _conversations(*[_with("title", title) for title in titles])
+    with ConversationStore(path) as store:
+        with pytest.raises(sqlite3.IntegrityError, match="disk is full"):
+            import_conversations(store, text)
+        assert store.list_conversations() == []
+        assert store.search("hi") == []

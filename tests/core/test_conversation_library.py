@@ -138,3 +138,64 @@ def test_search_answers_with_its_query(library, events, worker) -> None:
     found = events.wait_for(SearchFinished)
     assert found.query == "garden"
     assert [hit.conversation_title for hit in found.hits] == ["Gardening"]
+
+
+def _export_of(titles: list[str], broken_last: bool = False) -> str:
+    chats = [
+        {
+            "title": title, "created_at": 1.0, "updated_at": 2.0, "model": "", "system_prompt": "",
+            "generation_settings": {}, "pinned": False, "current_message": None, "messages": [],
+        }
+        for title in titles
+    ]
+    if broken_last:
+        chats[-1]["updated_at"] = 1e300
+    return json.dumps({"format": "qwen-local-chat/conversations", "version": 2, "conversations": chats})
+
+
+def _stored_titles(worker: StoreWorker) -> list[str]:
+    return worker.submit(lambda store: [c.title for c in store.list_conversations()]).result(TIMEOUT_S)
+
+
+def test_three_good_chats_and_a_bad_fourth_import_none_and_the_message_names_the_fourth(library, events, worker, tmp_path) -> None:
+    backup = tmp_path / "backup.json"
+    backup.write_text(_export_of(["One", "Two", "Three", "Four"], broken_last=True))
+    library.import_file(backup)
+    failure = events.wait_for(LibraryOperationFailed).message
+    assert failure.startswith("Could not import “backup.json”: In conversation 4, \"updated_at\" must be a time")
+    assert _stored_titles(worker) == []
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (_export_of(["Café"]).encode()[:40] + b"\xff\xfe" + _export_of(["Café"]).encode()[40:], "it is not UTF-8 text (byte 40 is not part of any character)."),
+        (b"\x00\x01\x02 not text", "it is binary data, not text."),
+        (b"", "The file is empty."),
+        (b"# Trip\n\n**You**\n\nHello\n", "The file is a Markdown export, which is for reading: import a JSON export instead."),
+    ],
+    ids=["invalid-utf8", "binary", "empty", "markdown"],
+)
+def test_a_file_that_is_not_an_export_is_refused_with_a_reason(library, events, worker, tmp_path, content: bytes, reason: str) -> None:
+    chosen = tmp_path / "chats.json"
+    chosen.write_bytes(content)
+    library.import_file(chosen)
+    failure = events.wait_for(LibraryOperationFailed).message
+    assert failure.startswith("Could not import “chats.json”: The file ") and failure.endswith(reason)
+    assert _stored_titles(worker) == []
+
+
+def test_a_file_over_256_mb_is_refused_by_its_size_before_it_is_read(library, events, worker, tmp_path) -> None:
+    huge = tmp_path / "huge.json"
+    with huge.open("wb") as file:
+        file.truncate(300 * 1024 * 1024)  # sparse: no disk used, and reading it would take seconds
+    library.import_file(huge)
+    failure = events.wait_for(LibraryOperationFailed).message
+    assert failure == "Could not import “huge.json”: The file is 300 MB; files over 256 MB are not imported."
+
+
+def test_a_file_saved_with_a_byte_order_mark_imports(library, events, worker, tmp_path) -> None:
+    backup = tmp_path / "edited-in-notepad.json"
+    backup.write_bytes(b"\xef\xbb\xbf" + _export_of(["Kept"]).encode())
+    library.import_file(backup)
+    assert [c.title for c in events.wait_for(ImportFinished).conversations] == ["Kept"]

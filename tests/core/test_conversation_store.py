@@ -691,3 +691,27 @@ def test_version_3_conversations_become_one_chain(database_path: Path) -> None:
     with ConversationStore(database_path) as store:
         assert _contents(store, conversation.id) == ["Q1", "A1", "Q2"]
         assert store.messages(conversation.id)[1].parent_id == store.messages(conversation.id)[0].id
+
+
+def test_writes_made_atomically_are_all_undone_when_one_fails(tmp_path: Path) -> None:
+    with ConversationStore(tmp_path / "store.db") as store:
+        kept = store.create_conversation(title="Kept")
+        with pytest.raises(KeyError), store.atomically():
+            store.rename_conversation(kept.id, "Renamed")
+            store.add_message(kept.id, "user", "Hello")
+            store.delete_conversation(404)
+        assert [c.title for c in store.list_conversations()] == ["Kept"]
+        assert store.messages(kept.id) == []
+        with store.atomically():
+            store.add_message(kept.id, "user", "Hello")
+        assert [m.content for m in store.messages(kept.id)] == ["Hello"]
+
+
+def test_switching_to_a_message_whose_parent_link_loops_ends(store: ConversationStore) -> None:
+    conversation = store.create_conversation(title="Damaged")
+    question = store.add_message(conversation.id, "user", "Hi")
+    answer = store.add_message(conversation.id, "assistant", "Hello", parent_id=question.id)
+    store._connection.execute("UPDATE messages SET parent_id = id WHERE id = ?", (answer.id,))  # a damaged file
+    store.switch_to(answer.id)  # walked down from the answer to itself, forever, before
+    leaf = store._connection.execute("SELECT current_leaf_id FROM conversations WHERE id = ?", (conversation.id,))
+    assert leaf.fetchone()["current_leaf_id"] == answer.id

@@ -15,7 +15,7 @@ from app.core.engines.llama.self_test_model import ENDLESS_CYCLE, THINKING_ANSWE
 from app.core.profile.app_paths import AppPaths
 from app.ui.main_window import about_text
 from app.ui.markdown_view import MarkdownView, is_safe_link
-from app.ui.transcript_view import FIRST_PAGE_SIZE, PAGE_SIZE
+from app.ui.transcript_view import FIRST_PAGE_SIZE, PAGE_CHARACTERS, PAGE_SIZE
 from tests.ui.app_driver import (
     WAIT_MS,
     close,
@@ -487,6 +487,21 @@ def test_a_message_sent_while_a_reply_is_written_elsewhere_is_not_lost(qtbot, pa
     assert "still being written" in window.error_banner.label.text()
     window.stop_action.trigger()
     wait_until_idle(qtbot, app)
+    close(app)
+
+
+def test_a_conversation_of_long_messages_opens_with_a_page_bounded_by_its_text(qtbot, paths) -> None:
+    with ConversationStore(paths.database) as store:
+        conversation = store.create_conversation(title="Long answers")
+        for turn in range(20):
+            store.add_message(conversation.id, "user", f"Question {turn}")
+            store.add_message(conversation.id, "assistant", f"Answer {turn}: " + "words " * 2_000)  # 12 KB
+    app = open_app(qtbot, paths)
+    transcript = app.window.transcript
+    shown = transcript.message_widgets()
+    assert len(shown) < FIRST_PAGE_SIZE and sum(len(widget.answer) for widget in shown) <= PAGE_CHARACTERS + 12_100
+    assert shown[-1].answer.startswith("Answer 19:")
+    assert transcript.earlier_button.text() == f"Show {40 - len(shown)} earlier messages"
     close(app)
 
 

@@ -45,7 +45,7 @@ from app.core.chat.chat_settings import ChatSettings
 from app.core.chat.reply_recorder import ReplyRecorder
 from app.core.conversations.conversation_store import ConversationStore, NotFoundError
 from app.core.conversations.store_worker import StoreWorker
-from app.core.domain.conversations import Conversation, Message, MessageState
+from app.core.domain.conversations import MAX_MESSAGE_CHARACTERS, Conversation, Message, MessageState
 from app.core.domain.generation import GenerationRequest, ModelFacts, StopReason
 from app.core.engines.engine_events import (
     GenerationEvent,
@@ -276,6 +276,12 @@ class ChatSession:
         self._start_turn(store, streaming, self._path[:-1], continuation=reply)
 
     def _may_start(self, text: str) -> bool:
+        if len(text) > MAX_MESSAGE_CHARACTERS:
+            self._emit(TurnRefused(
+                f"This message is {len(text):,} characters long; a message holds at most "
+                f"{MAX_MESSAGE_CHARACTERS:,}. Shorten it, or send it in parts.", text
+            ))
+            return False
         if self._facts is None:
             self._emit(TurnRefused("Open a model to start chatting.", text))
             return False

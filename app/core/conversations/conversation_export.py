@@ -30,18 +30,26 @@ or ``parts`` and form one chain, the last message being the current one.
 
 Files are written canonically: fields in the order above, two-space indent, non-ASCII text as
 is (UTF-8), a final newline. Exporting an imported file therefore gives back the same bytes.
+
+Importing trusts nothing in the file: ``read_export`` refuses a file over ``MAX_IMPORT_BYTES``
+before reading it and text that is not UTF-8; ``from_json`` checks every field (kinds, finite
+numbers, times in range, whole Unicode text) and the bounds below, naming the first problem;
+``import_conversations`` stores all of the file in one transaction or nothing. All of it runs on
+the store worker, never the GUI thread (``ConversationLibrary.import_file``).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import codecs
 import hashlib
 import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, TypeVar
 
 from app.core.conversations.conversation_store import ConversationStore
@@ -76,6 +84,29 @@ _STOP_REASON_NOTES = {
 
 ReadImage = Callable[[str], bytes]
 """The bytes of the stored image with this SHA-256."""
+
+# Bounds on one imported file, far above what the app itself writes, so that a backup always
+# comes back, and low enough that no file can exhaust memory or freeze the window.
+#
+# 256 MiB of file: parsed, a file takes about four times its size in memory (the text, then
+# Python objects for every value), 1 GiB at this bound, beside a loaded model. A text-only
+# backup of a thousand long chats is about 200 MB; images are what make files bigger.
+MAX_IMPORT_BYTES = 256 * 1024 * 1024
+# JSON objects (messages, parts, statistics, ...) in one file: a thousand chats of forty
+# messages hold about 80,000. Counted while parsing, so a file of tiny objects stops early.
+MAX_OBJECTS = 1_000_000
+MAX_CONVERSATIONS = 100_000
+MAX_MESSAGES = 100_000  # in one conversation, every branch counted
+# Characters in one text field: the largest context (262,144 tokens) holds about a million
+# characters, so nothing the app wrote comes near; the window shows a message this long slowly.
+MAX_TEXT_CHARACTERS = 2_000_000
+# Levels of objects and lists in free-form values (generation settings, tool-call arguments).
+MAX_NESTING = 32
+# Numbers in free-form values: beyond 2**53 integers are no longer exact as JSON numbers and
+# overflow the integers of SQLite and Qt.
+_LARGEST_FREE_NUMBER = 2**53
+
+_READ_CHUNK_BYTES = 4 * 1024 * 1024
 
 
 class ConversationImportError(ValueError):
@@ -238,6 +269,47 @@ def _part_fields(part: MessagePart, read_image: ReadImage) -> dict[str, Any]:
 # JSON in
 
 
+def read_export(path: Path) -> str:
+    """The text of the file at ``path``, for ``from_json``. Raises ``ConversationImportError``
+    for a file over ``MAX_IMPORT_BYTES`` (before reading any of it), an empty one and one that
+    is not UTF-8 text (a picture or a program renamed .json), and ``OSError`` as reading does."""
+    size = path.stat().st_size
+    if size > MAX_IMPORT_BYTES:
+        raise ConversationImportError(
+            f"The file is {_megabytes(size)}; files over {_megabytes(MAX_IMPORT_BYTES)} are not imported."
+        )
+    if size == 0:
+        raise ConversationImportError("The file is empty.")
+    # Decoded a piece at a time: one decode of the whole file would hold the interpreter for
+    # a quarter of a second, during which the window could not draw. "-sig": a file saved by
+    # Notepad starts with a byte-order mark, which is no part of the JSON.
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    pieces = []
+    offset = 0
+    with path.open("rb") as file:
+        while chunk := file.read(_READ_CHUNK_BYTES):
+            pieces.append(_decoded(decoder, chunk, offset))
+            offset += len(chunk)
+            if "\0" in pieces[-1]:  # valid UTF-8 but no text file holds a NUL: a binary file
+                raise ConversationImportError("The file is not a Qwen Local Chat export: it is binary data, not text.")
+    pieces.append(_decoded(decoder, b"", offset, final=True))
+    return "".join(pieces)
+
+
+def _decoded(decoder: codecs.IncrementalDecoder, chunk: bytes, offset: int, *, final: bool = False) -> str:
+    try:
+        return decoder.decode(chunk, final)
+    except UnicodeDecodeError as error:
+        raise ConversationImportError(
+            "The file is not a Qwen Local Chat export: it is not UTF-8 text "
+            f"(byte {offset + error.start:,} is not part of any character)."
+        ) from None
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / (1024 * 1024):,.0f} MB"
+
+
 def from_json(text: str) -> list[ImportedConversation]:
     """The conversations of an exported file of either kind and version, checked field by field.
 
@@ -246,8 +318,12 @@ def from_json(text: str) -> list[ImportedConversation]:
     version, or has a missing, wrongly typed or inconsistent field.
     """
     try:
-        document = json.loads(text)
+        document = json.loads(text, object_hook=_ObjectCounter())
     except json.JSONDecodeError as error:
+        if text.lstrip().startswith("#"):
+            raise ConversationImportError(
+                "The file is a Markdown export, which is for reading: import a JSON export instead."
+            ) from None
         raise ConversationImportError(
             "The file is not a Qwen Local Chat export: it is not valid JSON "
             f"({error.msg} at line {error.lineno}, column {error.colno})."
@@ -274,10 +350,32 @@ def from_json(text: str) -> list[ImportedConversation]:
     if file_format == CONVERSATION_FORMAT:
         return [reader.conversation(document, "the conversation")]
     listed = _field(document, "conversations", list, "the file")
+    if len(listed) > MAX_CONVERSATIONS:
+        raise ConversationImportError(
+            f"The file holds {len(listed):,} conversations; at most {MAX_CONVERSATIONS:,} are imported at once."
+        )
     return [
         reader.conversation(_as_object(entry, f"conversation {number}"), f"conversation {number}")
         for number, entry in enumerate(listed, start=1)
     ]
+
+
+class _ObjectCounter:
+    """An ``object_hook`` that stops the parse past ``MAX_OBJECTS`` objects. Being Python, it
+    also lets the GUI thread run between objects: the parser alone would hold the interpreter
+    for half a second on a large file."""
+
+    def __init__(self) -> None:
+        self._count = 0
+
+    def __call__(self, value: dict[str, Any]) -> dict[str, Any]:
+        self._count += 1
+        if self._count > MAX_OBJECTS:
+            raise ConversationImportError(
+                f"The file holds more than {MAX_OBJECTS:,} objects (messages, parts, statistics); "
+                "it is not a Qwen Local Chat export, or far larger than one."
+            )
+        return value
 
 
 class DuplicateChoice(StrEnum):
@@ -329,8 +427,9 @@ def import_conversations(
     """Add the conversations of an exported file to ``store``. With ``ASK``, nothing is stored
     while the file repeats stored conversations; the outcome names them.
 
-    The whole file is checked before anything is stored, so a file with an error adds nothing.
-    Each conversation gets new ids and keeps everything else, timestamps and branches included.
+    The whole file is checked before anything is stored, and stored in one transaction, so a
+    file with an error, or a failure while storing it (a full disk), adds nothing. Each
+    conversation gets new ids and keeps everything else, timestamps and branches included.
     """
     imported = from_json(text)
     found = find_duplicates(store, imported) if duplicates is not DuplicateChoice.KEEP_BOTH else {}
@@ -338,14 +437,16 @@ def import_conversations(
     if found and duplicates is DuplicateChoice.ASK:
         return ImportOutcome([], already_here, len(imported))
     stored = []
-    for index, conversation in enumerate(imported):
-        if index in found and duplicates is DuplicateChoice.SKIP:
-            continue
-        for part, data in conversation.images.items():
-            store.save_image(data, part.media_type)
-        stored.append(store.restore_conversation(conversation.tree))
-        if index in found and duplicates is DuplicateChoice.REPLACE:
-            store.delete_conversation(found[index])
+    with store.atomically():
+        for index, conversation in enumerate(imported):
+            if index in found and duplicates is DuplicateChoice.SKIP:
+                continue
+            # Image files left by a rolled-back import are removed when the store next opens.
+            for part, data in conversation.images.items():
+                store.save_image(data, part.media_type)
+            stored.append(store.restore_conversation(conversation.tree))
+            if index in found and duplicates is DuplicateChoice.REPLACE:
+                store.delete_conversation(found[index])
     return ImportOutcome(stored, already_here, len(imported))
 
 
@@ -363,10 +464,14 @@ class _Reader:
             updated_at=_timestamp(fields, "updated_at", where),
             model=_field(fields, "model", str, where),
             system_prompt=_field(fields, "system_prompt", str, where),
-            generation_settings=_field(fields, "generation_settings", dict, where),
+            generation_settings=_free_form(fields, "generation_settings", where),
             pinned=_field(fields, "pinned", bool, where),
         )
         listed = _field(fields, "messages", list, where)
+        if len(listed) > MAX_MESSAGES:
+            raise ConversationImportError(
+                f"In {where}, there are {len(listed):,} messages; a conversation holds at most {MAX_MESSAGES:,}."
+            )
         messages: list[Message] = []
         ids: set[int] = set()
         images: dict[ImagePart, bytes] = {}
@@ -459,7 +564,7 @@ def _read_part(fields: dict[str, Any], where: str, images: dict[ImagePart, bytes
         return part
     if kind == "tool_call":
         return ToolCallPart(
-            _field(fields, "id", str, where), _field(fields, "name", str, where), _field(fields, "arguments", dict, where)
+            _field(fields, "id", str, where), _field(fields, "name", str, where), _free_form(fields, "arguments", where)
         )
     if kind == "tool_result":
         return ToolResultPart(
@@ -487,8 +592,8 @@ def _field(
     value = fields[name]
     if value is None and optional:
         return None
-    if isinstance(value, str) and not _is_unicode(value):
-        raise ConversationImportError(f'In {where}, "{name}" holds broken text (not valid Unicode).')
+    if isinstance(value, str):
+        _check_text(value, name, where)
     # bool is an int in Python, but true/false is not a number in JSON: compare JSON kinds.
     if _kind(value) != _KIND_NAMES[kind]:
         expected = _KIND_NAMES[kind] + (" or null" if optional else "")
@@ -496,6 +601,40 @@ def _field(
             f'In {where}, "{name}" must be {expected}, not {_kind(value)}.'
         )
     return value
+
+
+def _check_text(text: str, name: str, where: str) -> None:
+    if len(text) > MAX_TEXT_CHARACTERS:
+        raise ConversationImportError(
+            f'In {where}, "{name}" holds {len(text):,} characters; a text holds at most {MAX_TEXT_CHARACTERS:,}.'
+        )
+    if not _is_unicode(text):
+        raise ConversationImportError(f'In {where}, "{name}" holds broken text (not valid Unicode).')
+
+
+def _free_form(fields: dict[str, Any], name: str, where: str) -> dict[str, Any]:
+    """An object of any content, stored as JSON and read back by code that trusts it: checked
+    for depth, finite numbers in range and text as any field is."""
+    value = _field(fields, name, dict, where)
+    _check_free_value(value, name, where, 1)
+    return value
+
+
+def _check_free_value(value: Any, name: str, where: str, depth: int) -> None:
+    """``depth``: the levels of objects and lists ``value`` is in, itself included if it is one."""
+    if isinstance(value, str):
+        _check_text(value, name, where)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ConversationImportError(f'In {where}, "{name}" holds {value}, not a finite number.')
+    elif isinstance(value, int | float) and not isinstance(value, bool) and abs(value) > _LARGEST_FREE_NUMBER:
+        raise ConversationImportError(f'In {where}, "{name}" holds a number too large to keep exactly.')
+    elif isinstance(value, dict | list):
+        if depth > MAX_NESTING:
+            raise ConversationImportError(f'In {where}, "{name}" is nested more than {MAX_NESTING} levels deep.')
+        for key in value if isinstance(value, dict) else ():
+            _check_text(key, name, where)
+        for item in value.values() if isinstance(value, dict) else value:
+            _check_free_value(item, name, where, depth + 1)
 
 
 def _number(fields: dict[str, Any], name: str, where: str) -> float:

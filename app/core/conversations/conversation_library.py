@@ -29,6 +29,7 @@ from app.core.conversations.conversation_export import (
     export_conversation,
     DuplicateChoice,
     import_conversations,
+    read_export,
 )
 from app.core.conversations.conversation_store import ConversationStore, NotFoundError
 from app.core.conversations.store_worker import StoreWorker
@@ -101,10 +102,11 @@ class ConversationLibrary:
     def import_file(self, path: Path, duplicates: DuplicateChoice = DuplicateChoice.ASK) -> None:
         """Adds the conversations of an exported file; a file with any error adds nothing. With
         ``ASK``, a file that repeats stored conversations imports nothing and reports
-        ``ImportNeedsChoice``; import again with the user's choice."""
+        ``ImportNeedsChoice``; import again with the user's choice. Reading, checking and
+        storing all happen on the store worker (see ``conversation_export`` for the checks)."""
 
         def load(store: ConversationStore) -> None:
-            text = path.read_text(encoding="utf-8")
+            text = read_export(path)
             outcome = import_conversations(store, text, duplicates)
             if outcome.already_here and duplicates is DuplicateChoice.ASK:
                 self._emit(ImportNeedsChoice(path, tuple(outcome.already_here), outcome.total))
@@ -127,8 +129,6 @@ class ConversationLibrary:
                 self._emit(LibraryOperationFailed(f"Could not {action}: it no longer exists."))
             except ConversationImportError as error:
                 self._emit(LibraryOperationFailed(f"Could not {action}: {error}"))
-            except UnicodeDecodeError:
-                self._emit(LibraryOperationFailed(f"Could not {action}: the file is not UTF-8 text."))
             except OSError as error:
                 self._emit(LibraryOperationFailed(f"Could not {action}: {error.strerror or error}."))
             except sqlite3.Error as error:

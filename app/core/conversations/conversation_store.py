@@ -7,7 +7,8 @@ thread touches the connection. In the app that thread is the store worker's
 (``synchronous = FULL``) and can take tens of milliseconds. Other code hands it work.
 
 Every public write method runs in its own transaction and has committed before it returns, so
-callers never call ``commit``. Failures while opening are reported as ``StoreError``; ids that
+callers never call ``commit``; inside ``atomically()`` they all belong to one transaction instead,
+kept or undone as a whole. Failures while opening are reported as ``StoreError``; ids that
 do not exist are reported as ``NotFoundError`` (a ``KeyError``). Any other SQLite failure while
 reading or writing (a full disk, for example) propagates as the ``sqlite3.Error`` it is.
 
@@ -38,6 +39,11 @@ folder (``images/`` beside the database) by the SHA-256 of its bytes: ``save_ima
 picture once, and files no message refers to any more are removed when the store opens (not at
 once, so that undoing a delete finds them).
 
+Damaged rows: a value that no version of the app writes (a hand edit, a damaged disk, an import
+by an older version that checked less) is read as a stand-in, so that one odd row never stops
+the app: a conversation's title then begins with ``DAMAGED_TITLE``, a message becomes a failed
+one whose error says it is damaged (and so stays out of prompts), an unreadable part is left out.
+
 Change tracking: ``list_version`` grows with every change that the conversation list shows
 (created, renamed, pinned, deleted, restored, a message added), so the store's owner can tell
 its listeners when the list needs showing again.
@@ -48,11 +54,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -209,6 +217,8 @@ SCHEMA_VERSION = len(_MIGRATIONS)
 # Ids bound into one IN (...) list: well below SQLite's limit of bound parameters.
 _IDS_PER_QUERY = 500
 
+DAMAGED_TITLE = "Damaged conversation"
+
 
 class ConversationStore:
     """Conversations and messages in one SQLite file; see the module docstring for the rules."""
@@ -240,6 +250,9 @@ class ConversationStore:
     def _open(self, path: Path) -> None:
         connection = self._connection
         connection.row_factory = sqlite3.Row
+        # sqlite3 raises on a TEXT value that is not UTF-8, which would stop every read of its
+        # table; such a value reads with replacement characters instead.
+        connection.text_factory = _decoded_text
         try:
             # The first statement that reads the file; this is where a non-database fails.
             version = connection.execute("PRAGMA user_version").fetchone()[0]
@@ -310,7 +323,18 @@ class ConversationStore:
         self.close()
 
     @contextmanager
+    def atomically(self) -> Iterator[None]:
+        """Every write inside the block is one transaction: all are kept, or none when the block
+        raises. ``list_version`` may have grown for writes that were undone."""
+        with self._transaction():
+            yield
+
+    @contextmanager
     def _transaction(self) -> Iterator[None]:
+        if self._connection.in_transaction:
+            with self._savepoint():
+                yield
+            return
         # IMMEDIATE takes the write lock up front, so a transaction that reads and then writes
         # cannot fail halfway with "database is locked".
         self._connection.execute("BEGIN IMMEDIATE")
@@ -320,6 +344,19 @@ class ConversationStore:
             self._connection.execute("ROLLBACK")
             raise
         self._connection.execute("COMMIT")
+
+    @contextmanager
+    def _savepoint(self) -> Iterator[None]:
+        # A write within atomically(): undone alone if it fails; the outer transaction decides
+        # what is kept.
+        self._connection.execute("SAVEPOINT write")
+        try:
+            yield
+        except BaseException:
+            self._connection.execute("ROLLBACK TO write")
+            raise
+        finally:
+            self._connection.execute("RELEASE write")
 
     # Conversations
 
@@ -539,7 +576,9 @@ class ConversationStore:
         rows = self._connection.execute(
             "WITH RECURSIVE path(id) AS ("
             "  SELECT current_leaf_id FROM conversations WHERE id = ?"
-            "  UNION ALL"
+            # UNION, not UNION ALL: a damaged file whose parents form a loop ends the walk
+            # instead of running it forever.
+            "  UNION"
             "  SELECT messages.parent_id FROM messages JOIN path ON messages.id = path.id"
             "  WHERE messages.parent_id IS NOT NULL"
             ") SELECT * FROM messages WHERE id IN (SELECT id FROM path) ORDER BY id",
@@ -609,13 +648,16 @@ class ConversationStore:
                 )
 
     def _latest_leaf_below(self, message_id: int) -> int:
-        """Follows the newest child down from ``message_id`` to a message without children."""
+        """Follows the newest child down from ``message_id`` to a message without children (or,
+        in a damaged file whose parent links loop, to where the walk would come round again)."""
+        seen = {message_id}
         while True:
             child = self._connection.execute(
                 "SELECT MAX(id) AS id FROM messages WHERE parent_id = ?", (message_id,)
             ).fetchone()["id"]
-            if child is None:
+            if child is None or child in seen:
                 return message_id
+            seen.add(child)
             message_id = child
 
     # Images
@@ -683,7 +725,7 @@ class ConversationStore:
                 chunk,
             ):
                 parts.setdefault(part_row["message_id"], []).append(_part_from_row(part_row))
-        return [_message_from_row(row, tuple(parts.get(row["id"], ()))) for row in rows]
+        return [_message_from_row(row, parts.get(row["id"], [])) for row in rows]
 
     # Search
 
@@ -754,16 +796,62 @@ class ConversationStore:
 
 
 def _conversation_from_row(row: sqlite3.Row) -> Conversation:
-    return Conversation(
+    damaged: list[str] = []
+    title = _stored_text(row, "title", damaged)
+    conversation = Conversation(
         id=row["id"],
-        title=row["title"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        model=row["model"],
-        system_prompt=row["system_prompt"],
-        generation_settings=json.loads(row["generation_settings"]),
+        title=title,
+        created_at=_stored_time(row, "created_at", damaged),
+        updated_at=_stored_time(row, "updated_at", damaged),
+        model=_stored_text(row, "model", damaged),
+        system_prompt=_stored_text(row, "system_prompt", damaged),
+        generation_settings=_stored_settings(row, damaged),
         pinned=bool(row["pinned"]),
     )
+    if not damaged:
+        return conversation
+    logger.warning("Conversation %s is damaged: unreadable %s", row["id"], ", ".join(damaged))
+    shown = DAMAGED_TITLE if "title" in damaged or not title else f"{DAMAGED_TITLE}: {title}"
+    return replace(conversation, title=shown)
+
+
+def _decoded_text(value: bytes) -> str:
+    return value.decode("utf-8", "replace")
+
+
+def _stored_text(row: sqlite3.Row, column: str, damaged: list[str]) -> str:
+    value = row[column]
+    if isinstance(value, str):
+        return value
+    damaged.append(column)
+    return _decoded_text(value) if isinstance(value, bytes) else ""
+
+
+def _stored_time(row: sqlite3.Row, column: str, damaged: list[str]) -> float:
+    value = row[column]
+    # SQLite keeps whatever it is given in a REAL column: text, a blob, NULL for NaN.
+    if isinstance(value, int | float) and math.isfinite(value):
+        return float(value)
+    damaged.append(column)
+    return 0.0
+
+
+def _stored_number(row: sqlite3.Row, column: str, kind: type[int] | type[float]) -> int | float | None:
+    value = row[column]
+    if isinstance(value, int | float) and math.isfinite(value) and (kind is float or isinstance(value, int)):
+        return kind(value)
+    return None
+
+
+def _stored_settings(row: sqlite3.Row, damaged: list[str]) -> dict[str, Any]:
+    try:
+        settings = json.loads(row["generation_settings"])
+    except (TypeError, ValueError, RecursionError):
+        settings = None
+    if isinstance(settings, dict):
+        return settings
+    damaged.append("generation_settings")
+    return {}
 
 
 def _stats_columns(stats: GenerationStats) -> dict[str, object]:
@@ -790,32 +878,59 @@ def _part_columns(part: MessagePart) -> tuple[str, dict[str, Any]]:
 _PART_TYPES = {"image": ImagePart, "tool_call": ToolCallPart, "tool_result": ToolResultPart}
 
 
-def _part_from_row(row: sqlite3.Row) -> MessagePart:
-    return _PART_TYPES[row["kind"]](**json.loads(row["data"]))
+def _part_from_row(row: sqlite3.Row) -> MessagePart | None:
+    """The part, or None when the row cannot be one (see "Damaged rows")."""
+    try:
+        return _PART_TYPES[row["kind"]](**json.loads(row["data"]))
+    except (KeyError, TypeError, ValueError, RecursionError):
+        return None
 
 
-def _message_from_row(row: sqlite3.Row, parts: tuple[MessagePart, ...] = ()) -> Message:
-    # update_message writes the statistics columns all together, so one stands for all.
-    stats = None
-    if row["stop_reason"] is not None:
-        stats = GenerationStats(
-            prompt_tokens=row["prompt_tokens"],
-            evaluated_prompt_tokens=row["evaluated_prompt_tokens"],
-            generated_tokens=row["generated_tokens"],
-            time_to_first_token_s=row["time_to_first_token_s"],
-            tokens_per_second=row["tokens_per_second"],
-            stop_reason=StopReason(row["stop_reason"]),
-        )
-    return Message(
+def _message_from_row(row: sqlite3.Row, parts: Sequence[MessagePart | None] = ()) -> Message:
+    damaged: list[str] = []
+    readable_parts = tuple(part for part in parts if part is not None)
+    if len(readable_parts) != len(parts):
+        damaged.append("parts")
+    state = next((state for state in MessageState if state == row["state"]), None)
+    if state is None:
+        damaged.append("state")
+    error = row["error"]
+    message = Message(
         id=row["id"],
         conversation_id=row["conversation_id"],
-        role=row["role"],
-        content=row["content"],
-        reasoning=row["reasoning"],
-        state=MessageState(row["state"]),
-        created_at=row["created_at"],
-        stats=stats,
-        error=row["error"],
+        role=_stored_text(row, "role", damaged),
+        content=_stored_text(row, "content", damaged),
+        reasoning=_stored_text(row, "reasoning", damaged),
+        state=state or MessageState.FAILED,
+        created_at=_stored_time(row, "created_at", damaged),
+        stats=_stored_stats(row, damaged),
+        error=error if error is None or isinstance(error, str) else _stored_text(row, "error", damaged),
         parent_id=row["parent_id"],
-        parts=parts,
+        parts=readable_parts,
     )
+    if not damaged:
+        return message
+    logger.warning("Message %s is damaged: unreadable %s", row["id"], ", ".join(damaged))
+    return replace(
+        message,
+        state=MessageState.FAILED,
+        error=f"This message is damaged in the conversation file (unreadable {', '.join(damaged)}).",
+    )
+
+
+def _stored_stats(row: sqlite3.Row, damaged: list[str]) -> GenerationStats | None:
+    # update_message writes the statistics columns all together, so one stands for all.
+    if row["stop_reason"] is None:
+        return None
+    values = {
+        "prompt_tokens": _stored_number(row, "prompt_tokens", int),
+        "evaluated_prompt_tokens": _stored_number(row, "evaluated_prompt_tokens", int),
+        "generated_tokens": _stored_number(row, "generated_tokens", int),
+        "time_to_first_token_s": _stored_number(row, "time_to_first_token_s", float),
+        "tokens_per_second": _stored_number(row, "tokens_per_second", float),
+    }
+    stop_reason = next((reason for reason in StopReason if reason == row["stop_reason"]), None)
+    if stop_reason is None or None in values.values():
+        damaged.append("statistics")
+        return None
+    return GenerationStats(**values, stop_reason=stop_reason)

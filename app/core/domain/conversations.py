@@ -20,6 +20,11 @@ class MessageState(StrEnum):
     FAILED = "failed"  # generation raised an error; ``Message.error`` says which
 
 
+# The longest message a person may send: ~50,000 tokens of prose or a 4,000-line source file,
+# more than the default 8,192-token context holds many times over; the composer also refuses a
+# paste that would exceed it, before laying the text out (bench/README.md, "Hostile content").
+MAX_MESSAGE_CHARACTERS = 200_000
+
 # Media types an image part may have: what the vision path will decode.
 IMAGE_MEDIA_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif", "image/bmp"})
 

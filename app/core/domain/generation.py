@@ -140,5 +140,27 @@ class ModelLoadCancelled(ModelLoadError):
     """Loading was abandoned because its cancel flag was set."""
 
 
+@dataclass(frozen=True)
+class MemoryShortfall:
+    """The estimate of a model that does not fit in the memory free now, and the way out."""
+
+    needed_bytes: int
+    available_bytes: int
+    fitting_context: int  # the largest context it would fit with (0: none)
+
+
+class ModelWontFitError(ModelLoadError):
+    """Refused before loading: the estimate says the model does not fit in the free memory."""
+
+    def __init__(self, message: str, shortfall: MemoryShortfall) -> None:
+        super().__init__(message)
+        self.shortfall = shortfall
+
+
+class ModelMemoryError(ModelLoadError):
+    """llama.cpp could not allocate what the model or its context needs: the memory, not the
+    file, is the problem."""
+
+
 class PromptTooLongError(Exception):
     """The rendered prompt does not leave room for a reply in the context window."""

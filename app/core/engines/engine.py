@@ -14,6 +14,23 @@ from typing import Protocol
 from app.core.domain.generation import ChatMessage, GenerationResult, LoadSettings, ModelFacts, SamplingSettings
 
 
+class ModelAdmission(Protocol):
+    """Decides whether a model file may be loaded, before the engine sees it."""
+
+    def __call__(
+        self,
+        path: Path,
+        settings: LoadSettings,
+        *,
+        loaded: ModelFacts | None,
+        despite_memory: bool,
+        on_checking: Callable[[float], None] | None,
+        cancel: threading.Event | None,
+    ) -> LoadSettings:
+        """The settings to load ``path`` with; raises ``ModelLoadError`` (``ModelWontFitError``
+        when only the memory is short and ``despite_memory`` is false) with the reason."""
+
+
 class Engine(Protocol):
     """A model that can be loaded and asked for replies, from one thread at a time."""
 

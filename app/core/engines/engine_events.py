@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.core.domain.generation import GenerationResult, ModelFacts
+from app.core.domain.generation import GenerationResult, MemoryShortfall, ModelFacts
 
 
 # ------------------------------------------------------------------ one request, in this order
@@ -60,6 +60,15 @@ class ModelLoading:
 
 
 @dataclass(frozen=True)
+class ModelChecking:
+    """``path`` is being checked before its first use (in a child process): ``fraction`` (0.0 …
+    1.0) of that check's load is done. Loading itself follows with ``ModelLoading``."""
+
+    path: Path
+    fraction: float
+
+
+@dataclass(frozen=True)
 class ModelLoaded:
     facts: ModelFacts
 
@@ -68,11 +77,13 @@ class ModelLoaded:
 class ModelLoadFailed:
     """``path`` could not be loaded (``message`` says why). A failed open changes nothing:
     ``still_loaded`` is the model that was loaded before and still is (kept, or loaded again),
-    None when there was none or it could not be brought back."""
+    None when there was none or it could not be brought back. ``shortfall`` is set when it was
+    refused because it does not fit in the free memory: loading it anyway is the user's call."""
 
     path: Path
     message: str
     still_loaded: ModelFacts | None = None
+    shortfall: MemoryShortfall | None = None
 
 
-ModelEvent = ModelLoading | ModelLoaded | ModelLoadFailed
+ModelEvent = ModelChecking | ModelLoading | ModelLoaded | ModelLoadFailed

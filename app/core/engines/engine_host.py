@@ -40,13 +40,15 @@ from app.core.domain.generation import (
     ModelFacts,
     ModelLoadCancelled,
     ModelLoadError,
+    ModelWontFitError,
     PromptTooLongError,
 )
-from app.core.engines.engine import Engine
+from app.core.engines.engine import Engine, ModelAdmission
 from app.core.engines.engine_events import (
     GenerationEvent,
     GenerationFailed,
     GenerationFinished,
+    ModelChecking,
     ModelEvent,
     ModelLoaded,
     ModelLoadFailed,
@@ -105,8 +107,17 @@ class _Work:
 class EngineHost:
     """Owns one engine on its own thread; every public method may be called from any thread."""
 
-    def __init__(self, create_engine: Callable[[], Engine], *, thread_name: str = "inference") -> None:
-        """Starts the thread and creates the engine there with ``create_engine()``."""
+    def __init__(
+        self,
+        create_engine: Callable[[], Engine],
+        *,
+        admit_model: ModelAdmission | None = None,
+        thread_name: str = "inference",
+    ) -> None:
+        """Starts the thread and creates the engine there with ``create_engine()``. Every model
+        file passes ``admit_model`` first (the app's ``ModelGate``: nothing unverified reaches
+        llama.cpp in this process); None trusts every file, for tests of known-good files."""
+        self._admit_model = admit_model
         self._queue: queue.PriorityQueue[_Work] = queue.PriorityQueue()
         self._sequence = itertools.count()
         self._lock = threading.Lock()  # guards the sets of cancel flags
@@ -143,20 +154,34 @@ class EngineHost:
         """Calls ``listener(event)`` on the engine thread for every later model event."""
         self._model_listeners.add(listener)
 
-    def load_model(self, path: Path, settings: LoadSettings) -> None:
+    def load_model(self, path: Path, settings: LoadSettings, *, despite_memory: bool = False) -> None:
         """Loads ``path`` in place of the current model; ends with ``ModelLoaded`` or
-        ``ModelLoadFailed``. A failed load changes nothing: the model loaded before stays, or
-        is loaded again when the engine had to free it first."""
+        ``ModelLoadFailed`` (after ``ModelChecking`` events the first time a file is used). A
+        failed load changes nothing: the model loaded before stays, or is loaded again when the
+        engine had to free it first. A model the admission says does not fit in the free memory
+        is refused (with its ``shortfall``) unless ``despite_memory``."""
 
         def load(engine: Engine) -> None:
             def progress(fraction: float) -> None:
                 self._publish(ModelLoading(path, fraction))
 
+            def checking(fraction: float) -> None:
+                self._publish(ModelChecking(path, fraction))
+
             previous = self._facts, self._load_settings
             try:
-                facts = engine.load(path, settings, progress, self._load_cancel)
+                admitted = settings
+                if self._admit_model is not None:
+                    admitted = self._admit_model(
+                        path, settings, loaded=self._facts, despite_memory=despite_memory,
+                        on_checking=checking, cancel=self._load_cancel,
+                    )
+                facts = engine.load(path, admitted, progress, self._load_cancel)
             except ModelLoadCancelled:
                 return  # only shutdown cancels a load: nobody is waiting for the answer
+            except ModelWontFitError as error:
+                self._publish(ModelLoadFailed(path, str(error), self._facts, error.shortfall))
+                return
             except ModelLoadError as error:
                 self._publish(ModelLoadFailed(path, str(error), self._restore(engine, *previous)))
                 return
@@ -165,7 +190,7 @@ class EngineHost:
                 message = f"Loading the model failed unexpectedly: {error}"
                 self._publish(ModelLoadFailed(path, message, self._restore(engine, *previous)))
                 return
-            self._facts, self._load_settings = facts, settings
+            self._facts, self._load_settings = facts, admitted
             self._publish(ModelLoaded(facts))
 
         self._submit(Priority.PERSON, load, cancels_preparation=True)
@@ -249,21 +274,23 @@ class EngineHost:
         self._submit(Priority.PERSON, run)
         return future
 
-    def shutdown(self) -> None:
-        """Cancels queued and running work, frees the model on its thread, and joins the thread.
+    def shutdown(self, timeout: float | None = None) -> bool:
+        """Cancels queued and running work, frees the model on its thread, and joins the thread,
+        waiting at most ``timeout`` seconds; returns whether the thread ended. It may not, when
+        a native call does not return (the thread is a daemon: the process can still exit).
 
         Cancelled replies still end with ``GenerationFinished`` (stop reason: cancelled), so
         their clients keep what was written. Calling it twice is harmless.
         """
         with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            for cancel in self._requests | self._preparations:
-                cancel.set()
-        self._load_cancel.set()
-        self._queue.put(_Work(_SHUTDOWN, next(self._sequence), _free_engine))
-        self._thread.join()
+            if not self._closed:
+                self._closed = True
+                for cancel in self._requests | self._preparations:
+                    cancel.set()
+                self._load_cancel.set()
+                self._queue.put(_Work(_SHUTDOWN, next(self._sequence), _free_engine))
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
 
     # ------------------------------------------------------------------------------ internals
 

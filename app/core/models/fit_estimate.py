@@ -18,16 +18,13 @@ before it measures the available memory). Verdicts compare the estimate with the
 from __future__ import annotations
 
 import math
-import mmap
-import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
 
-from gguf import GGUFValueType
-
 from app.core.domain.generation import default_batch_size
+from app.core.domain.gguf_header import GGUFHeader, read_gguf_header
 from app.core.domain.hardware import GpuDevice, HardwareInfo
 
 GIB = 1024**3
@@ -127,10 +124,16 @@ class ModelShape:
 
         Raises ValueError if the file is not a readable GGUF model.
         """
-        metadata, tensors = _read_gguf_header(Path(path))
-        architecture = str(metadata.get("general.architecture") or "")
+        return cls.from_header(read_gguf_header(Path(path)), Path(path).name)
+
+    @classmethod
+    def from_header(cls, header: GGUFHeader, name: str) -> ModelShape:
+        """The shape a header declares; raises ValueError if it names no architecture."""
+        metadata = header.metadata
+        tensors = {tensor_name: tensor.shape for tensor_name, tensor in header.tensors.items()}
+        architecture = header.architecture
         if not architecture:
-            raise ValueError(f"“{Path(path).name}” names no architecture.")
+            raise ValueError(f"“{name}” names no architecture.")
 
         def number(key: str, default: int = 0) -> int:
             value = metadata.get(f"{architecture}.{key}")
@@ -172,7 +175,7 @@ class ModelShape:
 def _attention_layer_count(metadata: dict, architecture: str, layers: int, kv_heads: int) -> int:
     interval = metadata.get(f"{architecture}.full_attention_interval")
     if isinstance(interval, int) and interval > 0:  # qwen35, qwen3next: every interval-th layer
-        return sum(1 for layer in range(layers) if (layer + 1) % interval == 0)
+        return layers // interval
     per_layer = metadata.get(f"{architecture}.attention.head_count_kv")
     if isinstance(per_layer, list):  # hybrids listing kv heads per layer: 0 marks a recurrent one
         return sum(1 for count in per_layer if count)
@@ -567,85 +570,3 @@ def _memory_phrase(hardware: HardwareInfo) -> str:
         return f"the {round(total / GIB)} GB of memory on {_gpu_names(discrete)}"
     kind = "unified memory" if hardware.gpus else "RAM"
     return f"your {round(hardware.total_ram_bytes / GIB)} GB of {kind}"
-
-
-# ---------------------------------------------------------------------------------- GGUF header
-
-# GGUF scalar value types (the gguf package's enum) and their struct codes.
-_SCALAR_FORMATS = {
-    GGUFValueType.UINT8: "B", GGUFValueType.INT8: "b", GGUFValueType.UINT16: "H", GGUFValueType.INT16: "h",
-    GGUFValueType.UINT32: "I", GGUFValueType.INT32: "i", GGUFValueType.FLOAT32: "f", GGUFValueType.BOOL: "?",
-    GGUFValueType.UINT64: "Q", GGUFValueType.INT64: "q", GGUFValueType.FLOAT64: "d",
-}
-_LARGE_ARRAY = 65536  # numeric arrays longer than this (token scores, types) are skipped, not read
-
-
-def _read_gguf_header(path: Path) -> tuple[dict[str, object], dict[str, tuple[int, ...]]]:
-    """The metadata and the tensor shapes (ggml order) of a GGUF file, without its tensor data.
-
-    String arrays come back as their length and long numeric arrays are skipped. This is a
-    reader of our own rather than ``gguf.GGUFReader``: that one turns every element of every
-    array into numpy objects, which for Qwen3.5's 248k-token vocabulary and merges took 24 s and
-    800 MB on a 2-core machine; this took 0.15 s and touches only the header's pages.
-    """
-    try:
-        with path.open("rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            return _parse_gguf_header(data)
-    except (OSError, ValueError, struct.error, UnicodeDecodeError) as error:
-        raise ValueError(f"“{path.name}” is not a readable GGUF model file ({error}).") from error
-
-
-def _parse_gguf_header(data: mmap.mmap) -> tuple[dict[str, object], dict[str, tuple[int, ...]]]:
-    if data[:4] != b"GGUF":
-        raise ValueError("no GGUF signature")
-    # The version (3, or 2) is small: read in the wrong byte order it is huge.
-    order = "<" if struct.unpack_from("<I", data, 4)[0] < 0x10000 else ">"
-    offset = 8
-
-    def read(code: str, count: int = 1) -> tuple:
-        nonlocal offset
-        layout = struct.Struct(f"{order}{count}{code}")
-        values = layout.unpack_from(data, offset)
-        offset += layout.size
-        return values
-
-    def read_one(code: str):
-        return read(code)[0]
-
-    def read_string() -> str:
-        nonlocal offset
-        length = read_one("Q")
-        offset += length
-        return data[offset - length:offset].decode("utf-8")
-
-    def read_value(value_type: int):
-        nonlocal offset
-        if value_type == GGUFValueType.STRING:
-            return read_string()
-        if value_type != GGUFValueType.ARRAY:
-            return read_one(_SCALAR_FORMATS[GGUFValueType(value_type)])
-        item_type, count = read_one("I"), read_one("Q")
-        if item_type == GGUFValueType.STRING:
-            for _ in range(count):  # only the lengths are read, to step over the strings
-                length = read_one("Q")
-                offset += length
-            return count
-        if item_type == GGUFValueType.ARRAY:
-            return [read_value(GGUFValueType.ARRAY) for _ in range(count)]
-        code = _SCALAR_FORMATS[GGUFValueType(item_type)]
-        if count > _LARGE_ARRAY:
-            offset += count * struct.calcsize(order + code)
-            return None
-        return list(read(code, count))
-
-    tensor_count, value_count = read("Q", 2)
-    metadata: dict[str, object] = {}
-    for _ in range(value_count):
-        key = read_string()
-        metadata[key] = read_value(read_one("I"))
-    tensors: dict[str, tuple[int, ...]] = {}
-    for _ in range(tensor_count):
-        name = read_string()
-        tensors[name] = read("Q", read_one("I"))
-        offset += 12  # ggml type (u32) and data offset (u64)
-    return metadata, tensors

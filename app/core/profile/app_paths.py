@@ -56,5 +56,10 @@ class AppPaths:
         return self.data_dir / "catalog-cache.json"
 
     @property
+    def model_checks(self) -> Path:
+        """The first-use checks' verdicts on model files (see ``ModelGate``)."""
+        return self.data_dir / "model-checks.json"
+
+    @property
     def settings_file(self) -> Path:
         return self.config_dir / "settings.json"

@@ -44,6 +44,7 @@ from app.core.domain.generation import (
     ModelFacts,
     ModelLoadCancelled,
     ModelLoadError,
+    ModelMemoryError,
     PromptTooLongError,
     SamplingSettings,
     StopReason,
@@ -51,7 +52,7 @@ from app.core.domain.generation import (
 )
 from app.core.domain.model_files import gguf_file_problem
 from app.core.engines.context_window import fit_to_context
-from app.core.engines.llama.chat_template import ChatTemplate, ChatTemplateError
+from app.core.engines.llama.chat_template import ChatTemplate, ChatTemplateCancelled, ChatTemplateError
 from app.core.engines.llama.llama_runtime import LlamaLog, compiled_backend, default_thread_count, init_llama_backend
 from app.core.engines.reasoning_splitter import ReasoningSplitter, prompt_opens_reasoning
 
@@ -138,6 +139,11 @@ class LlamaEngine:
         model = llama_cpp.llama_model_load_from_file(str(path).encode(), model_params)
         if not model and cancel is not None and cancel.is_set():
             raise ModelLoadCancelled(f"Loading “{path.name}” was cancelled.")
+        if not model and _reports_allocation_failure(log):
+            raise ModelMemoryError(
+                f"There is not enough free memory to load “{path.name}” ({log.first_error('')}). "
+                "Close other programs, or choose a smaller model or quantization."
+            )
         if not model:
             raise ModelLoadError(
                 f"“{path.name}” could not be loaded. The file may be damaged, incomplete or "
@@ -177,7 +183,7 @@ class LlamaEngine:
         log.recent_errors = []
         self._context = llama_cpp.llama_init_from_model(model, context_params)
         if not self._context:
-            raise ModelLoadError(
+            raise ModelMemoryError(
                 f"“{path.name}” loaded, but llama.cpp could not set up a {context_size:,}-token "
                 f"context for it ({log.first_error('not enough memory?')}). Try a smaller context size."
             )
@@ -230,7 +236,7 @@ class LlamaEngine:
     # ----------------------------------------------------------------------------------- prompts
 
     def render_prompt(self, messages: Sequence[ChatMessage], *, enable_thinking: bool) -> str:
-        return self._require_template().render(messages, enable_thinking=enable_thinking)
+        return self._render(messages, enable_thinking)
 
     def reply_reserve(self, sampling: SamplingSettings) -> int:
         """Context kept free for the reply: its limit, but at most a quarter of the context."""
@@ -242,11 +248,11 @@ class LlamaEngine:
     ) -> tuple[list[ChatMessage], int]:
         """The messages to send so that the prompt leaves ``reply_tokens`` of the context free,
         and how many were left out (see :func:`fit_to_context`)."""
-        template = self._require_template()
+        self._require_template()
         budget = (self.facts.context_size if self.facts else 0) - reply_tokens
 
         def prompt_length(kept: list[ChatMessage]) -> int:
-            return len(self.tokenize(template.render(kept, enable_thinking=enable_thinking)))
+            return len(self.tokenize(self._render(kept, enable_thinking)))
 
         return fit_to_context(messages, budget, prompt_length)
 
@@ -296,12 +302,21 @@ class LlamaEngine:
         the prompt is still being evaluated. Raises :class:`PromptTooLongError` if the prompt
         leaves no room for a reply.
         """
-        template = self._require_template()
+        self._cancel = cancel  # also ends a chat template that renders too long
+        try:
+            return self._generate(messages, enable_thinking, sampling, cancel, on_text, on_prompt_progress, continuation)
+        except ChatTemplateCancelled:  # stopped before the prompt was even ready: nothing written
+            stats = GenerationStats(0, 0, 0, 0.0, 0.0, StopReason.CANCELLED)
+            return GenerationResult("", "", stats)
+        finally:
+            self._cancel = None
+
+    def _generate(self, messages, enable_thinking, sampling, cancel, on_text, on_prompt_progress, continuation):
         started = time.perf_counter()
         messages, omitted = self.fit_to_context(
             messages, enable_thinking=enable_thinking, reply_tokens=self.reply_reserve(sampling)
         )
-        prompt = template.render(messages, enable_thinking=enable_thinking)
+        prompt = self._render(messages, enable_thinking)
         if continuation is not None:
             prompt += _written_so_far(continuation, opened_reasoning=prompt_opens_reasoning(prompt))
         prompt_tokens = self.tokenize(prompt)
@@ -312,7 +327,6 @@ class LlamaEngine:
             if reasoning or answer:
                 on_text(reasoning, answer)
 
-        self._cancel = cancel
         evaluated_prompt_tokens = 0
         generated = 0
         first_token_at = generation_started = None
@@ -331,7 +345,6 @@ class LlamaEngine:
                 emit(*splitter.feed(decoder.decode(b"", final=True)))
         finally:
             llama_cpp.llama_sampler_free(sampler)
-            self._cancel = None
         emit(*splitter.finish())
         finished = time.perf_counter()
         decode_seconds = finished - generation_started if generation_started else 0.0
@@ -396,15 +409,21 @@ class LlamaEngine:
         """
         if not self.is_loaded:
             return 0
-        template = self._require_template()
+        self._cancel = cancel
+        try:
+            return self._prepare_next_turn(messages, enable_thinking, sampling)
+        finally:
+            self._cancel = None
+
+    def _prepare_next_turn(self, messages, enable_thinking, sampling) -> int:
         next_turn = [*messages, ChatMessage("user", _PLACEHOLDER)]
         try:
             _, omitted = self.fit_to_context(
                 next_turn, enable_thinking=enable_thinking, reply_tokens=self.reply_reserve(sampling)
             )
-            tokens = self.tokenize(template.render(next_turn, enable_thinking=enable_thinking))
+            tokens = self.tokenize(self._render(next_turn, enable_thinking))
             other = self.tokenize(
-                template.render([*messages, ChatMessage("user", "?")], enable_thinking=enable_thinking)
+                self._render([*messages, ChatMessage("user", "?")], enable_thinking)
             )
         except (ChatTemplateError, PromptTooLongError):
             return 0
@@ -415,11 +434,7 @@ class LlamaEngine:
         self._restore_best_state([*known, -1])
         if self._evaluated == known:
             return 0
-        self._cancel = cancel
-        try:
-            evaluated, complete = self._evaluate_prompt(known, len(known), None)
-        finally:
-            self._cancel = None
+        evaluated, complete = self._evaluate_prompt(known, len(known), None)
         if complete:
             self._save_snapshot()
         return evaluated
@@ -433,7 +448,7 @@ class LlamaEngine:
             ChatMessage("user", _PLACEHOLDER),
         ]
         try:
-            future_tokens = self.tokenize(self._require_template().render(future, enable_thinking=enable_thinking))
+            future_tokens = self.tokenize(self._render(future, enable_thinking))
         except ChatTemplateError:
             return 0
         # At least one token must stay to evaluate, so the restored state yields fresh logits.
@@ -599,6 +614,10 @@ class LlamaEngine:
         llama_cpp.llama_model_meta_val_str(self._model, key.encode(), buffer, size + 1)
         return buffer.value.decode("utf-8", "replace")
 
+    def _render(self, messages: Sequence[ChatMessage], enable_thinking: bool) -> str:
+        """The prompt for ``messages``; the running request's cancel flag also stops the template."""
+        return self._require_template().render(messages, enable_thinking=enable_thinking, cancel=self._cancel)
+
     def _require_template(self) -> ChatTemplate:
         if self._template is None:
             raise RuntimeError("No model is loaded.")
@@ -624,6 +643,12 @@ def _report_progress(
         except Exception:  # an exception must not unwind through llama.cpp's C frames
             logger.exception("load progress callback failed")
     return not (cancel is not None and cancel.is_set())
+
+
+def _reports_allocation_failure(log: LlamaLog) -> bool:
+    """Whether llama.cpp's recent errors say memory ran out ("unable to allocate CPU buffer",
+    "failed to allocate buffer for kv cache"…), rather than that the file is bad."""
+    return any("allocate" in line or "out of memory" in line.lower() for line in log.recent_errors)
 
 
 def _check_gguf_file(path: Path) -> None:

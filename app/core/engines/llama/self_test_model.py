@@ -38,6 +38,7 @@ token or a special token, so it never stops by itself either.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from itertools import pairwise
 from pathlib import Path
 
@@ -263,12 +264,16 @@ def _tensors(rng: np.random.Generator) -> dict[str, np.ndarray]:
     return tensors
 
 
-def write_tiny_qwen35_gguf(path: Path, *, thinks_by_default: bool = True, seed: int = 0) -> Path:
+def write_tiny_qwen35_gguf(
+    path: Path, *, thinks_by_default: bool = True, seed: int = 0, overrides: Mapping[str, object] | None = None
+) -> Path:
     """Write the tiny ``qwen35`` model to ``path`` and return ``path``.
 
     ``thinks_by_default`` picks the chat template: True behaves like Qwen3.5 4B/9B
     (``CHAT_TEMPLATE_THINKS_BY_DEFAULT``), False like 0.8B/2B (``CHAT_TEMPLATE_THINKS_ON_REQUEST``).
-    ``seed`` only changes the random filler weights, never the scripted replies.
+    ``seed`` only changes the random filler weights, never the scripted replies. ``overrides``
+    replaces metadata values by key (``"qwen35.block_count": 0``), keeping each value's type:
+    the hostile files the app must refuse.
     """
     path = Path(path)
     writer = gguf.GGUFWriter(path, "qwen35")
@@ -309,6 +314,10 @@ def write_tiny_qwen35_gguf(path: Path, *, thinks_by_default: bool = True, seed: 
     writer.add_chat_template(
         CHAT_TEMPLATE_THINKS_BY_DEFAULT if thinks_by_default else CHAT_TEMPLATE_THINKS_ON_REQUEST
     )
+
+    for key, value in (overrides or {}).items():
+        original = writer.kv_data[0][key]
+        writer.kv_data[0][key] = gguf.GGUFValue(value, original.type, original.sub_type)
 
     for name, tensor in _tensors(np.random.default_rng(seed)).items():
         writer.add_tensor(name, tensor)

@@ -1,0 +1,137 @@
+"""What a hostile model file or a stuck inference thread does to the window: nothing it cannot
+explain, and it always closes (pytest-qt, offscreen, the whole app)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from app.core.conversations.conversation_store import ConversationStore
+from app.core.engines.llama.self_test_model import write_tiny_qwen35_gguf
+from app.core.profile.app_paths import AppPaths
+from tests.gguf_mutations import declare_huge_tensor
+from tests.ui.app_driver import WAIT_MS, close, load, open_app, type_and_send
+
+TERABYTE = 1024**4
+
+
+@pytest.fixture
+def paths(tmp_path: Path) -> AppPaths:
+    return AppPaths.under(tmp_path / "profile")
+
+
+def _answer_next_question(button: QMessageBox.StandardButton) -> None:
+    def answer() -> None:
+        dialog = QApplication.activeModalWidget()
+        if not isinstance(dialog, QMessageBox):
+            QTimer.singleShot(10, answer)
+            return
+        dialog.button(button).click()
+
+    QTimer.singleShot(0, answer)
+
+
+def test_the_first_use_check_of_a_model_is_shown_and_happens_once(qtbot, paths, tiny_model) -> None:
+    app = open_app(qtbot, paths)
+    window = app.window
+    statuses: list[str] = []
+    window._engine_bridge.sig_model_checking.connect(lambda _event: statuses.append(window.model_status.text()))
+    load(qtbot, app, tiny_model)
+    assert statuses and statuses[0] == "Checking tiny-thinking.gguf (first use)…"
+    assert window.model_status.text() == "tiny-thinking"
+
+    statuses.clear()
+    load(qtbot, app, tiny_model)  # known now: loaded without a check
+    assert statuses == []
+    close(app)
+
+
+def test_a_hostile_model_file_is_refused_with_its_reason_and_the_loaded_model_stays(qtbot, paths, tiny_model, tmp_path) -> None:
+    hostile = write_tiny_qwen35_gguf(tmp_path / "hostile.gguf", overrides={"qwen35.full_attention_interval": 0})
+    app = open_app(qtbot, paths)
+    window = app.window
+    load(qtbot, app, tiny_model)
+    window.load_model(hostile)
+    qtbot.waitUntil(lambda: window.error_banner.isVisible(), timeout=WAIT_MS)
+    text = window.error_banner.label.text()
+    assert "“hostile.gguf” cannot be used: qwen35.full_attention_interval is 0" in text
+    assert "Still using tiny-thinking." in text
+    assert window.composer.send_button.isEnabled()
+    assert hostile not in [model.path for model in window._models.local_models()]
+    close(app)
+
+
+def test_a_model_too_large_for_the_free_memory_loads_only_after_a_confirmed_warning(qtbot, paths, tiny_model, tmp_path) -> None:
+    huge = declare_huge_tensor(write_tiny_qwen35_gguf(tmp_path / "huge.gguf"), TERABYTE)
+    app = open_app(qtbot, paths)
+    window = app.window
+    load(qtbot, app, tiny_model)
+    window.load_model(huge)
+    qtbot.waitUntil(lambda: window.error_banner.isVisible(), timeout=WAIT_MS)
+    assert "does not fit in the memory free now. Needs 1024.0 GB, but only" in window.error_banner.label.text()
+    load_anyway = window.error_banner.action_buttons[-1]
+    assert load_anyway.text() == "Load anyway…"
+
+    _answer_next_question(QMessageBox.StandardButton.Cancel)
+    load_anyway.click()
+    assert window._loading_path is None  # cancelled: nothing was started
+
+    _answer_next_question(QMessageBox.StandardButton.Yes)
+    load_anyway.click()
+    assert window._loading_path == huge
+    qtbot.waitUntil(lambda: window._loading_path is None, timeout=WAIT_MS)
+    # Allowed past the memory check, the file still meets llama.cpp's own: refused, not loaded.
+    assert "has wrong shape" in window.error_banner.label.text()
+    assert window.model_status.text() == "tiny-thinking"
+    close(app)
+
+
+def _block_the_engine(app) -> threading.Event:
+    """Keeps the inference thread busy until the returned event is set, as a native call that
+    does not return would."""
+    release = threading.Event()
+    app.core.engine.call(lambda engine: release.wait())
+    return release
+
+
+def test_a_stop_the_engine_does_not_answer_is_explained(qtbot, paths, tiny_model) -> None:
+    app = open_app(qtbot, paths)
+    window = app.window
+    load(qtbot, app, tiny_model)
+    release = _block_the_engine(app)
+    try:
+        type_and_send(qtbot, app, "Hello")
+        assert window.is_generating
+        window.stop_action.trigger()
+        qtbot.waitUntil(lambda: window.error_banner.isVisible(), timeout=WAIT_MS)
+        assert window.error_banner.label.text().startswith("The model has not stopped yet")
+        assert window.is_generating
+    finally:
+        release.set()
+    qtbot.waitUntil(lambda: not window.is_generating, timeout=WAIT_MS)
+    close(app)
+
+
+def test_closing_while_the_engine_is_stuck_saves_the_conversation_and_does_not_wait_for_it(qtbot, paths, tiny_model) -> None:
+    app = open_app(qtbot, paths)
+    window = app.window
+    load(qtbot, app, tiny_model)
+    release = _block_the_engine(app)
+    try:
+        type_and_send(qtbot, app, "Are you there?")
+        qtbot.waitUntil(lambda: window.conversation_id is not None, timeout=WAIT_MS)
+        conversation_id = window.conversation_id
+        window.close()
+        assert not window.isVisible()
+        assert not app.core.store.thread.is_alive()  # flushed and closed
+        assert app.core.engine.thread.is_alive()  # left behind: main() then exits without it
+        with ConversationStore(paths.database) as store:
+            assert store.messages(conversation_id)[0].content == "Are you there?"
+    finally:
+        release.set()
+    app.core.engine.thread.join(WAIT_MS / 1000)
+    assert not app.core.engine.thread.is_alive()
