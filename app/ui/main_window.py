@@ -333,8 +333,9 @@ class MainWindow(QMainWindow):
         self.load_progress.setValue(round(event.fraction * 100))
 
     def _on_model_loading(self, event: ModelLoading) -> None:
-        if event.path == self._loading_path and self.load_progress.value() == 100:
-            self.model_status.setText(self.tr("Loading %1…").replace("%1", event.path.name))
+        if event.path == self._loading_path and self.model_status.text().startswith(self.tr("Checking")):
+            self.model_status.setText(self.tr("Loading %1…").replace("%1", event.path.name))  # checked
+            self.model_status.setToolTip("")
         self.load_progress.setValue(round(event.fraction * 100))
 
     def _on_model_loaded(self, event: ModelLoaded) -> None:

@@ -20,7 +20,7 @@ from app.core.engines.engine_host import EngineHost
 from app.core.engines.llama.llama_engine import LlamaEngine
 from app.core.engines.llama.model_gate import ModelGate
 from app.core.engines.llama.model_probe import ProbeLimits
-from app.core.engines.llama.self_test_model import write_tiny_qwen35_gguf
+from app.core.engines.llama.self_test_model import TOKENS, write_tiny_qwen35_gguf
 from tests.event_recorder import EventRecorder
 from tests.gguf_mutations import mutate
 
@@ -114,6 +114,17 @@ def test_a_file_found_bad_once_is_refused_later_without_checking_again(tmp_path)
     with pytest.raises(ModelLoadError, match="takes too long to render"):
         ModelGate(verdicts)(model, SETTINGS, on_checking=on_checking)
     assert checks == []
+
+
+def test_a_file_that_makes_llama_cpp_abort_is_refused_with_the_assertion_and_this_process_lives(tmp_path) -> None:
+    # Two tokens with the same text: llama.cpp's vocabulary loader asserts (found by the fuzzer).
+    tokens = list(TOKENS)
+    tokens[60] = tokens[59]
+    model = write_tiny_qwen35_gguf(tmp_path / "twins.gguf", overrides={"tokenizer.ggml.tokens": tokens})
+    with pytest.raises(ModelLoadError) as refusal:
+        ModelGate(None)(model, SETTINGS)
+    assert str(refusal.value).startswith("llama.cpp crashed on “twins.gguf” (SIGABRT): GGML_ASSERT(")
+    assert "The file is damaged" in str(refusal.value)
 
 
 def test_a_refused_file_leaves_the_loaded_model_in_use(tmp_path, tiny_model) -> None:

@@ -40,13 +40,15 @@ def test_the_first_use_check_of_a_model_is_shown_and_happens_once(qtbot, paths, 
     window = app.window
     statuses: list[str] = []
     window._engine_bridge.sig_model_checking.connect(lambda _event: statuses.append(window.model_status.text()))
+    window._engine_bridge.sig_model_loading.connect(lambda _event: statuses.append(window.model_status.text()))
     load(qtbot, app, tiny_model)
-    assert statuses and statuses[0] == "Checking tiny-thinking.gguf (first use)…"
+    assert statuses[0] == "Checking tiny-thinking.gguf (first use)…"
+    assert statuses[-1] == "Loading tiny-thinking.gguf…"  # checked, then loaded in the app
     assert window.model_status.text() == "tiny-thinking"
 
     statuses.clear()
     load(qtbot, app, tiny_model)  # known now: loaded without a check
-    assert statuses == []
+    assert not [status for status in statuses if status.startswith("Checking")]
     close(app)
 
 

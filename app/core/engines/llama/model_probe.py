@@ -12,6 +12,7 @@ child when one runs over. A child that dies is reported with the assertion llama
 from __future__ import annotations
 
 import json
+import os
 import queue
 import signal
 import subprocess
@@ -78,6 +79,8 @@ def probe_model(
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        # An assertion's own line is the reason; ggml would follow it with a backtrace from gdb.
+        env={**os.environ, "GGML_NO_BACKTRACE": "1"},
         start_new_session=True,  # a Ctrl+C in the terminal goes to the app, which stops it
     )
     lines: queue.Queue[dict | None] = queue.Queue()
@@ -120,6 +123,9 @@ def probe_model(
         child.wait()
         for reader in readers:
             reader.join(timeout=1)
+    if child.returncode == -getattr(signal, "SIGKILL", 9):  # the system's out-of-memory killer, most likely
+        message = f"The check of “{name}” was stopped by the system, most likely for lack of memory."
+        return ProbeResult(False, message, definitive=False, out_of_memory=True)
     return ProbeResult(False, _death_message(name, child.returncode, errors))
 
 
