@@ -461,19 +461,25 @@ def format_gb(byte_count: int) -> str:
 
 
 def largest_context(
-    shape: ModelShape, weights_bytes: int, hardware: HardwareInfo, *, gpu_layers: int | None = None
+    shape: ModelShape,
+    weights_bytes: int,
+    hardware: HardwareInfo,
+    *,
+    gpu_layers: int | None = None,
+    at_worst: FitVerdict = FitVerdict.RUNS_WELL,
 ) -> int:
-    """The largest context, a multiple of 1024 up to the trained one, that runs well (0 if none)."""
+    """The largest context, a multiple of 1024 up to the trained one, whose memory verdict is
+    ``at_worst`` or better: that runs well, or (``TIGHT``) that fits at all. 0 if none."""
 
-    def runs_well(steps: int) -> bool:
+    def good_enough(steps: int) -> bool:
         assessment = assess_fit(shape, weights_bytes, hardware, steps * CONTEXT_STEP, gpu_layers=gpu_layers)
-        return assessment.memory_verdict is FitVerdict.RUNS_WELL  # speed hardly depends on the context
+        return assessment.memory_verdict <= at_worst  # speed hardly depends on the context
 
-    # Memory grows with the context, so the contexts that run well are a prefix: bisect it.
+    # Memory grows with the context, so the contexts good enough are a prefix: bisect it.
     low, high = 0, shape.trained_context // CONTEXT_STEP
     while low < high:
         middle = (low + high + 1) // 2
-        if runs_well(middle):
+        if good_enough(middle):
             low = middle
         else:
             high = middle - 1

@@ -15,7 +15,6 @@ from app.core.domain.generation import LoadSettings, MemoryShortfall, ModelFacts
 from app.core.domain.gguf_header import GGUFHeader, GGUFHeaderError, read_gguf_header
 from app.core.domain.hardware import HardwareInfo
 from app.core.models.fit_estimate import (
-    CONTEXT_STEP,
     FitVerdict,
     ModelShape,
     assess_fit,
@@ -44,7 +43,7 @@ class MemoryFit:
         context = min(settings.context_size, largest) if largest else settings.context_size
         assessment = assess_fit(shape, weights, hardware, context, gpu_layers=settings.gpu_layers)
         if assessment.memory_verdict is FitVerdict.WONT_FIT and not despite_memory:
-            fitting = _largest_fitting_context(shape, weights, hardware, settings.gpu_layers)
+            fitting = largest_context(shape, weights, hardware, gpu_layers=settings.gpu_layers, at_worst=FitVerdict.TIGHT)
             shortfall = MemoryShortfall(assessment.needed_bytes, assessment.shown_available_bytes, fitting)
             raise ModelWontFitError(_refusal(assessment.explanation, context, fitting), shortfall)
         return replace(settings, context_size=context)
@@ -63,24 +62,6 @@ def _with_memory_of(hardware: HardwareInfo, loaded: ModelFacts | None) -> Hardwa
     if gpus and freed.gpu_bytes:
         gpus = (replace(gpus[0], free_bytes=gpus[0].free_bytes + freed.gpu_bytes), *gpus[1:])
     return replace(hardware, available_ram_bytes=hardware.available_ram_bytes + freed.cpu_bytes, gpus=gpus)
-
-
-def _largest_fitting_context(shape: ModelShape, weights: int, hardware: HardwareInfo, gpu_layers: int | None) -> int:
-    """The largest context (a multiple of 1024, at least 1024) the model fits with, even
-    tightly; 0 if none."""
-
-    def fits(steps: int) -> bool:
-        assessment = assess_fit(shape, weights, hardware, steps * CONTEXT_STEP, gpu_layers=gpu_layers)
-        return assessment.memory_verdict is not FitVerdict.WONT_FIT
-
-    low, high = 0, max(shape.trained_context // CONTEXT_STEP, 1)
-    while low < high:
-        middle = (low + high + 1) // 2
-        if fits(middle):
-            low = middle
-        else:
-            high = middle - 1
-    return low * CONTEXT_STEP
 
 
 def _refusal(explanation: str, context: int, fitting: int) -> str:
