@@ -563,8 +563,9 @@ def _hostile(**changes) -> str:
         (_hostile(title="\ud800 half a character"), '"title" holds broken text'),
         (_hostile(message_content="ok \udfff"), '"content" holds broken text'),
         ("[" * 100_000 + "]" * 100_000, "nested far too deeply"),
+        (_hostile(message_role="wizard"), '"role" must be one of "system", "user", "assistant", "tool", not "wizard"'),
     ],
-    ids=["infinity", "nan", "year-3e292", "before-1970", "400-digit-count", "lone-surrogate-title", "lone-surrogate-content", "100k-deep"],
+    ids=["infinity", "nan", "year-3e292", "before-1970", "400-digit-count", "lone-surrogate-title", "lone-surrogate-content", "100k-deep", "unknown-role"],
 )
 def test_a_damaged_export_is_refused_with_a_reason_and_stores_nothing(other_store: ConversationStore, text: str, message: str) -> None:
     with pytest.raises(ConversationImportError, match=message):

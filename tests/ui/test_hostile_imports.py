@@ -37,6 +37,7 @@ DAMAGED_CONVERSATIONS = {
 }
 DAMAGED_MESSAGES = {
     "unknown-state": "UPDATE messages SET state = 'thinking' WHERE conversation_id = ?",
+    "unknown-role": "UPDATE messages SET role = 'wizard' WHERE conversation_id = ?",
     "blob-content": "UPDATE messages SET content = x'4f6464ff' WHERE conversation_id = ?",
     "text-time": "UPDATE messages SET created_at = 'noon' WHERE conversation_id = ?",
     "unknown-stop-reason": "UPDATE messages SET stop_reason = 'boom', prompt_tokens = 'x' WHERE conversation_id = ?",

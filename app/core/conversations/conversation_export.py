@@ -55,6 +55,7 @@ from typing import Any, TypeVar
 from app.core.conversations.conversation_store import ConversationStore
 from app.core.domain.conversations import (
     IMAGE_MEDIA_TYPES,
+    MESSAGE_ROLES,
     Conversation,
     ConversationTree,
     ImagePart,
@@ -534,7 +535,7 @@ def _read_message(
     return Message(
         id=message_id,
         conversation_id=0,
-        role=_field(fields, "role", str, where),
+        role=_role(fields, where),
         content=_field(fields, "content", str, where),
         reasoning=_field(fields, "reasoning", str, where),
         state=_choice(fields, "state", MessageState, where),
@@ -675,6 +676,14 @@ def _optional_count(fields: dict[str, Any], name: str, where: str) -> int | None
     if _field(fields, name, float, where, optional=True) is None:
         return None
     return _count(fields, name, where)
+
+
+def _role(fields: dict[str, Any], where: str) -> str:
+    role = _field(fields, "role", str, where)
+    if role not in MESSAGE_ROLES:
+        allowed = ", ".join(f'"{known}"' for known in MESSAGE_ROLES)
+        raise ConversationImportError(f'In {where}, "role" must be one of {allowed}, not "{role}".')
+    return role
 
 
 def _choice(fields: dict[str, Any], name: str, choices: type[_Choice], where: str) -> _Choice:

@@ -69,6 +69,7 @@ from app.core.domain.conversations import (
     IMAGE_MEDIA_TYPES,
     MATCH_END,
     MATCH_START,
+    MESSAGE_ROLES,
     Conversation,
     ConversationTree,
     ImagePart,
@@ -894,6 +895,8 @@ def _message_from_row(row: sqlite3.Row, parts: Sequence[MessagePart | None] = ()
     state = next((state for state in MessageState if state == row["state"]), None)
     if state is None:
         damaged.append("state")
+    if row["role"] not in MESSAGE_ROLES:
+        damaged.append("role")
     error = row["error"]
     message = Message(
         id=row["id"],

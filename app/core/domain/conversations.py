@@ -20,6 +20,9 @@ class MessageState(StrEnum):
     FAILED = "failed"  # generation raised an error; ``Message.error`` says which
 
 
+# Who a message is from: the roles the chat template knows. Anything else in a file is damage.
+MESSAGE_ROLES = ("system", "user", "assistant", "tool")
+
 # The longest message a person may send: ~50,000 tokens of prose or a 4,000-line source file,
 # more than the default 8,192-token context holds many times over; the composer also refuses a
 # paste that would exceed it, before laying the text out (bench/README.md, "Hostile content").
