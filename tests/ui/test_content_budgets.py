@@ -12,19 +12,13 @@ import pytest
 from PySide6.QtCore import QMimeData
 from PySide6.QtGui import QGuiApplication, QTextOption
 
-from app.ui import markdown_view
 from app.core.domain.conversations import MAX_MESSAGE_CHARACTERS, Message, MessageState
+from app.ui import markdown_view
+from app.ui.code_block import HIGHLIGHTED_CHARS, SHOWN_CODE_CHARS, CodeBlock
 from app.ui.composer_widget import LONG_LINE_CHARS, ComposerWidget
+from app.ui.markdown_segments import MAX_TABLE_CELLS, split_extended, split_segments
+from app.ui.markdown_view import MarkdownView
 from app.ui.transcript_view import MAX_LABEL_CHARS, MessageWidget
-from app.ui.markdown_view import (
-    HIGHLIGHTED_CHARS,
-    MAX_TABLE_CELLS,
-    SHOWN_CODE_CHARS,
-    CodeBlock,
-    MarkdownView,
-    split_extended,
-    split_segments,
-)
 
 
 def python_source(characters: int) -> str:

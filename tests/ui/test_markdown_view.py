@@ -11,12 +11,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 
 from app.core.conversations.conversation_store import Message, MessageState
-from app.ui.markdown_view import (
-    CodeBlock,
-    MarkdownView,
-    Segment,
-    split_segments,
-)
+from app.ui.code_block import CodeBlock
+from app.ui.markdown_segments import Segment, split_segments
+from app.ui.markdown_view import MarkdownView
 from app.ui.transcript_view import MessageWidget
 
 
