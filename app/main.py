@@ -59,7 +59,9 @@ def build_app(paths: AppPaths) -> DesktopApp:
     )
     window = MainWindow(core.session, core.library, core.engine, settings, models, build_info().describe())
     window.sig_settings_changed.connect(lambda: save_settings(settings, paths.settings_file))
-    window.sig_closing.connect(core.shutdown)
+    # A function, not the bound method: Qt holds a bound method of a plain object only weakly, and a
+    # caller that keeps just the window would lose the core and never shut it down.
+    window.sig_closing.connect(lambda: core.shutdown())
     return DesktopApp(window, core)
 
 

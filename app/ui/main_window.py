@@ -84,6 +84,9 @@ class MainWindow(QMainWindow):
         self._host = host
         self._settings = settings
         self._models = models
+        # Owned by the window from now on, so it is deleted on this thread with the window, never
+        # by its worker threads (a header read or a download report) dropping the last reference.
+        models.setParent(self)
         self._runtime_description = runtime_description
         self._models_dialog: ModelsDialog | None = None
         self._facts = host.facts

@@ -132,7 +132,9 @@ class ModelsController(QObject):
         self.downloads.set_hub_settings(self.hub_settings)
 
     def _new_download_manager(self) -> DownloadManager:
-        return DownloadManager(self.models_dir, self.hub_settings, self.secrets.token, self._sig_reported.emit)
+        return DownloadManager(
+            self.models_dir, self.hub_settings, self.secrets.token, lambda progress: _report(self._sig_reported, progress)
+        )
 
     def change_models_dir(self, folder: Path, *, move_files: bool) -> None:
         """Uses ``folder`` for models from now on, moving the app's downloads there if asked
@@ -195,8 +197,8 @@ class ModelsController(QObject):
                 shape = ModelShape.from_gguf(path)
             except Exception as error:  # any unreadable header just means "no advice"
                 logger.info("No shape for %s: %s", path, error)
-        if not self._shut_down:  # the window may be gone
-            self._sig_shape_read.emit(path, shape)
+        if not self._shut_down:
+            _report(self._sig_shape_read, path, shape)
 
     def _on_shape_read(self, path: Path, shape: ModelShape | None) -> None:
         self._shapes[path] = shape
@@ -244,7 +246,7 @@ class ModelsController(QObject):
         return self._probe_hardware(self.models_dir, speed)
 
     def _measure_memory_speed(self) -> None:  # worker thread
-        self._sig_speed_measured.emit(probe_decode_bandwidth(self.hardware.physical_cores))
+        _report(self._sig_speed_measured, probe_decode_bandwidth(self.hardware.physical_cores))
 
     def _on_speed_measured(self, bytes_per_second: float) -> None:
         if not self._settings.decode_bytes_per_second:  # a reply may have measured it meanwhile
@@ -360,9 +362,9 @@ class ModelsController(QObject):
             try:
                 failures = self.catalog.refresh(make_hf_api(settings, token), hub_endpoint(settings))
             except (CatalogError, OfflineError) as error:
-                self.sig_catalog_refresh_failed.emit(str(error))
+                _report(self.sig_catalog_refresh_failed, str(error))
                 return
-            self.sig_catalog_refreshed.emit(failures)
+            _report(self.sig_catalog_refreshed, failures)
 
         threading.Thread(target=run, name="catalog-refresh", daemon=True).start()
 
@@ -374,6 +376,15 @@ class ModelsController(QObject):
         self._shut_down = True
         self._header_reader.shutdown(wait=False, cancel_futures=True)
         self.downloads.shutdown(timeout=QUIT_WAIT_SECONDS)
+
+
+def _report(signal, *values) -> None:
+    """Emits a worker thread's result; the window (and this controller with it) may have been
+    closed and deleted meanwhile, and then nobody is left to tell."""
+    try:
+        signal.emit(*values)
+    except RuntimeError:  # "Signal source has been deleted"
+        logger.debug("A worker finished after its window was closed")
 
 
 def download_is_active(progress: DownloadProgress | None) -> bool:
