@@ -27,6 +27,7 @@ class WelcomePanel(QFrame):
         self.setObjectName("welcomePanel")
         self._controller = controller
         self._entry = None
+        self._started_here = False  # the user clicked Download here (not in the Models window)
 
         title = QLabel(self.tr("Welcome to Qwen Local Chat"))
         title.setObjectName("welcomeTitle")
@@ -104,6 +105,7 @@ class WelcomePanel(QFrame):
 
     def _download(self) -> None:
         self.error_label.hide()
+        self._started_here = True
         current = self._controller.progress_of(self._entry)
         if current is not None and current.state == DownloadState.PAUSED:
             self._controller.resume(self._entry)
@@ -125,5 +127,7 @@ class WelcomePanel(QFrame):
             self.error_label.setText(progress.error or self.tr("The download failed."))
             self.error_label.show()
             self.download_button.setText(self.tr("Try again"))
-        if state == DownloadState.COMPLETE and progress.path is not None:
+        if state == DownloadState.COMPLETE and progress.path is not None and self._started_here:
+            # One click here means "get me started": the model is used as soon as it is ready. A
+            # download started elsewhere (the Models window) is offered with a Load button.
             self.sig_use_model.emit(Path(progress.path))

@@ -96,6 +96,20 @@ def test_first_run_recommends_a_model_with_a_reason(qtbot, paths) -> None:
     _close(window)
 
 
+def test_the_first_run_download_is_used_as_soon_as_it_is_ready(qtbot, paths, hub_with_models) -> None:
+    window = _open_window(qtbot, paths, endpoint=hub_with_models.endpoint)
+    window.show_models()
+    _refresh_catalog(qtbot, window._models_dialog)  # sizes from the Hub, as at a real first start
+    window._models_dialog.close()
+    panel = window.welcome_panel
+    panel.refresh_recommendation()
+    qtbot.mouseClick(panel.download_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.composer.send_button.isEnabled(), timeout=WAIT_MS)
+    assert not window.info_banner.isVisible()  # nothing to offer: it was asked for in one click
+    assert window.model_status.text() == window.model_picker.currentText()
+    _close(window)
+
+
 def test_the_models_window_shows_a_fit_badge_for_every_download(qtbot, paths) -> None:
     window = _open_window(qtbot, paths)
     window.show_models()
@@ -242,11 +256,8 @@ def test_a_finished_download_is_in_the_picker_at_once_and_offered_to_load(qtbot,
     assert window.welcome_panel.isVisible()
     window.show_models()
     _refresh_catalog(qtbot, window._models_dialog)
-    # Not the model the first-run screen recommends: that one is loaded by itself when it is done
-    # (and which one it is depends on this computer's measured speed).
-    recommended, _ = window._models.recommendation()
-    size = next(label for label in SIZES if recommended is None or label != recommended.size_label)
-    entry, _ = _start_download(qtbot, window, (size, "Q4_K_M"))
+    size = SMALLEST[0]  # recommended here or not: started in the Models window, it is offered
+    entry, _ = _start_download(qtbot, window)
     window._models_dialog.close()  # the user goes back to the main window while it downloads
     qtbot.waitUntil(lambda: window.model_picker.count() == 1 and window.info_banner.isVisible(), timeout=WAIT_MS)
     assert window.model_picker.itemText(0) == Path(filename_of(size, "Q4_K_M")).stem
