@@ -3,6 +3,7 @@ explain, and it always closes (pytest-qt, offscreen, the whole app)."""
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from app.core.conversations.conversation_store import ConversationStore
 from app.core.engines.llama.self_test_model import write_tiny_qwen35_gguf
 from app.core.profile.app_paths import AppPaths
+from app.core.profile.settings import Settings, save_settings
 from tests.gguf_mutations import declare_huge_tensor
 from tests.ui.app_driver import WAIT_MS, close, load, open_app, type_and_send
 
@@ -137,3 +139,23 @@ def test_closing_while_the_engine_is_stuck_saves_the_conversation_and_does_not_w
         release.set()
     app.core.engine.thread.join(WAIT_MS / 1000)
     assert not app.core.engine.thread.is_alive()
+
+
+def test_remembered_model_files_that_became_a_pipe_or_hostile_never_hold_up_the_start(qtbot, paths, tmp_path) -> None:
+    pipe = tmp_path / "was-a-model.gguf"
+    os.mkfifo(pipe)  # opening it for reading would block until someone writes
+    hostile = write_tiny_qwen35_gguf(tmp_path / "changed.gguf", overrides={"qwen35.block_count": 2_000_000_000})
+    settings = Settings()
+    for path in (hostile, pipe):  # the pipe last: it is the "last model" the start would open
+        settings.remember_model(path)
+        settings.remember_import(path)
+    save_settings(settings, paths.settings_file)
+
+    app = open_app(qtbot, paths)  # would never become ready if the start opened the pipe
+    window = app.window
+    assert window.last_model_if_present() is None  # a pipe is no model file: the start skips it
+    window.load_model(hostile)  # what the start does with a last model that changed
+    qtbot.waitUntil(lambda: window.error_banner.isVisible(), timeout=WAIT_MS)
+    assert "block_count is 2000000000" in window.error_banner.label.text()
+    assert pipe not in [model.path for model in window._models.local_models()]
+    close(app)
