@@ -94,49 +94,45 @@ def test_a_model_too_large_for_the_free_memory_loads_only_after_a_confirmed_warn
     close(app)
 
 
-def _block_the_engine(app) -> threading.Event:
-    """Keeps the inference thread busy until the returned event is set, as a native call that
-    does not return would."""
+@pytest.fixture
+def stuck_engine(qtbot, paths, tiny_model):
+    """The app with a model loaded and its inference thread busy until the returned event is set
+    (set at the end in any case), as a native call that does not return would keep it."""
+    app = open_app(qtbot, paths)
+    load(qtbot, app, tiny_model)
     release = threading.Event()
     app.core.engine.call(lambda engine: release.wait())
-    return release
+    yield app, release
+    release.set()
 
 
-def test_a_stop_the_engine_does_not_answer_is_explained(qtbot, paths, tiny_model) -> None:
-    app = open_app(qtbot, paths)
+def test_a_stop_the_engine_does_not_answer_is_explained(qtbot, stuck_engine) -> None:
+    app, release = stuck_engine
     window = app.window
-    load(qtbot, app, tiny_model)
-    release = _block_the_engine(app)
-    try:
-        type_and_send(qtbot, app, "Hello")
-        assert window.is_generating
-        window.stop_action.trigger()
-        qtbot.waitUntil(lambda: window.error_banner.isVisible(), timeout=WAIT_MS)
-        assert window.error_banner.label.text().startswith("The model has not stopped yet")
-        assert window.is_generating
-    finally:
-        release.set()
+    type_and_send(qtbot, app, "Hello")
+    assert window.is_generating
+    window.stop_action.trigger()
+    qtbot.waitUntil(lambda: window.error_banner.isVisible(), timeout=WAIT_MS)
+    assert window.error_banner.label.text().startswith("The model has not stopped yet")
+    assert window.is_generating
+    release.set()
     qtbot.waitUntil(lambda: not window.is_generating, timeout=WAIT_MS)
     close(app)
 
 
-def test_closing_while_the_engine_is_stuck_saves_the_conversation_and_does_not_wait_for_it(qtbot, paths, tiny_model) -> None:
-    app = open_app(qtbot, paths)
+def test_closing_while_the_engine_is_stuck_saves_the_conversation_and_does_not_wait_for_it(qtbot, paths, stuck_engine) -> None:
+    app, release = stuck_engine
     window = app.window
-    load(qtbot, app, tiny_model)
-    release = _block_the_engine(app)
-    try:
-        type_and_send(qtbot, app, "Are you there?")
-        qtbot.waitUntil(lambda: window.conversation_id is not None, timeout=WAIT_MS)
-        conversation_id = window.conversation_id
-        window.close()
-        assert not window.isVisible()
-        assert not app.core.store.thread.is_alive()  # flushed and closed
-        assert app.core.engine.thread.is_alive()  # left behind: main() then exits without it
-        with ConversationStore(paths.database) as store:
-            assert store.messages(conversation_id)[0].content == "Are you there?"
-    finally:
-        release.set()
+    type_and_send(qtbot, app, "Are you there?")
+    qtbot.waitUntil(lambda: window.conversation_id is not None, timeout=WAIT_MS)
+    conversation_id = window.conversation_id
+    window.close()
+    assert not window.isVisible()
+    assert not app.core.store.thread.is_alive()  # flushed and closed
+    assert app.core.engine.thread.is_alive()  # left behind: main() then exits without it
+    with ConversationStore(paths.database) as store:
+        assert store.messages(conversation_id)[0].content == "Are you there?"
+    release.set()
     app.core.engine.thread.join(WAIT_MS / 1000)
     assert not app.core.engine.thread.is_alive()
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import json
-import operator
 import re
 import threading
 import time
@@ -88,7 +87,6 @@ class _BoundedSandbox(ImmutableSandboxedEnvironment):
     """
 
     intercepted_binops = frozenset({"+", "*", "**", "%", "//"})
-    _OPERATORS = {"+": operator.add, "*": operator.mul, "**": operator.pow, "%": operator.mod, "//": operator.floordiv}
 
     def __init__(self, bounds: _Bounds, **options: Any) -> None:
         super().__init__(**options)
