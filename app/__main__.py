@@ -1,7 +1,7 @@
-"""``python -m app`` starts the app, like the ``qwen-local-chat`` command."""
+"""``python -m app`` runs the ``qwen-local-chat`` command: the app, or ``serve``."""
 
 import sys
 
-from app.main import main
+from app.command_line import main
 
 sys.exit(main())

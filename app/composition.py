@@ -3,13 +3,16 @@
 ``app.main`` (the window) builds them here; so can any other front end. Shutting down: the chat
 session first (a reply being written is cancelled and will be kept as interrupted), then the
 engine host (its thread ends the reply, frees the model and is joined), then the store worker
-(it runs the saves still queued, the end of that reply among them, and closes the file).
+(it runs the saves still queued, the end of that reply among them, and closes the file). The
+local API stops before all of them: its open replies are cancelled and its clients told.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
+from app.core.api.local_api_service import LocalApiService
 from app.core.chat.chat_session import ChatSession
 from app.core.conversations.conversation_library import ConversationLibrary
 from app.core.conversations.store_worker import StoreWorker
@@ -32,27 +35,35 @@ class CoreServices:
     engine: EngineHost
     session: ChatSession
     library: ConversationLibrary
+    api: LocalApiService
 
     @classmethod
     def start(cls, paths: AppPaths, settings: Settings) -> CoreServices:
         """Opens the conversation store and starts the engine thread; raises ``StoreError``
         when the conversation file cannot be used."""
         store = StoreWorker(paths.database)
-        gate = ModelGate(paths.model_checks, MemoryFit(lambda: probe_hardware(None, accelerator_report())))
         try:
-            engine = EngineHost(LlamaEngine, admit_model=gate)
+            engine = start_engine_host(paths.model_checks)
         except BaseException:
             store.shutdown()
             raise
         session = ChatSession(store, engine, default_thinking=settings.enable_thinking)
-        return cls(store, engine, session, ConversationLibrary(store))
+        return cls(store, engine, session, ConversationLibrary(store), LocalApiService(engine))
 
     def shutdown(self) -> bool:
         """Ends everything in order (see the module docstring); harmless twice. Returns whether
         the engine thread ended: when a native call is stuck it is left behind after
         ``ENGINE_STOP_SECONDS`` (the store is still flushed and closed), and the caller must
         end the process with ``os._exit``, since the interpreter's normal exit could wait on it."""
+        self.api.shutdown()
         self.session.shutdown()
         engine_stopped = self.engine.shutdown(timeout=ENGINE_STOP_SECONDS)
         self.store.shutdown()
         return engine_stopped
+
+
+def start_engine_host(model_checks: Path) -> EngineHost:
+    """The engine thread with the llama.cpp engine, behind the model gate (every model file is
+    checked before llama.cpp opens it in this process; verdicts are kept in ``model_checks``)."""
+    gate = ModelGate(model_checks, MemoryFit(lambda: probe_hardware(None, accelerator_report())))
+    return EngineHost(LlamaEngine, admit_model=gate)

@@ -28,7 +28,7 @@ def _lint_imports(root: Path) -> subprocess.CompletedProcess:
 def test_every_import_contract_is_kept() -> None:
     result = _lint_imports(ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "5 kept, 0 broken" in result.stdout
+    assert "6 kept, 0 broken" in result.stdout
 
 
 def _copy_of_the_app(tmp_path: Path) -> Path:
@@ -55,6 +55,15 @@ def test_the_fit_estimate_reaching_llama_cpp_even_indirectly_breaks_a_contract(t
     result = _lint_imports(copy)
     assert result.returncode != 0
     assert "Only the llama.cpp engine imports llama_cpp BROKEN" in " ".join(result.stdout.split())
+
+
+def test_the_api_request_rules_reaching_the_web_framework_break_a_contract(tmp_path: Path) -> None:
+    copy = _copy_of_the_app(tmp_path)
+    requests = copy / "app" / "core" / "api" / "chat_request.py"
+    requests.write_text(requests.read_text() + "\nfrom starlette.requests import Request  # noqa\n")
+    result = _lint_imports(copy)
+    assert result.returncode != 0
+    assert "Only the API server speaks HTTP" in result.stdout and "BROKEN" in result.stdout
 
 
 def test_the_window_opening_the_store_itself_breaks_a_contract(tmp_path: Path) -> None:

@@ -51,6 +51,7 @@ from app.core.engines.engine_events import (
     GenerationEvent,
     GenerationFailed,
     GenerationFinished,
+    GenerationStarted,
     ModelEvent,
     ModelLoaded,
     ModelLoadFailed,
@@ -331,7 +332,7 @@ class ChatSession:
                 self._emit(AnswerDelta(turn.reply.id, event.answer))
         elif isinstance(event, PromptEvaluated):
             self._emit(PromptProgress(turn.reply.id, event.done, event.total))
-        else:
+        elif not isinstance(event, GenerationStarted):
             self._run(lambda store: self._end_turn(store, turn, event))
 
     def _end_turn(self, store: ConversationStore, turn: _Turn, event: GenerationFinished | GenerationFailed) -> None:

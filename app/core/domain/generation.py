@@ -7,6 +7,7 @@ session and a remote engine can use them without llama.cpp.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -46,6 +47,7 @@ class SamplingSettings:
     top_k: int = 20
     min_p: float = 0.0
     presence_penalty: float = 2.0
+    frequency_penalty: float = 0.0
     max_tokens: int = 32768
     seed: int | None = None
 
@@ -101,12 +103,27 @@ class ModelFacts:
 
 
 @dataclass(frozen=True)
+class ToolCall:
+    """A function the model asks its client to call. ``arguments`` is the text of a JSON object
+    (as OpenAI's API carries it); ``id`` pairs the call with the ``tool`` message answering it."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
 class ChatMessage:
-    """One turn as the model sees it; ``reasoning`` is an assistant turn's thinking text."""
+    """One turn as the model sees it; ``reasoning`` is an assistant turn's thinking text.
+
+    An assistant turn may carry ``tool_calls``; a ``tool`` turn is the result of the call
+    ``tool_call_id``, in ``content``."""
 
     role: str
     content: str
     reasoning: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -114,13 +131,21 @@ class GenerationRequest:
     """One reply to generate. Set ``cancel`` (from any thread) to stop it.
 
     ``continuation`` is an unfinished assistant turn to carry on writing instead of starting a
-    new one (a reply stopped at its length limit).
+    new one (a reply stopped at its length limit). ``tools`` are the functions the model may
+    call, as JSON-schema definitions in OpenAI's form (``{"type": "function", "function": …}``).
+
+    ``reply_room`` decides what happens to a conversation too long for the context. None (the
+    chat window): its oldest turns are left out until a reply fits. A number (the local API,
+    whose clients manage their own history): the prompt is used whole, and refused with
+    ``PromptTooLongError`` unless that many tokens fit after it.
     """
 
     messages: tuple[ChatMessage, ...]
     enable_thinking: bool
     sampling: SamplingSettings
     continuation: ChatMessage | None = None
+    tools: tuple[Mapping, ...] = ()
+    reply_room: int | None = None
     cancel: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
 
 
@@ -130,6 +155,7 @@ class GenerationResult:
     answer: str
     stats: GenerationStats
     omitted_messages: int = 0  # oldest messages left out of the prompt so that it fit the context
+    tool_calls: tuple[ToolCall, ...] = ()  # functions the reply asks to call (its answer holds the rest)
 
 
 class ModelLoadError(Exception):
@@ -163,4 +189,16 @@ class ModelMemoryError(ModelLoadError):
 
 
 class PromptTooLongError(Exception):
-    """The rendered prompt does not leave room for a reply in the context window."""
+    """The rendered prompt does not leave room for a reply in the context window.
+
+    ``prompt_tokens`` and ``room`` (the tokens the prompt may have) say by how much, where known."""
+
+    def __init__(self, message: str, *, prompt_tokens: int = 0, room: int = 0) -> None:
+        super().__init__(message)
+        self.prompt_tokens = prompt_tokens
+        self.room = room
+
+
+class PromptRejectedError(Exception):
+    """The model's chat template refuses this conversation (a system message in the middle, no
+    question at all…): the request is at fault, not the engine. The message says why."""

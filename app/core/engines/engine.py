@@ -7,7 +7,7 @@ llama.cpp engine (``app.core.engines.llama.llama_engine``) is the one implementa
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -64,9 +64,14 @@ class Engine(Protocol):
         on_text: Callable[[str, str], None],
         on_prompt_progress: Callable[[int, int], None] | None = None,
         continuation: ChatMessage | None = None,
+        tools: Sequence[Mapping] = (),
+        reply_room: int | None = None,
     ) -> GenerationResult:
         """Streams the reply to ``messages`` through ``on_text(reasoning, answer)``; stops soon
-        after ``cancel`` is set; raises ``PromptTooLongError`` when no reply fits."""
+        after ``cancel`` is set. With ``tools`` offered, the calls the model writes come back in
+        the result's ``tool_calls`` and are not streamed as answer text. ``reply_room`` is
+        ``GenerationRequest.reply_room``. Raises ``PromptTooLongError`` when no reply fits, and
+        ``PromptRejectedError`` when the model's template refuses the conversation."""
 
     def prepare_next_turn(
         self,
@@ -75,6 +80,7 @@ class Engine(Protocol):
         enable_thinking: bool,
         sampling: SamplingSettings,
         cancel: threading.Event,
+        tools: Sequence[Mapping] = (),
     ) -> int:
         """Does now, while the user types, the work the next turn would start with; returns how
         many prompt tokens that evaluated."""

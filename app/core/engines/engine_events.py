@@ -16,6 +16,11 @@ from app.core.domain.generation import GenerationResult, MemoryShortfall, ModelF
 
 
 @dataclass(frozen=True)
+class GenerationStarted:
+    """The request left the queue: the engine works on it now."""
+
+
+@dataclass(frozen=True)
 class PromptEvaluated:
     """``done`` of the prompt's ``total`` tokens are in the context (reused ones count as done)."""
 
@@ -40,12 +45,16 @@ class GenerationFinished:
 
 @dataclass(frozen=True)
 class GenerationFailed:
-    """No reply could be generated: ``message`` says why, for the user."""
+    """No reply could be generated: ``message`` says why, for the user. ``request_problem`` is
+    set when the request itself is at fault, not the engine or the model:
+    ``"context_length_exceeded"`` (the prompt is too long for the context) or
+    ``"invalid_prompt"`` (the model's template refuses the conversation)."""
 
     message: str
+    request_problem: str = ""
 
 
-GenerationEvent = PromptEvaluated | TextGenerated | GenerationFinished | GenerationFailed
+GenerationEvent = GenerationStarted | PromptEvaluated | TextGenerated | GenerationFinished | GenerationFailed
 
 
 # ------------------------------------------------------------------------------ the model

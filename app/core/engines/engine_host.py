@@ -41,6 +41,7 @@ from app.core.domain.generation import (
     ModelLoadCancelled,
     ModelLoadError,
     ModelWontFitError,
+    PromptRejectedError,
     PromptTooLongError,
 )
 from app.core.engines.engine import Engine, ModelAdmission
@@ -48,6 +49,7 @@ from app.core.engines.engine_events import (
     GenerationEvent,
     GenerationFailed,
     GenerationFinished,
+    GenerationStarted,
     ModelChecking,
     ModelEvent,
     ModelLoaded,
@@ -214,14 +216,15 @@ class EngineHost:
     def generate(
         self, request: GenerationRequest, priority: Priority, on_event: Callable[[GenerationEvent], None]
     ) -> None:
-        """Queues a reply; ``on_event`` gets its ``PromptEvaluated`` and ``TextGenerated``
-        events, then exactly one ``GenerationFinished`` or ``GenerationFailed``. Set
-        ``request.cancel`` to stop it, queued or running."""
+        """Queues a reply; ``on_event`` gets ``GenerationStarted`` when it leaves the queue, its
+        ``PromptEvaluated`` and ``TextGenerated`` events, then exactly one ``GenerationFinished``
+        or ``GenerationFailed``. Set ``request.cancel`` to stop it, queued or running."""
         if priority is Priority.PREPARATION:
             raise ValueError("a reply is never background work; use prepare_next_turn")
 
         def generate(engine: Engine) -> None:
             try:
+                on_event(GenerationStarted())
                 on_event(_generate(engine, request, on_event))
             finally:
                 with self._lock:
@@ -246,6 +249,7 @@ class EngineHost:
                         enable_thinking=request.enable_thinking,
                         sampling=request.sampling,
                         cancel=request.cancel,
+                        tools=request.tools,
                     )
             except Exception:  # only speed is lost: the next turn evaluates its prompt in full
                 logger.exception("Preparing the next turn failed")
@@ -344,9 +348,13 @@ def _generate(engine: Engine, request: GenerationRequest, on_event: Callable[[Ge
             on_text=lambda reasoning, answer: on_event(TextGenerated(reasoning, answer)),
             on_prompt_progress=lambda done, total: on_event(PromptEvaluated(done, total)),
             continuation=request.continuation,
+            tools=request.tools,
+            reply_room=request.reply_room,
         )
     except PromptTooLongError as error:
-        return GenerationFailed(str(error))
+        return GenerationFailed(str(error), request_problem="context_length_exceeded")
+    except PromptRejectedError as error:
+        return GenerationFailed(str(error), request_problem="invalid_prompt")
     except Exception as error:
         logger.exception("Generation failed")
         return GenerationFailed(f"Generation failed: {error}")

@@ -1,9 +1,10 @@
-"""The Hugging Face token, kept in the operating system's keyring and nowhere else.
+"""Secrets (the Hugging Face token, the local API's key), kept in the operating system's keyring
+and nowhere else.
 
 The keyring is the system's password store (macOS Keychain, Windows Credential Manager, the
 Secret Service on Linux), reached through the ``keyring`` package. Where there is none, or it
 refuses access, the token is kept in memory until the app quits, and ``keyring_problem`` says so
-in a sentence the UI can show. The token is never written to settings files and never logged.
+in a sentence the UI can show. A secret is never written to settings files and never logged.
 """
 
 from __future__ import annotations
@@ -22,17 +23,19 @@ logger = logging.getLogger(__name__)
 
 KEYRING_SERVICE = APP_NAME
 KEYRING_USERNAME = "huggingface-token"
+API_KEY_USERNAME = "local-api-key"
 
-_NO_KEYRING = "This computer has no system keyring, so your Hugging Face token is kept only until you quit the app."
-_KEYRING_REFUSED = (
-    "The system keyring could not be used, so your Hugging Face token is kept only until you quit the app."
-)
+_NO_KEYRING = "This computer has no system keyring, so your {label} is kept only until you quit the app."
+_KEYRING_REFUSED = "The system keyring could not be used, so your {label} is kept only until you quit the app."
 
 
 class SecretStore:
-    """The Hub token. Thread-safe; ``token`` is what the download manager's ``token_provider`` calls."""
+    """One secret: by default the Hub token, whose ``token`` is what the download manager's
+    ``token_provider`` calls. Thread-safe."""
 
-    def __init__(self) -> None:
+    def __init__(self, username: str = KEYRING_USERNAME, label: str = "Hugging Face token") -> None:
+        self._username = username
+        self._label = label
         self._lock = threading.Lock()
         self._token: str | None = None
         self._loaded = False  # the keyring was read once; later reads come from memory
@@ -51,7 +54,7 @@ class SecretStore:
             self._check_backend()
             if not self._loaded and self._problem is None:
                 try:
-                    self._token = keyring.get_password(KEYRING_SERVICE, KEYRING_USERNAME)
+                    self._token = keyring.get_password(KEYRING_SERVICE, self._username)
                 except keyring.errors.KeyringError as error:
                     self._keyring_failed(error)
             self._loaded = True
@@ -67,9 +70,9 @@ class SecretStore:
                 return
             try:
                 if token is None:
-                    keyring.delete_password(KEYRING_SERVICE, KEYRING_USERNAME)
+                    keyring.delete_password(KEYRING_SERVICE, self._username)
                 else:
-                    keyring.set_password(KEYRING_SERVICE, KEYRING_USERNAME, token)
+                    keyring.set_password(KEYRING_SERVICE, self._username, token)
             except keyring.errors.PasswordDeleteError:
                 pass  # there was none to remove
             except keyring.errors.KeyringError as error:
@@ -81,9 +84,9 @@ class SecretStore:
             return
         self._checked_backend = True
         if isinstance(keyring.get_keyring(), (keyring.backends.fail.Keyring, keyring.backends.null.Keyring)):
-            self._problem = _NO_KEYRING
+            self._problem = _NO_KEYRING.format(label=self._label)
 
     def _keyring_failed(self, error: keyring.errors.KeyringError) -> None:
         # The error's type only: its message might quote what was being stored.
-        logger.warning("The system keyring failed (%s); the Hub token is kept in memory", type(error).__name__)
-        self._problem = _KEYRING_REFUSED
+        logger.warning("The system keyring failed (%s); the %s is kept in memory", type(error).__name__, self._label)
+        self._problem = _KEYRING_REFUSED.format(label=self._label)

@@ -39,6 +39,10 @@ class Settings:
     gpu_device: int = -1  # the one GPU to use (ggml's index); -1: spread over every GPU
     decode_bytes_per_second: float = 0.0  # measured speed calibration (fit_estimate); 0: not yet
     decode_speed_source: str = ""  # what measured it: replies, or the memory test
+    api_server_enabled: bool = False  # the local OpenAI-compatible API (its key is in the keyring)
+    api_server_port: int = 8080
+    api_allow_network: bool = False  # listen on every address, not only 127.0.0.1 (needs a key)
+    api_allowed_origins: list[str] = field(default_factory=list)  # web pages that may call it
 
     def remember_model(self, path: Path) -> None:
         """Moves ``path`` to the front of the recent-models list."""

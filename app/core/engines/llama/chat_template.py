@@ -137,13 +137,30 @@ def _bounded_filter(function):
     return bounded
 
 
-def _template_message(message: ChatMessage) -> dict[str, str]:
-    rendered = {"role": message.role, "content": message.content}
+def _template_message(message: ChatMessage) -> dict[str, Any]:
+    rendered: dict[str, Any] = {"role": message.role, "content": message.content}
     if message.role == "assistant":
         # Qwen templates read reasoning from `reasoning_content` and keep it only where the
         # model needs it (after the last user query); elsewhere they drop it themselves.
         rendered["reasoning_content"] = message.reasoning
+        if message.tool_calls:
+            rendered["tool_calls"] = [
+                {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": _arguments(call.arguments)}}
+                for call in message.tool_calls
+            ]
+    if message.role == "tool" and message.tool_call_id:
+        rendered["tool_call_id"] = message.tool_call_id
     return rendered
+
+
+def _arguments(text: str) -> dict[str, Any]:
+    """A call's arguments as the mapping Qwen templates iterate (``arguments|items``): the API
+    carries them as JSON text, and a template given that text fails."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _raise_exception(message: str) -> None:
@@ -190,9 +207,10 @@ class ChatTemplate:
         enable_thinking: bool | None,
         add_generation_prompt: bool = True,
         cancel: threading.Event | None = None,
+        tools: Sequence[Any] = (),
     ) -> str:
         """The prompt text. ``enable_thinking=None`` leaves the variable undefined (template
-        default). Raises ``ChatTemplateError`` when the template fails, runs past
+        default); ``tools`` (function definitions) are offered to the model. Raises ``ChatTemplateError`` when the template fails, runs past
         ``RENDER_SECONDS``, writes more than ``MAX_OUTPUT_CHARACTERS`` or ``cancel`` is set."""
         variables: dict[str, Any] = {
             "messages": [_template_message(message) for message in messages],
@@ -201,6 +219,8 @@ class ChatTemplate:
         }
         if enable_thinking is not None:
             variables["enable_thinking"] = enable_thinking
+        if tools:
+            variables["tools"] = list(tools)
         self._bounds.deadline = time.monotonic() + RENDER_SECONDS
         self._bounds.cancel = cancel
         try:

@@ -29,7 +29,7 @@ import ctypes
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +45,7 @@ from app.core.domain.generation import (
     ModelLoadCancelled,
     ModelLoadError,
     ModelMemoryError,
+    PromptRejectedError,
     PromptTooLongError,
     SamplingSettings,
     StopReason,
@@ -55,6 +56,7 @@ from app.core.engines.context_window import fit_to_context
 from app.core.engines.llama.chat_template import ChatTemplate, ChatTemplateCancelled, ChatTemplateError
 from app.core.engines.llama.llama_runtime import LlamaLog, compiled_backend, default_thread_count, init_llama_backend
 from app.core.engines.reasoning_splitter import ReasoningSplitter, prompt_opens_reasoning
+from app.core.engines.tool_calls import ToolCallSplitter, parse_tool_calls
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +93,7 @@ class LlamaEngine:
             snapshot_budget_bytes if snapshot_budget_bytes is not None else psutil.virtual_memory().total // 8
         )
         self._cancel: threading.Event | None = None
+        self._tools: tuple[Mapping, ...] = ()  # offered to the model by the running request
         self._log: LlamaLog | None = None
         # Kept referenced for as long as llama.cpp may call them.
         self._abort_callback = llama_cpp.ggml_abort_callback(self._should_abort)
@@ -289,8 +292,15 @@ class LlamaEngine:
         on_text: Callable[[str, str], None],
         on_prompt_progress: Callable[[int, int], None] | None = None,
         continuation: ChatMessage | None = None,
+        tools: Sequence[Mapping] = (),
+        reply_room: int | None = None,
     ) -> GenerationResult:
         """Streams the assistant's reply to ``messages``.
+
+        ``tools`` are offered to the model; the calls it writes are held back from
+        ``on_text`` and returned in the result's ``tool_calls``. ``reply_room`` is
+        :attr:`GenerationRequest.reply_room`: None fits the history to the context by leaving
+        out its oldest turns; a number uses it whole or raises :class:`PromptTooLongError`.
 
         With ``continuation`` (an unfinished assistant turn, e.g. one stopped at the token
         limit), the model carries on writing that turn instead of starting a new one; the
@@ -303,27 +313,57 @@ class LlamaEngine:
         leaves no room for a reply.
         """
         self._cancel = cancel  # also ends a chat template that renders too long
+        self._tools = tuple(tools)
         try:
-            return self._generate(messages, enable_thinking, sampling, cancel, on_text, on_prompt_progress, continuation)
+            return self._generate(
+                messages, enable_thinking, sampling, cancel, on_text, on_prompt_progress, continuation, reply_room
+            )
         except ChatTemplateCancelled:  # stopped before the prompt was even ready: nothing written
             stats = GenerationStats(0, 0, 0, 0.0, 0.0, StopReason.CANCELLED)
             return GenerationResult("", "", stats)
+        except ChatTemplateError as error:
+            raise PromptRejectedError(str(error)) from error
         finally:
             self._cancel = None
+            self._tools = ()
 
-    def _generate(self, messages, enable_thinking, sampling, cancel, on_text, on_prompt_progress, continuation):
-        started = time.perf_counter()
-        messages, omitted = self.fit_to_context(
-            messages, enable_thinking=enable_thinking, reply_tokens=self.reply_reserve(sampling)
-        )
+    def _prompt(self, messages, enable_thinking, sampling, continuation, reply_room):
+        """The messages sent (all, or the newest that fit), the prompt's tokens, how many
+        messages were left out, and the prompt text."""
+        if reply_room is None:
+            messages, omitted = self.fit_to_context(
+                messages, enable_thinking=enable_thinking, reply_tokens=self.reply_reserve(sampling)
+            )
+        else:
+            messages, omitted = list(messages), 0
         prompt = self._render(messages, enable_thinking)
         if continuation is not None:
             prompt += _written_so_far(continuation, opened_reasoning=prompt_opens_reasoning(prompt))
         prompt_tokens = self.tokenize(prompt)
+        room = (self.facts.context_size if self.facts else 0) - (reply_room or 0)
+        if reply_room is not None and len(prompt_tokens) > room:
+            raise PromptTooLongError(
+                f"The prompt is {len(prompt_tokens):,} tokens, but the loaded context holds "
+                f"{self.facts.context_size:,} tokens"
+                + (f" with {reply_room:,} kept for the reply" if reply_room > 1 else "")
+                + f": shorten it by {len(prompt_tokens) - room:,} tokens.",
+                prompt_tokens=len(prompt_tokens),
+                room=room,
+            )
+        return messages, prompt_tokens, omitted, prompt
+
+    def _generate(self, messages, enable_thinking, sampling, cancel, on_text, on_prompt_progress, continuation, reply_room):
+        started = time.perf_counter()
+        messages, prompt_tokens, omitted, prompt = self._prompt(
+            messages, enable_thinking, sampling, continuation, reply_room
+        )
         stable_length = self._stable_prefix_length(messages, enable_thinking, prompt_tokens)
         splitter = ReasoningSplitter(starts_in_reasoning=prompt_opens_reasoning(prompt))
+        calls = ToolCallSplitter(self._tools) if self._tools else None
 
         def emit(reasoning: str, answer: str) -> None:
+            if calls is not None and answer:
+                answer = calls.feed(answer)
             if reasoning or answer:
                 on_text(reasoning, answer)
 
@@ -346,6 +386,14 @@ class LlamaEngine:
         finally:
             llama_cpp.llama_sampler_free(sampler)
         emit(*splitter.finish())
+        answer, tool_calls = splitter.answer, ()
+        if calls is not None:
+            rest, tool_calls = calls.finish()
+            if rest:
+                on_text("", rest)
+            answer = calls.answer
+            if not tool_calls:  # small models sometimes call a tool while still thinking
+                _, tool_calls = parse_tool_calls(splitter.reasoning, self._tools)
         finished = time.perf_counter()
         decode_seconds = finished - generation_started if generation_started else 0.0
         stats = GenerationStats(
@@ -356,7 +404,7 @@ class LlamaEngine:
             tokens_per_second=generated / decode_seconds if generated and decode_seconds > 0 else 0.0,
             stop_reason=stop_reason,
         )
-        return GenerationResult(splitter.reasoning, splitter.answer, stats, omitted)
+        return GenerationResult(splitter.reasoning, answer, stats, omitted, tool_calls)
 
     def _generate_tokens(self, sampler, max_tokens, cancel, decoder, splitter, emit):
         """The hot loop: sample, detokenize, stream, decode, one token at a time."""
@@ -394,9 +442,10 @@ class LlamaEngine:
         enable_thinking: bool,
         sampling: SamplingSettings,
         cancel: threading.Event,
+        tools: Sequence[Mapping] = (),
     ) -> int:
-        """Evaluates now, while the user reads and types, what the next turn's prompt will start
-        with: ``messages`` (the conversation including the reply just written) up to where the
+        """Evaluates now, while the user reads and types (or an API client reads the reply),
+        what the next turn's prompt will start with: ``messages`` (the conversation including the reply just written) up to where the
         next user message's text begins.
 
         The template re-renders the last reply differently from how it was generated (its
@@ -410,10 +459,12 @@ class LlamaEngine:
         if not self.is_loaded:
             return 0
         self._cancel = cancel
+        self._tools = tuple(tools)
         try:
             return self._prepare_next_turn(messages, enable_thinking, sampling)
         finally:
             self._cancel = None
+            self._tools = ()
 
     def _prepare_next_turn(self, messages, enable_thinking, sampling) -> int:
         next_turn = [*messages, ChatMessage("user", _PLACEHOLDER)]
@@ -615,8 +666,11 @@ class LlamaEngine:
         return buffer.value.decode("utf-8", "replace")
 
     def _render(self, messages: Sequence[ChatMessage], enable_thinking: bool) -> str:
-        """The prompt for ``messages``; the running request's cancel flag also stops the template."""
-        return self._require_template().render(messages, enable_thinking=enable_thinking, cancel=self._cancel)
+        """The prompt for ``messages`` with the running request's tools; its cancel flag also
+        stops the template."""
+        return self._require_template().render(
+            messages, enable_thinking=enable_thinking, cancel=self._cancel, tools=self._tools
+        )
 
     def _require_template(self) -> ChatTemplate:
         if self._template is None:

@@ -69,6 +69,9 @@ THINKING_REASONING = "Why"
 THINKING_ANSWER = "Ok"
 THINKING_COMPLETION = f"{THINKING_REASONING}</think>{THINKING_ANSWER}"  # raw text before EOS
 ENDLESS_CYCLE = "abc"  # the non-thinking reply repeats this forever
+# The non-thinking reply of a model written with ``calls_tools``: one call, in Qwen3.5's XML form.
+TOOL_CALL_NAME = "get_weather"
+TOOL_CALL_BODY = f"\n<function={TOOL_CALL_NAME}>\n<parameter=city>\nParis\n</parameter>\n</function>\n"
 
 # --- Chat template (same structure as the Qwen3/Qwen3.5 templates, without tool calling) --------
 _TEMPLATE_BODY = """\
@@ -157,6 +160,9 @@ _SPECIAL_TOKENS = [
     ("<|im_end|>", gguf.TokenType.CONTROL),
     ("<think>", gguf.TokenType.USER_DEFINED),  # parsed from plain text and shown as text
     ("</think>", gguf.TokenType.USER_DEFINED),
+    ("<tool_call>", gguf.TokenType.USER_DEFINED),
+    ("</tool_call>", gguf.TokenType.USER_DEFINED),
+    (TOOL_CALL_BODY, gguf.TokenType.USER_DEFINED),  # a whole call body in one token, for a chain
 ]
 TOKENS: tuple[str, ...] = tuple(
     _BYTE_TOKENS + [m.replace(" ", "") for m in _MERGES] + [t for t, _ in _SPECIAL_TOKENS]
@@ -178,11 +184,15 @@ END_THINK_ID = _ID["</think>"]
 # Successor rules: the token after each chain token (keys own one embedding dimension each).
 _THINKING_CHAIN = ["Ċ", *THINKING_REASONING, "</think>", *THINKING_ANSWER, "<|im_end|>"]
 _CYCLE_CHAIN = ["ĊĊ", *ENDLESS_CYCLE, ENDLESS_CYCLE[0]]
-_SUCCESSOR = {
-    _ID[a]: _ID[b]
-    for chain in (_THINKING_CHAIN, _CYCLE_CHAIN)
-    for a, b in pairwise(chain)
-}
+_TOOL_CALL_CHAIN = ["ĊĊ", "<tool_call>", TOOL_CALL_BODY, "</tool_call>", "<|im_end|>"]
+
+
+def _successors(*chains: list[str]) -> dict[int, int]:
+    return {_ID[a]: _ID[b] for chain in chains for a, b in pairwise(chain)}
+
+
+_SUCCESSOR = _successors(_THINKING_CHAIN, _CYCLE_CHAIN)
+_TOOL_CALLING_SUCCESSOR = _successors(_THINKING_CHAIN, _TOOL_CALL_CHAIN)
 
 # --- Weight design (see the module docstring) --------------------------------------------------
 _CHAIN_SCALE = 4.0  # embedding value of a chain token in its own dimension
@@ -193,8 +203,8 @@ _LAYER_STD = 0.02  # standard deviation of every projection matrix inside the la
 _OUTPUT_STD = 0.3  # random output weights on the free dimensions: mild random-text logits
 
 
-def _output_and_embedding(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    chain_ids = sorted(_SUCCESSOR)
+def _output_and_embedding(rng: np.random.Generator, successor: dict[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    chain_ids = sorted(successor)
     chain_dim = {token: d for d, token in enumerate(chain_ids)}
     bias_dim = len(chain_ids)
     free = slice(bias_dim + 1, EMBEDDING_LENGTH)
@@ -212,15 +222,16 @@ def _output_and_embedding(rng: np.random.Generator) -> tuple[np.ndarray, np.ndar
     for byte, token in _bytes_to_unicode().items():
         if not 0x20 <= byte <= 0x7E:
             output[_ID[token], bias_dim] = _UNPRINTABLE_WEIGHT
-    banned = set(_SUCCESSOR) | set(_SUCCESSOR.values()) | {_ID[t] for t, _ in _SPECIAL_TOKENS}
+    chains = _SUCCESSOR | _TOOL_CALLING_SUCCESSOR
+    banned = set(chains) | set(chains.values()) | {_ID[t] for t, _ in _SPECIAL_TOKENS}
     for token in banned:
         output[token, bias_dim] = _BANNED_WEIGHT
-    for token, successor in _SUCCESSOR.items():
-        output[successor, chain_dim[token]] = _RULE_WEIGHT
+    for token, next_token in successor.items():
+        output[next_token, chain_dim[token]] = _RULE_WEIGHT
     return embedding, output
 
 
-def _tensors(rng: np.random.Generator) -> dict[str, np.ndarray]:
+def _tensors(rng: np.random.Generator, successor: dict[int, int]) -> dict[str, np.ndarray]:
     def small(*shape: int, std: float = _LAYER_STD) -> np.ndarray:
         return rng.normal(0.0, std, shape).astype(np.float32)
 
@@ -231,7 +242,7 @@ def _tensors(rng: np.random.Generator) -> dict[str, np.ndarray]:
     key_dim = SSM_STATE_SIZE * SSM_GROUP_COUNT
     conv_dim = 2 * key_dim + SSM_INNER_SIZE
 
-    embedding, output = _output_and_embedding(rng)
+    embedding, output = _output_and_embedding(rng, successor)
     tensors = {
         "token_embd.weight": embedding,
         "output_norm.weight": ones(n),
@@ -265,7 +276,13 @@ def _tensors(rng: np.random.Generator) -> dict[str, np.ndarray]:
 
 
 def write_tiny_qwen35_gguf(
-    path: Path, *, thinks_by_default: bool = True, seed: int = 0, overrides: Mapping[str, object] | None = None
+    path: Path,
+    *,
+    thinks_by_default: bool = True,
+    seed: int = 0,
+    overrides: Mapping[str, object] | None = None,
+    calls_tools: bool = False,
+    chat_template: str | None = None,
 ) -> Path:
     """Write the tiny ``qwen35`` model to ``path`` and return ``path``.
 
@@ -274,6 +291,10 @@ def write_tiny_qwen35_gguf(
     ``seed`` only changes the random filler weights, never the scripted replies. ``overrides``
     replaces metadata values by key (``"qwen35.block_count": 0``), keeping each value's type:
     the hostile files the app must refuse.
+
+    With ``calls_tools`` the non-thinking reply is a call of ``TOOL_CALL_NAME`` (city "Paris")
+    instead of the endless cycle. ``chat_template`` replaces the template (tests give the real
+    Qwen3.5 one, which renders tools).
     """
     path = Path(path)
     writer = gguf.GGUFWriter(path, "qwen35")
@@ -312,14 +333,15 @@ def write_tiny_qwen35_gguf(
     writer.add_pad_token_id(ENDOFTEXT_ID)
     writer.add_add_bos_token(False)
     writer.add_chat_template(
-        CHAT_TEMPLATE_THINKS_BY_DEFAULT if thinks_by_default else CHAT_TEMPLATE_THINKS_ON_REQUEST
+        chat_template or (CHAT_TEMPLATE_THINKS_BY_DEFAULT if thinks_by_default else CHAT_TEMPLATE_THINKS_ON_REQUEST)
     )
 
     for key, value in (overrides or {}).items():
         original = writer.kv_data[0][key]
         writer.kv_data[0][key] = gguf.GGUFValue(value, original.type, original.sub_type)
 
-    for name, tensor in _tensors(np.random.default_rng(seed)).items():
+    successor = _TOOL_CALLING_SUCCESSOR if calls_tools else _SUCCESSOR
+    for name, tensor in _tensors(np.random.default_rng(seed), successor).items():
         writer.add_tensor(name, tensor)
 
     writer.write_header_to_file()
