@@ -21,6 +21,7 @@ from tests.event_recorder import EventRecorder
 
 QWEN35_TEMPLATE = (Path(__file__).parent / "qwen35_chat_template.jinja").read_text()
 CONTEXT = 2048
+ENDLESS_CONTEXT = 65_536  # a reply that runs until the context is full takes half a minute or more
 NO_THINKING = {"chat_template_kwargs": {"enable_thinking": False}}
 WEATHER_TOOL = {
     "type": "function",
@@ -56,14 +57,16 @@ def tool_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @contextlib.contextmanager
-def serving(model: Path | None, config: ApiServerConfig | None = None, *, api_key: str = "unused") -> Iterator[ServedModel]:
+def serving(
+    model: Path | None, config: ApiServerConfig | None = None, *, api_key: str = "unused", context: int = CONTEXT
+) -> Iterator[ServedModel]:
     """``model`` (None: no model) served on a free port of 127.0.0.1 until the block ends."""
     host = EngineHost(LlamaEngine)
     try:
         if model is not None:
             loaded = EventRecorder()
             host.subscribe(loaded)
-            host.load_model(model, LoadSettings(context_size=CONTEXT))
+            host.load_model(model, LoadSettings(context_size=context))
             loaded.wait_for(ModelLoaded)
         server = ApiServer(host, config or ApiServerConfig(port=0))
         records = EventRecorder()
@@ -84,8 +87,22 @@ def served_tools(tool_model: Path) -> Iterator[ServedModel]:
         yield served
 
 
+@pytest.fixture(scope="session")
+def endless_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model with a context so long that its non-thinking reply ("abcabc…", which has
+    no end of its own) lasts until the test stops it."""
+    path = tmp_path_factory.mktemp("models") / "tiny-endless.gguf"
+    return write_tiny_qwen35_gguf(path, overrides={"qwen35.context_length": ENDLESS_CONTEXT})
+
+
+@contextlib.contextmanager
+def serving_endless(model: Path, config: ApiServerConfig | None = None) -> Iterator[ServedModel]:
+    with serving(model, config, context=ENDLESS_CONTEXT) as served:
+        yield served
+
+
 @pytest.fixture
-def served_endless(tiny_model: Path) -> Iterator[ServedModel]:
-    """The tiny model whose non-thinking reply never ends ("abcabc…"): for limits and cancelling."""
-    with serving(tiny_model) as served:
+def served_endless(endless_model: Path) -> Iterator[ServedModel]:
+    """The tiny model whose non-thinking reply never ends by itself: for limits and cancelling."""
+    with serving_endless(endless_model) as served:
         yield served

@@ -98,9 +98,10 @@ class ApiServerError(Exception):
 class RequestGuard:
     """The checks every request passes before any route sees it (ASGI middleware)."""
 
-    def __init__(self, app: ASGIApp, config: ApiServerConfig) -> None:
+    def __init__(self, app: ASGIApp, config: ApiServerConfig, log: ApiRequestLog) -> None:
         self._app = app
         self._config = config
+        self._log = log
         self._key = config.api_key.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -109,6 +110,8 @@ class RequestGuard:
             return
         problem = self._problem(scope, Headers(scope=scope))
         if problem is not None:
+            # Logged: a web page or another computer trying the API is worth the user's notice.
+            self._log.add(_RecordDraft(Request(scope), time.perf_counter()).finish(problem.status, problem=problem.message))
             await _error_response(problem)(scope, receive, send)
             return
         await self._app(scope, receive, send)
@@ -250,18 +253,29 @@ class _Routes:
                 if isinstance(chunk, GenerationResult):
                     result = chunk
                     continue
-                yield f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n"
+                yield f"data: {_compact_json(chunk)}\n\n"
             yield "data: [DONE]\n\n"
         finally:
             reply.close()
             if result is None and reply.failure is None:
-                status = 499  # the client went away: nginx's name for it
-            self._finish(reply, record, status, result)
+                # The client went away and the response was abandoned mid-stream; the reply ends
+                # (cancelled) a moment later, and is logged then, with what it had cost.
+                asyncio.get_running_loop().create_task(self._finish_abandoned(reply, record))
+            else:
+                self._finish(reply, record, status, result)
+
+    async def _finish_abandoned(self, reply: _Reply, record: _RecordDraft) -> None:
+        while True:
+            event = await reply.completion.next_event()
+            if isinstance(event, (GenerationFinished, GenerationFailed)):
+                break
+        result = event.result if isinstance(event, GenerationFinished) else None
+        self._finish(reply, record, 499, result)  # 499: nginx's name for "the client closed the request"
 
     def _finish(self, reply: _Reply, record: _RecordDraft, status: int, result: GenerationResult | None) -> None:
         problem = reply.failure or ""
         if result is not None and result.stats.stop_reason is StopReason.CANCELLED and not reply.stops.stopped:
-            problem = "cancelled: the client went away"
+            problem = "cancelled: the client went away or the server stopped"
         self._log.add(record.finish(status, result=result, problem=problem, streamed=reply.chat.stream))
         if result is not None and (result.stats.stop_reason is not StopReason.CANCELLED or reply.stops.stopped):
             self._prepare_follow_up(reply, result)
@@ -358,6 +372,10 @@ class _Reply:
         self.completion.cancel()
 
 
+def _compact_json(value: dict) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
 async def _client_left(receive: Receive) -> None:
     """Returns when the client disconnects (the request body has been read by then)."""
     while (await receive())["type"] != "http.disconnect":
@@ -434,7 +452,7 @@ def build_asgi_app(workload: ApiWorkload, log: ApiRequestLog, config: ApiServerC
             Route("/v1/chat/completions", routes.chat_completions, methods=["POST"]),
         ],
         middleware=[
-            Middleware(RequestGuard, config=config),
+            Middleware(RequestGuard, config=config, log=log),
             Middleware(
                 CORSMiddleware,
                 allow_origins=list(config.allowed_origins),

@@ -10,6 +10,7 @@ import secrets
 import time
 
 from app.core.domain.generation import GenerationResult, StopReason, ToolCall
+from app.core.engines.tool_calls import unfinished_marker_length
 
 
 def completion_id() -> str:
@@ -145,7 +146,7 @@ class StopSequences:
         if found:
             self.stopped, self._held = True, ""
             return text[: min(found)]
-        keep = max((_overlap(text, sequence) for sequence in self._sequences), default=0)
+        keep = max((unfinished_marker_length(text, sequence) for sequence in self._sequences), default=0)
         self._held = text[len(text) - keep:] if keep else ""
         return text[: len(text) - keep]
 
@@ -153,10 +154,3 @@ class StopSequences:
         held, self._held = self._held, ""
         return "" if self.stopped else held
 
-
-def _overlap(text: str, sequence: str) -> int:
-    """The length of the longest end of ``text`` that begins ``sequence``."""
-    for length in range(min(len(sequence) - 1, len(text)), 0, -1):
-        if sequence.startswith(text[-length:]):
-            return length
-    return 0

@@ -80,7 +80,7 @@ class ToolCallSplitter:
             self._in_call = True
             self._held = text[start:]
             return self._let_out(text[:start])
-        keep = _partial_opening_length(text)
+        keep = unfinished_marker_length(text, OPEN)
         self._held = text[len(text) - keep:] if keep else ""
         return self._let_out(text[: len(text) - keep])
 
@@ -104,10 +104,11 @@ class ToolCallSplitter:
         return text
 
 
-def _partial_opening_length(text: str) -> int:
-    """How many trailing characters of ``text`` could begin ``<tool_call>``."""
-    for length in range(min(len(OPEN) - 1, len(text)), 0, -1):
-        if OPEN.startswith(text[-length:]):
+def unfinished_marker_length(text: str, marker: str) -> int:
+    """How many trailing characters of ``text`` could be the start of ``marker``: text a stream
+    must hold back until the next piece says whether the marker follows."""
+    for length in range(min(len(marker) - 1, len(text)), 0, -1):
+        if marker.startswith(text[-length:]):
             return length
     return 0
 

@@ -1,0 +1,142 @@
+"""One engine for everyone: API requests queue in order, a full queue says so, a client that
+leaves stops its reply, and a person's own turn goes before queued API work."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx2 as httpx
+import openai
+import pytest
+
+from app.core.api.api_server import ApiServerConfig
+from app.core.api.api_workload import ApiActivity
+from app.core.domain.generation import ChatMessage, GenerationRequest, SamplingSettings
+from app.core.engines.engine_events import GenerationFinished
+from app.core.engines.engine_host import Priority
+from tests.api_fixtures import NO_THINKING, ServedModel, serving_endless
+from tests.event_recorder import EventRecorder
+
+ENDLESS = {
+    "model": "m", "messages": [{"role": "user", "content": "Go on forever"}], "stream": True, **NO_THINKING,
+}
+SHORT = {"model": "m", "messages": [{"role": "user", "content": "Hello"}], "max_tokens": 4, **NO_THINKING}
+
+
+def _short_reply(client: openai.OpenAI):
+    return client.chat.completions.create(
+        model="m", messages=SHORT["messages"], max_tokens=SHORT["max_tokens"], extra_body=NO_THINKING
+    )
+
+
+class _EndlessStream:
+    """A streaming request whose reply never ends by itself, read until its first text."""
+
+    def __init__(self, url: str) -> None:
+        self._client = httpx.Client(timeout=60)
+        self._response = self._client.send(
+            self._client.build_request("POST", f"{url}/chat/completions", json=ENDLESS), stream=True
+        )
+        self.lines = self._response.iter_lines()
+        while '"content":"a' not in next(self.lines):
+            pass
+
+    def leave(self) -> None:
+        """Closes the connection without reading on, as a client that gives up."""
+        self._response.close()
+        self._client.close()
+
+
+def _activity(served: ServedModel) -> EventRecorder:
+    recorder = EventRecorder()
+    served.server.workload.subscribe(recorder)
+    return recorder
+
+
+def test_a_client_that_disconnects_stops_its_reply_and_frees_the_engine(served_endless: ServedModel) -> None:
+    stream = _EndlessStream(served_endless.url)
+    stream.leave()
+    record = served_endless.wait_for_record(lambda record: record.status == 499)
+    assert record.problem.startswith("cancelled")
+    assert record.completion_tokens > 0
+    reply = _short_reply(served_endless.client)
+    assert reply.choices[0].message.content == "abca"
+
+
+def test_a_non_streamed_request_whose_client_leaves_is_cancelled_too(served_endless: ServedModel) -> None:
+    activity = _activity(served_endless)
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(
+            f"{served_endless.url}/chat/completions", json={**ENDLESS, "stream": False}, timeout=httpx.Timeout(60, read=0.5)
+        )
+    record = served_endless.wait_for_record()
+    assert record.status == 200 and record.problem.startswith("cancelled")
+    assert activity.wait_for(ApiActivity, lambda now: now == ApiActivity(0, 0))
+
+
+def test_requests_wait_in_order_and_a_full_queue_answers_503_with_retry_after(endless_model) -> None:
+    with serving_endless(endless_model, ApiServerConfig(port=0, queue_limit=2)) as served:
+        activity = _activity(served)
+        running = _EndlessStream(served.url)
+        with ThreadPoolExecutor(1) as pool:
+            queued = pool.submit(_short_reply, served.client)
+            activity.wait_for(ApiActivity, lambda now: now == ApiActivity(running=1, queued=1))
+            with pytest.raises(openai.InternalServerError) as refused:
+                _short_reply(served.client)
+            assert refused.value.status_code == 503
+            assert refused.value.response.headers["Retry-After"] == "2"
+            assert refused.value.body["code"] == "queue_full"
+            running.leave()
+            assert queued.result(timeout=60).choices[0].message.content == "abca"
+
+
+def test_a_person_s_turn_goes_before_api_requests_already_waiting(served_endless: ServedModel) -> None:
+    activity = _activity(served_endless)
+    running = _EndlessStream(served_endless.url)
+    finished_at: dict[str, float] = {}
+    with ThreadPoolExecutor(1) as pool:
+        def api_request() -> None:
+            _short_reply(served_endless.client)
+            finished_at["api"] = time.perf_counter()
+
+        queued = pool.submit(api_request)
+        activity.wait_for(ApiActivity, lambda now: now.queued == 1)
+        person = EventRecorder()
+        request = GenerationRequest(
+            (ChatMessage("user", "Me first"),), enable_thinking=False, sampling=SamplingSettings(max_tokens=4)
+        )
+        served_endless.host.generate(request, Priority.PERSON, person)
+        running.leave()
+        person.wait_for(GenerationFinished)
+        finished_at["person"] = time.perf_counter()
+        queued.result(timeout=60)
+    assert finished_at["person"] < finished_at["api"]
+
+
+def test_stopping_the_server_ends_open_streams_and_running_replies(endless_model) -> None:
+    with serving_endless(endless_model) as served:
+        stream = _EndlessStream(served.url)
+        served.server.stop()
+        assert [line for line in stream.lines if line][-1] == "data: [DONE]"  # the stream ended, it was not cut off
+        record = served.wait_for_record()
+    assert record.problem.startswith("cancelled") and record.completion_tokens > 0
+
+
+def test_queued_work_is_counted_while_it_waits_and_once_it_runs(served_endless: ServedModel) -> None:
+    activity = _activity(served_endless)
+    stream = _EndlessStream(served_endless.url)
+    assert served_endless.server.workload.activity == ApiActivity(running=1, queued=0)
+    stream.leave()
+    activity.wait_for(ApiActivity, lambda now: now == ApiActivity(0, 0))
+
+
+def test_an_api_request_whose_client_leaves_while_it_waits_never_generates(served_endless: ServedModel) -> None:
+    stream = _EndlessStream(served_endless.url)  # the engine is busy until it leaves
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(
+            f"{served_endless.url}/chat/completions", json={**SHORT, "stream": True}, timeout=httpx.Timeout(60, read=0.3)
+        )
+    stream.leave()
+    records = [served_endless.wait_for_record(lambda record: record.completion_tokens == 0)]
+    assert records[0].problem.startswith("cancelled")
