@@ -9,9 +9,11 @@ it to see whether an installation is sound. It needs no screen, no network and n
 3. the data folder (the real one, or ``--profile``'s) can be created and holds a working
    conversation database; the throwaway database, and the folders it had to create, are removed
    afterwards;
-4. the keyring stores, returns and deletes a test secret; a system without a keyring service
+4. the local API (uvicorn and Starlette, which the bundle must carry) answers a chat request for
+   the test model on 127.0.0.1 as an OpenAI client would send it;
+5. the keyring stores, returns and deletes a test secret; a system without a keyring service
    is reported, not failed, because the app then keeps working without saved secrets;
-5. Qt: the main window opens on a temporary profile in offline mode, on Qt's offscreen
+6. Qt: the main window opens on a temporary profile in offline mode, on Qt's offscreen
    platform unless ``QT_QPA_PLATFORM`` names another (``xcb`` under Xvfb checks the X11
    plugin), and ``--screenshot`` saves the screen with the window on it.
 
@@ -72,6 +74,7 @@ def main(argv: list[str]) -> int:
         ("llama.cpp", _check_llama_cpp),
         ("model", _check_model),
         ("data folder", lambda: _check_data_folder(AppPaths.under(args.profile) if args.profile else AppPaths.default())),
+        ("local API", _check_local_api),
         ("keyring", _check_keyring),
         ("Qt", lambda: _check_qt(args.screenshot)),
     ]
@@ -97,6 +100,41 @@ def _check_llama_cpp() -> str:
         raise SmokeTestFailure(f"the {info.variant} build carries the wrong llama.cpp: " + "; ".join(problems))
     gpu = "GPU offload available" if llama_cpp.llama_supports_gpu_offload() else "no GPU device, runs on the CPU"
     return f"llama-cpp-python {llama_cpp.__version__}, {info.variant} build: {info.describe()}; {gpu}"
+
+
+def _check_local_api() -> str:
+    import json
+    import urllib.request
+
+    from app.core.api.api_server import ApiServer, ApiServerConfig
+    from app.core.engines.engine_events import ModelLoaded, ModelLoadFailed
+    from app.core.engines.engine_host import EngineHost
+
+    with tempfile.TemporaryDirectory() as folder:
+        model = write_tiny_qwen35_gguf(Path(folder) / "smoke-test.gguf")
+        host = EngineHost(LlamaEngine)
+        try:
+            loaded = threading.Event()
+            host.subscribe(lambda event: loaded.set() if isinstance(event, (ModelLoaded, ModelLoadFailed)) else None)
+            host.load_model(model, LoadSettings(context_size=512))
+            if not loaded.wait(60) or host.facts is None:
+                raise SmokeTestFailure("the test model did not load for the local API")
+            server = ApiServer(host, ApiServerConfig(port=0))
+            server.start()
+            try:
+                body = json.dumps({"model": "smoke-test", "messages": [{"role": "user", "content": "Why?"}], "max_tokens": 16})
+                request = urllib.request.Request(
+                    f"{server.url}/chat/completions", body.encode(), {"Content-Type": "application/json"}
+                )
+                with urllib.request.urlopen(request, timeout=60) as response:
+                    answer = json.load(response)["choices"][0]["message"]
+            finally:
+                server.stop()
+        finally:
+            host.shutdown()
+    if answer.get("content") != THINKING_ANSWER:
+        raise SmokeTestFailure(f"the local API answered {answer!r} instead of {THINKING_ANSWER!r}")
+    return f"answered a chat completion at {server.url}"
 
 
 def _check_model() -> str:

@@ -42,7 +42,7 @@ from app.core.engines.llama.self_test_model import write_tiny_qwen35_gguf  # noq
 from app.core.profile.settings import Settings, save_settings  # noqa: E402
 from app.main import THEMES  # noqa: E402
 from app.ui.theme import apply_theme  # noqa: E402
-from bench import gui_checks, hostile_content, machine, make_models, report  # noqa: E402
+from bench import gui_checks, hostile_content, local_api, machine, make_models, report  # noqa: E402
 from bench.bandwidth import read_bandwidth  # noqa: E402
 from bench.speed import SpeedBench, SpeedPlan, seconds  # noqa: E402
 
@@ -68,6 +68,8 @@ class Plan:
     bandwidth_buffer_bytes: int = 1 << 30
     update_lengths: tuple[int, ...] = (1000, 2000, 4000, 8000, 16000)
     hostile_content_rounds: int = 3  # bench/hostile_content.py's probes: hostile pastes and replies
+    api_rounds: int = 5  # bench/local_api.py: streaming through the API against the engine alone
+    api_disconnects: int = 5
     models: tuple[str, ...] = ("0.8B:Q4_K_M", "0.8B:Q8_0", "2B:Q4_K_M", "2B:Q8_0")
 
 
@@ -87,6 +89,8 @@ SMOKE = Plan(
     bandwidth_buffer_bytes=1 << 24,
     update_lengths=(500, 1000),
     hostile_content_rounds=1,
+    api_rounds=1,
+    api_disconnects=1,
     models=(),
 )
 
@@ -147,6 +151,12 @@ def run(plan: Plan, models: list[tuple[str, Path]], tiny: Path, scratch: Path) -
         results["models"].append(_measure_model(label, path, speed_plan, plan, index == 0, results, rng))
 
     primary = models[0][1]
+    _progress(f"{models[0][0]}: the local API (streaming, {plan.turns} turns, disconnects)")
+    results["local_api"] = local_api.measure(
+        primary, rounds=plan.api_rounds, tokens=plan.speed.generated_tokens, turns=plan.turns,
+        user_tokens=plan.turn_user_tokens, reply_tokens=plan.turn_reply_tokens, disconnects=plan.api_disconnects,
+    )
+    results["local_api"]["model"] = models[0][0]
     _progress("GUI responsiveness while streaming")
     streams = [(models[0][0], primary, plan.stream_seconds), ("tiny, fastest possible", tiny, plan.stress_seconds)]
     results["gui_streaming"] = _gui_streaming(streams, scratch, rng)

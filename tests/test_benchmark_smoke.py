@@ -44,6 +44,15 @@ def test_the_benchmark_smoke_run_measures_every_section(tmp_path: Path) -> None:
     # The history was evaluated ahead of time: turn 10 evaluates no more than a new chat's turn 1.
     assert turns["turn_10_evaluated_tokens"] <= turns["turn_1_evaluated_tokens"] < turns["history_tokens"]
     assert model["bandwidth_bound"]["bound_tokens_per_second"] > 0
+    api = results["local_api"]
+    assert api["generation"]["api_tokens_per_second"] > 0 and api["generation"]["engine_tokens_per_second"] > 0
+    for chat in api["multi_turn"]:
+        # Each follow-up reused what the request before it evaluated.
+        assert all(cached > 0 for cached in chat["cached_tokens_by_turn"][1:]), chat
+        assert chat["turn_10_cached_tokens"] > chat["turn_1_cached_tokens"] == 0
+    reading = [chat for chat in api["multi_turn"] if chat["client"] == "reading"]
+    assert all(chat["turn_10_evaluated_tokens"] < chat["history_tokens"] // 4 for chat in reading)
+    assert api["disconnect"]["max_seconds"] > 0
 
     for stream in results["gui_streaming"]:
         assert stream["generated_tokens"] > 0
@@ -60,4 +69,4 @@ def test_the_benchmark_smoke_run_measures_every_section(tmp_path: Path) -> None:
     assert startup["loaded_rss_bytes"] > startup["idle_rss_bytes"] > 0
 
     names = {target["name"] for target in results["targets"]}
-    assert len(names) == len(results["targets"]) == 13  # every target of the issues is checked
+    assert len(names) == len(results["targets"]) == 17  # every target of the issues is checked

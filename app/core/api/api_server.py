@@ -247,11 +247,14 @@ class _Routes:
         return JSONResponse(body)
 
     async def _stream(self, reply: _Reply, first, record: _RecordDraft) -> AsyncIterator[str]:
-        status, result = 200, None
+        result = None
         try:
             async for chunk in reply.chunks(first):
                 if isinstance(chunk, GenerationResult):
                     result = chunk
+                    # Before the client hears the end: the follow-up it may send at once then
+                    # finds the next turn's preparation queued ahead of it.
+                    self._finish(reply, record, 200, result)
                     continue
                 yield f"data: {_compact_json(chunk)}\n\n"
             yield "data: [DONE]\n\n"
@@ -261,8 +264,8 @@ class _Routes:
                 # The client went away and the response was abandoned mid-stream; the reply ends
                 # (cancelled) a moment later, and is logged then, with what it had cost.
                 asyncio.get_running_loop().create_task(self._finish_abandoned(reply, record))
-            else:
-                self._finish(reply, record, status, result)
+            elif result is None:
+                self._finish(reply, record, 200, None)
 
     async def _finish_abandoned(self, reply: _Reply, record: _RecordDraft) -> None:
         while True:
@@ -276,9 +279,9 @@ class _Routes:
         problem = reply.failure or ""
         if result is not None and result.stats.stop_reason is StopReason.CANCELLED and not reply.stops.stopped:
             problem = "cancelled: the client went away or the server stopped"
-        self._log.add(record.finish(status, result=result, problem=problem, streamed=reply.chat.stream))
         if result is not None and (result.stats.stop_reason is not StopReason.CANCELLED or reply.stops.stopped):
             self._prepare_follow_up(reply, result)
+        self._log.add(record.finish(status, result=result, problem=problem, streamed=reply.chat.stream))
 
     def _prepare_follow_up(self, reply: _Reply, result: GenerationResult) -> None:
         """API clients send the whole conversation again with the next question: evaluating the
@@ -492,6 +495,7 @@ class ApiServer:
         self.log = log or ApiRequestLog()
         self.workload = ApiWorkload(host, config.queue_limit)
         self._socket: socket.socket | None = None
+        self._address: tuple[str, int] | None = None  # where it listens (the port 0 chose)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
@@ -499,11 +503,7 @@ class ApiServer:
     @property
     def url(self) -> str:
         """The API's base URL, for clients (``http://127.0.0.1:8080/v1``)."""
-        host = self.config.host
-        if self._socket is not None:
-            host, port = self._socket.getsockname()[:2]
-        else:
-            port = self.config.port
+        host, port = self._address or (self.config.host, self.config.port)
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         return f"http://[{shown}]:{port}/v1" if ":" in shown else f"http://{shown}:{port}/v1"
 
@@ -550,6 +550,7 @@ class ApiServer:
                 sock.close()
             raise ApiServerError(_bind_problem(config, error)) from None
         self._socket = sock
+        self._address = sock.getsockname()[:2]
 
     def _make_server(self, on_ready: Callable[[], None]) -> _Server:
         app = build_asgi_app(self.workload, self.log, self.config)

@@ -263,9 +263,10 @@ class EngineHost:
             self._preparations.add(request.cancel)
         self._submit(Priority.PREPARATION, prepare)
 
-    def call(self, function: Callable[[Engine], T]) -> Future[T]:
+    def call(self, function: Callable[[Engine], T], priority: Priority = Priority.PERSON) -> Future[T]:
         """Runs ``function(engine)`` on the engine thread between requests (benchmarks and checks
-        that must compute where the engine does); its result or exception arrives in the future."""
+        that must compute where the engine does), after the work queued before it at
+        ``priority`` and above; its result or exception arrives in the future."""
         future: Future[T] = Future()
 
         def run(engine: Engine) -> None:
@@ -275,7 +276,7 @@ class EngineHost:
                 except BaseException as error:  # handed to the caller, who raises it
                     future.set_exception(error)
 
-        self._submit(Priority.PERSON, run)
+        self._submit(priority, run)
         return future
 
     def shutdown(self, timeout: float | None = None) -> bool:

@@ -1,0 +1,234 @@
+"""The local API's costs: streaming through HTTP against the engine alone, follow-up turns, and
+how fast a client that leaves frees the engine.
+
+``python -m bench.local_api MODEL.gguf`` prints the figures; ``run_benchmarks`` includes them as
+``local_api``. Everything runs in this process: the engine host, the real uvicorn server on
+127.0.0.1, and the official ``openai`` client, streaming.
+
+* **Generation through the API vs the engine alone**: the same request (64 tokens, thinking off)
+  as an engine-host request timed on its callback thread, and as a streamed API request timed by
+  the client, from the first text to the last; rounds of engine, API, engine, the API divided by
+  the mean of the two around it.
+* **Turn 10 vs turn 1**: a scripted chat resent whole each turn, as API clients do: 9 turns of
+  ~100-token questions and ~330-token replies (~4,000 tokens of history), then a 10th question,
+  against the same question as turn 1 of a new chat; time to the first streamed text, measured
+  by the client, with ``cached_tokens`` of each turn. "Reading" clients wait for the engine to
+  fall idle after each reply (as a person reads it: the server evaluates the reply for the next
+  turn meanwhile); "immediate" ones send the next question at once.
+* **Disconnect**: a client closes a streaming reply; the time until the engine takes new work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import threading
+import time
+from pathlib import Path
+
+import httpx2 as httpx
+import openai
+
+from app.core.api.api_server import ApiServer, ApiServerConfig
+from app.core.domain.generation import ChatMessage, GenerationRequest, LoadSettings, SamplingSettings
+from app.core.engines.engine_events import GenerationFinished, ModelLoaded, TextGenerated
+from app.core.engines.engine_host import EngineHost, Priority
+from app.core.engines.llama.llama_engine import LlamaEngine
+from bench.speed import words_with_tokens
+
+NO_THINKING = {"chat_template_kwargs": {"enable_thinking": False}}
+TIMEOUT_S = 600
+
+
+class ApiBench:
+    """One model on an engine host, served on a free port."""
+
+    def __init__(self, path: Path) -> None:
+        self.host = EngineHost(LlamaEngine)
+        loaded = threading.Event()
+        self.host.subscribe(lambda event: loaded.set() if isinstance(event, ModelLoaded) else None)
+        self.host.load_model(path, LoadSettings())
+        if not loaded.wait(TIMEOUT_S):
+            raise RuntimeError(f"{path} did not load")
+        self.server = ApiServer(self.host, ApiServerConfig(port=0))
+        self.records = []
+        self._record_arrived = threading.Condition()
+        self.server.log.subscribe(self._on_record)
+        self.server.start()
+        self.client = openai.OpenAI(base_url=self.server.url, api_key="bench", max_retries=0, timeout=TIMEOUT_S)
+
+    def tokenize(self, text: str) -> list[int]:
+        """On the engine thread, which owns the vocabulary (never during a timing)."""
+        return self.host.call(lambda engine: engine.tokenize(text)).result(TIMEOUT_S)
+
+    def close(self) -> None:
+        self.server.stop()
+        self.host.shutdown()
+
+    # ------------------------------------------------------------------------------- figures
+
+    def generation(self, *, rounds: int, tokens: int, rng: random.Random) -> dict:
+        ratios, engine_rates, api_rates = [], [], []
+        for _ in range(rounds):
+            messages = [ChatMessage("user", words_with_tokens(self.tokenize, 48, rng))]
+            before = self._engine_rate(messages, tokens)
+            api = self._api_rate(messages, tokens)
+            after = self._engine_rate(messages, tokens)
+            engine_rates += [before, after]
+            api_rates.append(api)
+            ratios.append(api / ((before + after) / 2))
+        return {
+            "tokens": tokens,
+            "engine_tokens_per_second": statistics.median(engine_rates),
+            "api_tokens_per_second": statistics.median(api_rates),
+            "ratio_median_of_rounds": statistics.median(ratios),
+            "ratios": ratios,
+        }
+
+    def multi_turn(self, *, turns: int, user_tokens: int, reply_tokens: int, thinking: bool, reading: bool, rng: random.Random) -> dict:
+        options = {"chat_template_kwargs": {"enable_thinking": thinking}}
+        history: list[dict] = []
+        cached, first_text = [], []
+        questions = [words_with_tokens(self.tokenize, user_tokens, rng) for _ in range(turns)]
+        for question in questions[:-1]:
+            history.append({"role": "user", "content": question})
+            reply, seconds, usage = self._stream(history, reply_tokens // 2, options)
+            history.append({"role": "assistant", "content": reply})
+            cached.append(usage.prompt_tokens_details.cached_tokens)
+            first_text.append(seconds)
+            if reading:
+                self._wait_until_idle()
+        opening = self._stream([{"role": "user", "content": questions[-1]}], 1, options)
+        if reading:
+            self._wait_until_idle()
+        history.append({"role": "user", "content": questions[-1]})
+        later = self._stream(history, 1, options)
+        return {
+            "thinking": thinking,
+            "client": "reading" if reading else "immediate",
+            "history_tokens": later[2].prompt_tokens,
+            "turn_1_seconds": opening[1],
+            f"turn_{turns}_seconds": later[1],
+            "ratio": later[1] / opening[1],
+            "turn_1_cached_tokens": opening[2].prompt_tokens_details.cached_tokens,
+            f"turn_{turns}_cached_tokens": later[2].prompt_tokens_details.cached_tokens,
+            f"turn_{turns}_evaluated_tokens": later[2].prompt_tokens - later[2].prompt_tokens_details.cached_tokens,
+            "cached_tokens_by_turn": cached,
+            "first_text_seconds_by_turn": first_text,
+        }
+
+    def disconnect(self, *, repeats: int, rng: random.Random) -> dict:
+        """Seconds from closing a streaming reply until the engine runs the next piece of work."""
+        latencies = []
+        for _ in range(repeats):
+            body = {
+                "model": "m", "stream": True, **NO_THINKING,
+                "messages": [{"role": "user", "content": words_with_tokens(self.tokenize, 24, rng)}],
+            }
+            with httpx.Client(timeout=TIMEOUT_S) as client:
+                response = client.send(client.build_request("POST", f"{self.server.url}/chat/completions", json=body), stream=True)
+                lines = response.iter_lines()
+                received = 0
+                while received < 8:
+                    received += '"content":' in next(lines)
+                closed = time.perf_counter()
+                response.close()
+            free = self.host.call(lambda _engine: time.perf_counter(), Priority.API).result(TIMEOUT_S)
+            latencies.append(free - closed)
+            self._wait_until_idle()
+        return {"seconds": latencies, "median_seconds": statistics.median(latencies), "max_seconds": max(latencies)}
+
+    # ------------------------------------------------------------------------------- helpers
+
+    def _stream(self, messages: list[dict], max_tokens: int, options: dict):
+        """The reply's text (its answer, else its reasoning: a random-weight model may never close
+        its thinking), the client's time to first text, and the usage."""
+        started = time.perf_counter()
+        first = None
+        answer, reasoning, usage = [], [], None
+        for chunk in self.client.chat.completions.create(
+            model="m", messages=messages, max_tokens=max_tokens, stream=True,
+            stream_options={"include_usage": True}, extra_body=options,
+        ):
+            if chunk.usage is not None:
+                usage = chunk.usage
+            for choice in chunk.choices:
+                text = (choice.delta.content or "") + (getattr(choice.delta, "reasoning_content", None) or "")
+                if text and first is None:
+                    first = time.perf_counter()
+                answer.append(choice.delta.content or "")
+                reasoning.append(getattr(choice.delta, "reasoning_content", None) or "")
+        seconds = (first or time.perf_counter()) - started
+        return "".join(answer) or "".join(reasoning), seconds, usage
+
+    def _engine_rate(self, messages: list[ChatMessage], tokens: int) -> float:
+        times: list[float] = []
+        done = threading.Event()
+        outcome = []
+
+        def on_event(event) -> None:
+            if isinstance(event, TextGenerated):
+                times.append(time.perf_counter())
+            elif isinstance(event, GenerationFinished):
+                outcome.append(event.result)
+                done.set()
+
+        request = GenerationRequest(
+            tuple(messages), enable_thinking=False, sampling=SamplingSettings(max_tokens=tokens), reply_room=tokens
+        )
+        self.host.generate(request, Priority.API, on_event)
+        done.wait(TIMEOUT_S)
+        self._wait_until_idle()
+        return (len(times) - 1) / (times[-1] - times[0])
+
+    def _api_rate(self, messages: list[ChatMessage], tokens: int) -> float:
+        times = []
+        for chunk in self.client.chat.completions.create(
+            model="m", messages=[{"role": m.role, "content": m.content} for m in messages], max_tokens=tokens,
+            stream=True, extra_body=NO_THINKING,
+        ):
+            if chunk.choices and chunk.choices[0].delta.content:
+                times.append(time.perf_counter())
+        self._wait_until_idle()
+        return (len(times) - 1) / (times[-1] - times[0])
+
+    def _wait_until_idle(self) -> None:
+        """Until the engine has done everything queued, the follow-up preparation included."""
+        self.host.call(lambda _engine: None, Priority.PREPARATION).result(TIMEOUT_S)
+
+    def _on_record(self, record) -> None:
+        with self._record_arrived:
+            self.records.append(record)
+            self._record_arrived.notify_all()
+
+
+def measure(path: Path, *, rounds: int = 5, tokens: int = 64, turns: int = 10, user_tokens: int = 100,
+            reply_tokens: int = 330, disconnects: int = 5, seed: int = 0) -> dict:
+    rng = random.Random(seed)
+    bench = ApiBench(path)
+    try:
+        results = {"generation": bench.generation(rounds=rounds, tokens=tokens, rng=rng), "multi_turn": []}
+        for thinking in (False, True):
+            for reading in (True, False):
+                results["multi_turn"].append(bench.multi_turn(
+                    turns=turns, user_tokens=user_tokens, reply_tokens=reply_tokens, thinking=thinking,
+                    reading=reading, rng=rng,
+                ))
+        results["disconnect"] = bench.disconnect(repeats=disconnects, rng=rng)
+        return results
+    finally:
+        bench.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", type=Path)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    print(json.dumps(measure(args.model, rounds=args.rounds), indent=2))
+
+
+if __name__ == "__main__":
+    main()
