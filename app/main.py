@@ -21,6 +21,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 # PySide6 is imported, shiboken reads the source of every module imported after it, looking for
 # "PySide6", and linecache keeps it all: ~15 MB for the rest of the session (bench/README.md).
 from app.composition import CoreServices  # noqa: I001 (this order on purpose)
+from app.core.api.local_api_service import configured_api
 from app.core.conversations.conversation_store import StoreError
 from app.core.engines.llama.build_info import build_info
 from app.core.engines.llama.llama_runtime import accelerator_report
@@ -29,7 +30,7 @@ from app.core.models.fit_estimate import assess_fit  # noqa: F401 (imported earl
 from app.core.models.hardware_probe import probe_hardware
 from app.core.models.model_downloads import DownloadManager  # noqa: F401 (imported early, see above)
 from app.core.profile.app_paths import APP_NAME, AppPaths
-from app.core.profile.secret_store import SecretStore
+from app.core.profile.secret_store import API_KEY_USERNAME, SecretStore
 from app.core.profile.settings import load_settings, save_settings
 
 from PySide6.QtWidgets import QApplication, QMessageBox  # noqa: E402
@@ -57,11 +58,16 @@ def build_app(paths: AppPaths) -> DesktopApp:
         paths, settings, SecretStore(),
         lambda folder, speed: probe_hardware(folder, accelerator_report(), speed),
     )
-    window = MainWindow(core.session, core.library, core.engine, settings, models, build_info().describe())
+    api_key = SecretStore(API_KEY_USERNAME, "local API key")
+    window = MainWindow(
+        core.session, core.library, core.engine, settings, models, build_info().describe(), core.api, api_key
+    )
     window.sig_settings_changed.connect(lambda: save_settings(settings, paths.settings_file))
     # A function, not the bound method: Qt holds a bound method of a plain object only weakly, and a
     # caller that keeps just the window would lose the core and never shut it down.
     window.sig_closing.connect(lambda: core.shutdown())
+    if settings.api_server_enabled:  # after the window, whose status bar reports how it went
+        core.api.apply(configured_api(settings, api_key.token()))
     return DesktopApp(window, core)
 
 
@@ -81,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="qwen-local-chat",
         description="Chat with Qwen3.5 models offline.",
-        epilog="qwen-local-chat --smoke-test [--help] checks this installation and exits.",
+        epilog="qwen-local-chat serve --help: the local API without a window. "
+        "qwen-local-chat --smoke-test [--help] checks this installation and exits.",
     )
     parser.add_argument("--profile", type=Path, help="keep data and settings in this folder instead of the default")
     parser.add_argument("--model", type=Path, help="load this GGUF model at start")

@@ -2,13 +2,14 @@
 how fast a client that leaves frees the engine.
 
 ``python -m bench.local_api MODEL.gguf`` prints the figures; ``run_benchmarks`` includes them as
-``local_api``. Everything runs in this process: the engine host, the real uvicorn server on
-127.0.0.1, and the official ``openai`` client, streaming.
+``local_api``. The engine host and the real uvicorn server on 127.0.0.1 run in this process; the
+official ``openai`` client streams the chats, and a raw HTTP client in a process of its own
+times the streaming speed.
 
-* **Generation through the API vs the engine alone**: the same request (64 tokens, thinking off)
-  as an engine-host request timed on its callback thread, and as a streamed API request timed by
-  the client, from the first text to the last; rounds of engine, API, engine, the API divided by
-  the mean of the two around it.
+* **Generation through the API vs the engine alone**: the same request (128 tokens, thinking
+  off) as an engine-host request timed on its callback thread, and as a streamed API request
+  timed by a client in another process, from the first text to the last; rounds of engine, API,
+  engine, the API divided by the mean of the two around it.
 * **Turn 10 vs turn 1**: a scripted chat resent whole each turn, as API clients do: 9 turns of
   ~100-token questions and ~330-token replies (~4,000 tokens of history), then a 10th question,
   against the same question as turn 1 of a new chat; time to the first streamed text, measured
@@ -24,6 +25,8 @@ import argparse
 import json
 import random
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -36,7 +39,7 @@ from app.core.domain.generation import ChatMessage, GenerationRequest, LoadSetti
 from app.core.engines.engine_events import GenerationFinished, ModelLoaded, TextGenerated
 from app.core.engines.engine_host import EngineHost, Priority
 from app.core.engines.llama.llama_engine import LlamaEngine
-from bench.speed import words_with_tokens
+from bench.speed import seconds, words_with_tokens
 
 NO_THINKING = {"chat_template_kwargs": {"enable_thinking": False}}
 TIMEOUT_S = 600
@@ -70,53 +73,91 @@ class ApiBench:
     # ------------------------------------------------------------------------------- figures
 
     def generation(self, *, rounds: int, tokens: int, rng: random.Random) -> dict:
-        ratios, engine_rates, api_rates = [], [], []
+        """Each round: the engine alone, the API, the engine again; the API against the mean of
+        the two around it, and the two engine runs against each other (the A/A noise). Also
+        the processor time the server's thread spends per token (its own clock, unaffected by
+        what else runs)."""
+        ratios, noise, engine_rates, api_rates, server_seconds = [], [], [], [], []
+        server_clock = time.pthread_getcpuclockid(self.server.thread.ident)
         for _ in range(rounds):
             messages = [ChatMessage("user", words_with_tokens(self.tokenize, 48, rng))]
             before = self._engine_rate(messages, tokens)
+            server_before = time.clock_gettime(server_clock)
             api = self._api_rate(messages, tokens)
+            server_seconds.append(time.clock_gettime(server_clock) - server_before)
             after = self._engine_rate(messages, tokens)
             engine_rates += [before, after]
             api_rates.append(api)
             ratios.append(api / ((before + after) / 2))
+            noise.append(after / before)
         return {
             "tokens": tokens,
             "engine_tokens_per_second": statistics.median(engine_rates),
             "api_tokens_per_second": statistics.median(api_rates),
             "ratio_median_of_rounds": statistics.median(ratios),
             "ratios": ratios,
+            "engine_against_itself_median": statistics.median(noise),
+            "engine_against_itself": noise,
+            # What the server's thread (HTTP, JSON, the event loop) computes per token: the part
+            # of the API's cost that the noise of a 2-core machine cannot hide.
+            "server_cpu_ms_per_token": statistics.median(server_seconds) * 1000 / tokens,
+            "server_cpu_share_of_a_token": statistics.median(server_seconds) / tokens * statistics.median(engine_rates),
         }
 
-    def multi_turn(self, *, turns: int, user_tokens: int, reply_tokens: int, thinking: bool, reading: bool, rng: random.Random) -> dict:
+    def multi_turn(
+        self, *, turns: int, user_tokens: int, reply_tokens: int, thinking: bool, reading: bool, repeats: int,
+        rng: random.Random,
+    ) -> dict:
+        """Time to first text on turn ``turns`` of a chat resent whole each time, against turn 1.
+
+        Replies go back as the client got them (``content`` and ``reasoning_content``). The
+        template drops past turns' reasoning, and a random-weight model never closes its
+        thinking, so with thinking on its answers are empty: its questions then carry the
+        replies' share of the history too, for the same ~4,000 tokens. A random-weight model's
+        text reads back as about twice the tokens it was generated with, so replies are
+        generated with half of ``reply_tokens``.
+        """
         options = {"chat_template_kwargs": {"enable_thinking": thinking}}
+        question_tokens = user_tokens + reply_tokens if thinking else user_tokens
+        # Written before the chat starts: making one asks the engine thread to tokenize, which
+        # would wait for the preparation an immediate client must not wait for.
+        questions = [
+            {"role": "user", "content": words_with_tokens(self.tokenize, question_tokens, rng)}
+            for _ in range(turns - 1 + repeats)
+        ]
         history: list[dict] = []
-        cached, first_text = [], []
-        questions = [words_with_tokens(self.tokenize, user_tokens, rng) for _ in range(turns)]
-        for question in questions[:-1]:
-            history.append({"role": "user", "content": question})
-            reply, seconds, usage = self._stream(history, reply_tokens // 2, options)
-            history.append({"role": "assistant", "content": reply})
+        cached = []
+        for question in questions[: turns - 1]:
+            history.append(question)
+            answer, reasoning, _seconds, usage = self._stream(history, reply_tokens // 2, options)
+            history.append({"role": "assistant", "content": answer, "reasoning_content": reasoning})
             cached.append(usage.prompt_tokens_details.cached_tokens)
-            first_text.append(seconds)
             if reading:
                 self._wait_until_idle()
-        opening = self._stream([{"role": "user", "content": questions[-1]}], 1, options)
-        if reading:
-            self._wait_until_idle()
-        history.append({"role": "user", "content": questions[-1]})
-        later = self._stream(history, 1, options)
+        first, last = [], []
+        for question in questions[turns - 1:]:
+            if reading:
+                self._wait_until_idle()
+            later = self._stream([*history, question], 1, options)
+            if reading:
+                self._wait_until_idle()
+            opening = self._stream([question], 1, options)
+            first.append(opening[2])
+            last.append(later[2])
+            opening_usage, later_usage = opening[3], later[3]
         return {
             "thinking": thinking,
             "client": "reading" if reading else "immediate",
-            "history_tokens": later[2].prompt_tokens,
-            "turn_1_seconds": opening[1],
-            f"turn_{turns}_seconds": later[1],
-            "ratio": later[1] / opening[1],
-            "turn_1_cached_tokens": opening[2].prompt_tokens_details.cached_tokens,
-            f"turn_{turns}_cached_tokens": later[2].prompt_tokens_details.cached_tokens,
-            f"turn_{turns}_evaluated_tokens": later[2].prompt_tokens - later[2].prompt_tokens_details.cached_tokens,
+            "history_tokens": later_usage.prompt_tokens,
+            "turn_1_seconds": seconds(first),
+            f"turn_{turns}_seconds": seconds(last),
+            # Best against best, as for the engine's figures; the medians' ratio shows the noise.
+            "ratio": min(last) / min(first),
+            "median_ratio": statistics.median(last) / statistics.median(first),
+            "turn_1_cached_tokens": opening_usage.prompt_tokens_details.cached_tokens,
+            f"turn_{turns}_cached_tokens": later_usage.prompt_tokens_details.cached_tokens,
+            f"turn_{turns}_evaluated_tokens": later_usage.prompt_tokens - later_usage.prompt_tokens_details.cached_tokens,
             "cached_tokens_by_turn": cached,
-            "first_text_seconds_by_turn": first_text,
         }
 
     def disconnect(self, *, repeats: int, rng: random.Random) -> dict:
@@ -143,8 +184,7 @@ class ApiBench:
     # ------------------------------------------------------------------------------- helpers
 
     def _stream(self, messages: list[dict], max_tokens: int, options: dict):
-        """The reply's text (its answer, else its reasoning: a random-weight model may never close
-        its thinking), the client's time to first text, and the usage."""
+        """The reply's answer and reasoning, the client's time to its first text, and the usage."""
         started = time.perf_counter()
         first = None
         answer, reasoning, usage = [], [], None
@@ -160,8 +200,7 @@ class ApiBench:
                     first = time.perf_counter()
                 answer.append(choice.delta.content or "")
                 reasoning.append(getattr(choice.delta, "reasoning_content", None) or "")
-        seconds = (first or time.perf_counter()) - started
-        return "".join(answer) or "".join(reasoning), seconds, usage
+        return "".join(answer), "".join(reasoning), (first or time.perf_counter()) - started, usage
 
     def _engine_rate(self, messages: list[ChatMessage], tokens: int) -> float:
         times: list[float] = []
@@ -184,15 +223,18 @@ class ApiBench:
         return (len(times) - 1) / (times[-1] - times[0])
 
     def _api_rate(self, messages: list[ChatMessage], tokens: int) -> float:
-        times = []
-        for chunk in self.client.chat.completions.create(
-            model="m", messages=[{"role": m.role, "content": m.content} for m in messages], max_tokens=tokens,
-            stream=True, extra_body=NO_THINKING,
-        ):
-            if chunk.choices and chunk.choices[0].delta.content:
-                times.append(time.perf_counter())
+        """Tokens a second as a client in another process receives them (as programs out there
+        are: a client in this process would also compete with the engine for the interpreter)."""
+        body = {
+            "model": "m", "max_tokens": tokens, "stream": True, **NO_THINKING,
+            "messages": [{"role": message.role, "content": message.content} for message in messages],
+        }
+        completed = subprocess.run(
+            [sys.executable, "-m", "bench.local_api", "--client", self.server.url, json.dumps(body)],
+            capture_output=True, text=True, timeout=TIMEOUT_S, check=True,
+        )
         self._wait_until_idle()
-        return (len(times) - 1) / (times[-1] - times[0])
+        return float(completed.stdout)
 
     def _wait_until_idle(self) -> None:
         """Until the engine has done everything queued, the follow-up preparation included."""
@@ -204,8 +246,8 @@ class ApiBench:
             self._record_arrived.notify_all()
 
 
-def measure(path: Path, *, rounds: int = 5, tokens: int = 64, turns: int = 10, user_tokens: int = 100,
-            reply_tokens: int = 330, disconnects: int = 5, seed: int = 0) -> dict:
+def measure(path: Path, *, rounds: int = 7, tokens: int = 128, turns: int = 10, user_tokens: int = 100,
+            reply_tokens: int = 330, repeats: int = 3, disconnects: int = 5, seed: int = 0) -> dict:
     rng = random.Random(seed)
     bench = ApiBench(path)
     try:
@@ -214,7 +256,7 @@ def measure(path: Path, *, rounds: int = 5, tokens: int = 64, turns: int = 10, u
             for reading in (True, False):
                 results["multi_turn"].append(bench.multi_turn(
                     turns=turns, user_tokens=user_tokens, reply_tokens=reply_tokens, thinking=thinking,
-                    reading=reading, rng=rng,
+                    reading=reading, repeats=repeats, rng=rng,
                 ))
         results["disconnect"] = bench.disconnect(repeats=disconnects, rng=rng)
         return results
@@ -222,11 +264,26 @@ def measure(path: Path, *, rounds: int = 5, tokens: int = 64, turns: int = 10, u
         bench.close()
 
 
+def streamed_rate(url: str, body: str) -> float:
+    """The client of ``ApiBench._api_rate``: streams ``body`` (raw HTTP, the least work a client
+    can do) and returns the tokens a second from its first text to its last."""
+    times = []
+    with httpx.stream("POST", f"{url}/chat/completions", content=body, timeout=TIMEOUT_S) as response:
+        for line in response.iter_lines():
+            if line.startswith("data: {") and '"content":"' in line and '"content":""' not in line:
+                times.append(time.perf_counter())
+    return (len(times) - 1) / (times[-1] - times[0])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("model", type=Path)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("model", type=Path, nargs="?")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--client", nargs=2, metavar=("URL", "BODY"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.client:
+        print(streamed_rate(*args.client))
+        return
     print(json.dumps(measure(args.model, rounds=args.rounds), indent=2))
 
 

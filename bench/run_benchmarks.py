@@ -68,7 +68,8 @@ class Plan:
     bandwidth_buffer_bytes: int = 1 << 30
     update_lengths: tuple[int, ...] = (1000, 2000, 4000, 8000, 16000)
     hostile_content_rounds: int = 3  # bench/hostile_content.py's probes: hostile pastes and replies
-    api_rounds: int = 5  # bench/local_api.py: streaming through the API against the engine alone
+    api_rounds: int = 7  # bench/local_api.py: streaming through the API against the engine alone
+    api_tokens: int = 128
     api_disconnects: int = 5
     models: tuple[str, ...] = ("0.8B:Q4_K_M", "0.8B:Q8_0", "2B:Q4_K_M", "2B:Q8_0")
 
@@ -90,6 +91,7 @@ SMOKE = Plan(
     update_lengths=(500, 1000),
     hostile_content_rounds=1,
     api_rounds=1,
+    api_tokens=16,
     api_disconnects=1,
     models=(),
 )
@@ -153,8 +155,9 @@ def run(plan: Plan, models: list[tuple[str, Path]], tiny: Path, scratch: Path) -
     primary = models[0][1]
     _progress(f"{models[0][0]}: the local API (streaming, {plan.turns} turns, disconnects)")
     results["local_api"] = local_api.measure(
-        primary, rounds=plan.api_rounds, tokens=plan.speed.generated_tokens, turns=plan.turns,
-        user_tokens=plan.turn_user_tokens, reply_tokens=plan.turn_reply_tokens, disconnects=plan.api_disconnects,
+        primary, rounds=plan.api_rounds, tokens=plan.api_tokens, turns=plan.turns,
+        user_tokens=plan.turn_user_tokens, reply_tokens=plan.turn_reply_tokens, repeats=plan.turn_repeats,
+        disconnects=plan.api_disconnects,
     )
     results["local_api"]["model"] = models[0][0]
     _progress("GUI responsiveness while streaming")

@@ -23,6 +23,7 @@ from app.core.chat.chat_events import (
     TurnFinished,
     TurnRefused,
     TurnStarted,
+    TurnWaiting,
 )
 from app.core.chat.chat_session import ChatSession
 from app.core.domain.conversations import MessageState
@@ -93,6 +94,7 @@ class ChatController(QObject):
         bridge.sig_message_added.connect(self._on_message_added)
         bridge.sig_chat_settings_changed.connect(self._on_chat_settings_changed)
         bridge.sig_turn_started.connect(self._on_turn_started)
+        bridge.sig_turn_waiting.connect(self._on_turn_waiting)
         bridge.sig_prompt_progress.connect(self._on_prompt_progress)
         bridge.sig_text.connect(self._on_text)
         bridge.sig_turn_finished.connect(self._on_turn_ended)
@@ -249,6 +251,11 @@ class ChatController(QObject):
             self._streaming_widget.set_outcome(MessageState.STREAMING, None, None)
         self.transcript.refresh_actions()
         self.sig_activity.emit(self.tr("Generating…"))
+
+    def _on_turn_waiting(self, event: TurnWaiting) -> None:
+        if event.message_id == self._streaming_id:
+            self._reading_prompt = True  # the first text or progress replaces this line
+            self.sig_activity.emit(self.tr("Waiting for a reply to another program (local API) to end…"))
 
     def _on_prompt_progress(self, event: PromptProgress) -> None:
         if event.message_id == self._streaming_id and event.total:

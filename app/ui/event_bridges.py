@@ -16,6 +16,8 @@ from collections.abc import Callable
 
 from PySide6.QtCore import QObject, Signal
 
+from app.core.api.local_api_service import LocalApiService, LocalApiState
+from app.core.api.request_log import ApiRequestLog, ApiRequestRecord
 from app.core.chat import chat_events
 from app.core.chat.chat_session import ChatSession
 from app.core.conversations import conversation_events
@@ -78,6 +80,8 @@ class SessionBridge(_Bridge):
     """``ChatSettingsChanged``: the open conversation's settings and thinking mode."""
     sig_turn_started = Signal(object)
     """``TurnStarted``: a reply is being written."""
+    sig_turn_waiting = Signal(object)
+    """``TurnWaiting``: the reply waits for the engine to end a reply to another program."""
     sig_prompt_progress = Signal(object)
     """``PromptProgress``: how much of the prompt the model has read."""
     sig_text = Signal(int, str, str)
@@ -101,6 +105,7 @@ class SessionBridge(_Bridge):
             (chat_events.MessageAdded, self.sig_message_added),
             (chat_events.ChatSettingsChanged, self.sig_chat_settings_changed),
             (chat_events.TurnStarted, self.sig_turn_started),
+            (chat_events.TurnWaiting, self.sig_turn_waiting),
             (chat_events.PromptProgress, self.sig_prompt_progress),
             (chat_events.TurnFinished, self.sig_turn_finished),
             (chat_events.TurnFailed, self.sig_turn_failed),
@@ -153,3 +158,26 @@ class LibraryBridge(_Bridge):
             (conversation_events.LibraryOperationFailed, self.sig_operation_failed),
         ):
             self._route(event_type, signal)
+
+
+class LocalApiBridge(_Bridge):
+    """The local API server's state."""
+
+    sig_api_state_changed = Signal(object)
+    """``LocalApiState``: the API started, stopped, failed to start (its ``problem``), or its
+    running and queued counts changed."""
+
+    def __init__(self, api: LocalApiService, parent: QObject | None = None) -> None:
+        super().__init__(api.subscribe, parent)
+        self._route(LocalApiState, self.sig_api_state_changed)
+
+
+class ApiRequestLogBridge(_Bridge):
+    """The local API's request log."""
+
+    sig_request_logged = Signal(object)
+    """``ApiRequestRecord``: one more request was answered (its counts, never its content)."""
+
+    def __init__(self, log: ApiRequestLog, parent: QObject | None = None) -> None:
+        super().__init__(log.subscribe, parent)
+        self._route(ApiRequestRecord, self.sig_request_logged)

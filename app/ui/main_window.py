@@ -13,7 +13,7 @@ import importlib.metadata
 from dataclasses import asdict
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, Qt, Signal, qVersion
+from PySide6.QtCore import QByteArray, Qt, QTimer, Signal, qVersion
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core.api.local_api_service import LocalApiService, LocalApiState, configured_api
 from app.core.chat.chat_session import ChatSession
 from app.core.chat.chat_settings import SamplingPreset
 from app.core.conversations.conversation_events import (
@@ -41,7 +42,10 @@ from app.core.domain.generation import GenerationStats, LoadSettings, MemoryShor
 from app.core.engines.engine_events import ModelChecking, ModelLoaded, ModelLoadFailed, ModelLoading
 from app.core.engines.engine_host import EngineHost
 from app.core.models.fit_estimate import format_gb
+from app.core.profile.secret_store import SecretStore
 from app.core.profile.settings import Settings
+from app.ui.api_request_log_dialog import ApiRequestLogDialog
+from app.ui.api_status import ApiStatusIndicator
 from app.ui.banner import Banner
 from app.ui.chat_controller import ChatController
 from app.ui.chat_settings_panel import ChatSettingsPanel
@@ -49,7 +53,7 @@ from app.ui.composer_widget import ComposerWidget
 from app.ui.conversation_files import ConversationFiles
 from app.ui.conversation_sidebar import ConversationSidebar
 from app.ui.download_status import DownloadsIndicator
-from app.ui.event_bridges import EngineBridge, LibraryBridge, SessionBridge
+from app.ui.event_bridges import ApiRequestLogBridge, EngineBridge, LibraryBridge, LocalApiBridge, SessionBridge
 from app.ui.model_bar import ModelBar
 from app.ui.models_controller import ModelsController
 from app.ui.models_dialog import ModelsDialog
@@ -74,9 +78,12 @@ class MainWindow(QMainWindow):
         settings: Settings,
         models: ModelsController,
         runtime_description: str,
+        api: LocalApiService,
+        api_key: SecretStore,
         parent: QWidget | None = None,
     ) -> None:
-        """``runtime_description`` says what runs the models, for the About box."""
+        """``runtime_description`` says what runs the models, for the About box; ``api`` is the
+        local API server that Settings turns on and off, and ``api_key`` keeps its key."""
         super().__init__(parent)
         self.setWindowTitle(self.tr("Qwen Local Chat"))
         self.setAcceptDrops(True)
@@ -89,6 +96,9 @@ class MainWindow(QMainWindow):
         models.setParent(self)
         self._runtime_description = runtime_description
         self._models_dialog: ModelsDialog | None = None
+        self._api = api
+        self._api_key = api_key
+        self._request_log_dialog: ApiRequestLogDialog | None = None
         self._facts = host.facts
         self._loading_path: Path | None = None
         self._first_conversation_opened = False
@@ -97,6 +107,8 @@ class MainWindow(QMainWindow):
         self._library_bridge = LibraryBridge(library, self)
         self._engine_bridge = EngineBridge(host, self)
         self._session_bridge = SessionBridge(session, self)
+        self._api_bridge = LocalApiBridge(api, self)
+        self._api_log_bridge = ApiRequestLogBridge(api.log, self)
 
         self._build_widgets()
         self.conversation_files = ConversationFiles(
@@ -111,8 +123,9 @@ class MainWindow(QMainWindow):
         self._refresh_model_picker()
         self._restore_geometry()
         self._update_ready_state()
-        for bridge in (self._engine_bridge, self._session_bridge, self._library_bridge):
+        for bridge in (self._engine_bridge, self._session_bridge, self._library_bridge, self._api_bridge, self._api_log_bridge):
             bridge.start()
+        self.api_status.show_state(api.state)  # read once its changes are sure to arrive
 
     # ------------------------------------------------------------------------------- building
 
@@ -169,8 +182,11 @@ class MainWindow(QMainWindow):
         self.load_progress.hide()
         self.downloads_indicator = DownloadsIndicator(self._models)
         self.downloads_indicator.sig_clicked.connect(self.show_models)
+        self.api_status = ApiStatusIndicator()
+        self.api_status.clicked.connect(self.show_api_request_log)
         status = self.statusBar()
         status.addWidget(self.model_status, 1)
+        status.addPermanentWidget(self.api_status)
         status.addPermanentWidget(self.downloads_indicator)
         status.addPermanentWidget(self.load_progress)
         status.addPermanentWidget(self.context_status)
@@ -275,6 +291,7 @@ class MainWindow(QMainWindow):
         self._models.sig_hardware_changed.connect(self._refresh_model_picker)
         self._models.sig_model_headers_read.connect(self._refresh_model_picker)
         self._models.sig_settings_changed.connect(self.sig_settings_changed)
+        self._api_bridge.sig_api_state_changed.connect(self._on_api_state_changed)
 
     def _restore_geometry(self) -> None:
         if self._settings.window_geometry:
@@ -443,12 +460,21 @@ class MainWindow(QMainWindow):
 
     # ----------------------------------------------------------------------- settings, about
 
-    def show_settings(self) -> None:
+    def show_settings(self, *, api_section: bool = False) -> None:
+        """Opens Settings (scrolled to the local API server's with ``api_section``)."""
         settings = self._settings
         before = (settings.theme, settings.font_size, self._load_settings_for_current())
-        dialog = SettingsDialog(self._models, settings, self)
+        api_before = configured_api(settings, self._api_key.token())
+        dialog = SettingsDialog(self._models, settings, self._api_key, self._api.state, self)
+        # Over the dialog, which blocks every other window while it is open.
+        dialog.sig_request_log_requested.connect(lambda: ApiRequestLogDialog(self._api.log, self._api_log_bridge, dialog).exec())
+        if api_section:
+            QTimer.singleShot(0, dialog.show_api_section)  # once it is laid out on screen
         if dialog.exec():
             self.sig_settings_changed.emit()
+            api_after = configured_api(settings, self._api_key.token())
+            if api_after != api_before or (api_after is not None and not self._api.state.running):
+                self._api.apply(api_after)  # a server that could not start is tried again
             if settings.theme != before[0]:
                 set_color_scheme(QApplication.instance(), THEMES[settings.theme])
             if settings.font_size != before[1]:
@@ -459,6 +485,20 @@ class MainWindow(QMainWindow):
 
     def _load_settings_for_current(self) -> LoadSettings | None:
         return self._settings.load_settings(self._settings.context_size) if self._facts else None
+
+    def show_api_request_log(self) -> None:
+        if self._request_log_dialog is None:
+            self._request_log_dialog = ApiRequestLogDialog(self._api.log, self._api_log_bridge, self)
+        self._request_log_dialog.show()
+        self._request_log_dialog.raise_()
+
+    def _on_api_state_changed(self, state: LocalApiState) -> None:
+        self.api_status.show_state(state)
+        if state.problem:  # one event per failed start: said once, where the user looks
+            self.error_banner.show_message(
+                self.tr("The local API server is off: %1").replace("%1", state.problem),
+                actions=[(self.tr("Settings…"), lambda: self.show_settings(api_section=True))],
+            )
 
     def show_about(self) -> None:
         QMessageBox.about(self, self.tr("About Qwen Local Chat"), about_text(self._runtime_description))

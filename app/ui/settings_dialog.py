@@ -1,11 +1,14 @@
-"""Settings for every chat: appearance, how models run (context, threads, GPU), and the models
-folder and Hub (token, address, proxy, offline mode). Per-chat settings are in the chat's panel."""
+"""Settings for every chat: appearance, how models run (context, threads, GPU), the models
+folder and Hub (token, address, proxy, offline mode), and the local API server (port, key, who
+may reach it). Per-chat settings are in the chat's panel."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -13,29 +16,47 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QMessageBox,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
+from app.core.api.api_server import ApiServerConfig
+from app.core.api.local_api_service import LocalApiState, api_config, new_api_key
 from app.core.models.hub_access import HubSettings, hub_endpoint
+from app.core.profile.secret_store import SecretStore
 from app.core.profile.settings import Settings
 from app.ui.models_controller import ModelsController
 
 
 class SettingsDialog(QDialog):
-    def __init__(self, controller: ModelsController, app_settings: Settings, parent: QWidget | None = None) -> None:
-        """Edits ``app_settings`` in place when saved (the window then applies and stores them)."""
+    sig_request_log_requested = Signal()
+    """The user wants to see the local API's request log."""
+
+    def __init__(
+        self,
+        controller: ModelsController,
+        app_settings: Settings,
+        api_key: SecretStore,
+        api_state: LocalApiState,
+        parent: QWidget | None = None,
+    ) -> None:
+        """Edits ``app_settings`` in place when saved, and keeps the API key in ``api_key`` (the
+        window then applies and stores them); ``api_state`` is the API's now."""
         super().__init__(parent)
         self.setWindowTitle(self.tr("Settings"))
         self._controller = controller
         self._settings = app_settings
+        self._api_key = api_key
+        self._api_state = api_state
         self.theme_combo = QComboBox()
         self.theme_combo.setAccessibleName(self.tr("Appearance"))
         for name, text in (("system", self.tr("Follow the system")), ("light", self.tr("Light")), ("dark", self.tr("Dark"))):
@@ -118,6 +139,7 @@ class SettingsDialog(QDialog):
         self.proxy_edit.setAccessibleName(self.tr("Proxy"))
         self.offline_check = QCheckBox(self.tr("Offline mode: never connect to the network"))
         self.offline_check.setChecked(settings.offline)
+        api = self._build_api_section()
 
         appearance = QFormLayout()
         appearance.addRow(self.tr("Colours:"), self.theme_combo)
@@ -141,13 +163,152 @@ class SettingsDialog(QDialog):
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
-        layout = QVBoxLayout(self)
-        for title, form in ((self.tr("Appearance"), appearance), (self.tr("Running models"), performance), (self.tr("Models and the Hub"), hub)):
+        sections = QWidget()
+        sections_layout = QVBoxLayout(sections)
+        sections_layout.setContentsMargins(0, 0, 0, 0)
+        boxes = []
+        for title, form in (
+            (self.tr("Appearance"), appearance), (self.tr("Running models"), performance),
+            (self.tr("Models and the Hub"), hub), (self.tr("Local API server"), api),
+        ):
             box = QGroupBox(title)
             box.setLayout(form)
-            layout.addWidget(box)
+            sections_layout.addWidget(box)
+            boxes.append(box)
+        self.api_section = boxes[-1]
+        # Scrolled, so that the dialog fits a small laptop screen too.
+        self._scroll = QScrollArea()
+        self._scroll.setWidget(sections)
+        self._scroll.setWidgetResizable(True)
+        self._scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self._scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self._scroll, 1)
         layout.addWidget(buttons)
-        self.resize(640, self.sizeHint().height())
+        margins = layout.contentsMargins()
+        whole = sections.sizeHint().height() + layout.spacing() + buttons.sizeHint().height() + margins.top() + margins.bottom()
+        screen = (parent or self).screen().availableGeometry()
+        self.resize(640, min(whole, round(screen.height() * 0.9)))
+
+    def show_api_section(self) -> None:
+        """Scrolls to the local API server's settings."""
+        self._scroll.ensureWidgetVisible(self.api_section, 0, 0)
+
+    def _build_api_section(self) -> QFormLayout:
+        settings = self._settings
+        self.api_enabled = QCheckBox(self.tr("Let other programs use the loaded model (OpenAI-compatible API)"))
+        self.api_enabled.setChecked(settings.api_server_enabled)
+        self.api_port = QSpinBox()
+        self.api_port.setRange(1, 65535)
+        self.api_port.setValue(settings.api_server_port)
+        self.api_port.setAccessibleName(self.tr("API port"))
+        self.api_key_edit = QLineEdit(self._api_key.token() or "")
+        self.api_key_edit.setEchoMode(QLineEdit.EchoMode.Password)
+        self.api_key_edit.setPlaceholderText(self.tr("Optional on this computer"))
+        self.api_key_edit.setAccessibleName(self.tr("API key"))
+        self.api_key_shown = QPushButton(self.tr("Show"))
+        self.api_key_shown.setCheckable(True)
+        self.api_key_shown.setAccessibleName(self.tr("Show the API key"))
+        self.api_key_shown.toggled.connect(self._show_api_key)
+        self.api_generate_key = QPushButton(self.tr("Generate"))
+        self.api_generate_key.setToolTip(self.tr("Make a new key that nobody can guess"))
+        self.api_generate_key.clicked.connect(self._generate_api_key)
+        key_row = QHBoxLayout()
+        key_row.addWidget(self.api_key_edit, 1)
+        key_row.addWidget(self.api_key_shown)
+        key_row.addWidget(self.api_generate_key)
+        self.api_key_note = QLabel(
+            self._api_key.keyring_problem
+            or self.tr("Programs send it as “Authorization: Bearer <key>”. It is kept in the system keyring, never in a file.")
+        )
+        self.api_key_note.setObjectName("secondaryText")
+        self.api_key_note.setWordWrap(True)
+        self.api_allow_network = QCheckBox(self.tr("Allow other computers on my network (needs a key)"))
+        self.api_allow_network.setChecked(settings.api_allow_network)
+        self.api_allow_network.toggled.connect(self._on_allow_network_toggled)
+        self.api_origins_edit = QLineEdit(", ".join(settings.api_allowed_origins))
+        self.api_origins_edit.setPlaceholderText(self.tr("Optional, e.g. https://example.org, http://localhost:3000"))
+        self.api_origins_edit.setAccessibleName(self.tr("Allowed web pages (origins)"))
+        self.api_origins_edit.setToolTip(self.tr("Web pages allowed to call the API from a browser; requests from any other page are refused."))
+        self.api_address = QLabel()
+        self.api_address.setAccessibleName(self.tr("API address"))
+        self.api_address.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.api_copy_address = QPushButton(self.tr("Copy"))
+        self.api_copy_address.setToolTip(self.tr("Copy the address for a program's “base URL” setting"))
+        self.api_copy_address.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.api_address.text()))
+        self.api_request_log = QPushButton(self.tr("Request log…"))
+        self.api_request_log.clicked.connect(self.sig_request_log_requested)
+        address_row = QHBoxLayout()
+        address_row.addWidget(self.api_address, 1)
+        address_row.addWidget(self.api_copy_address)
+        address_row.addWidget(self.api_request_log)
+        self.api_address_note = QLabel(self.tr("Other computers use this computer's network address in place of 127.0.0.1."))
+        self.api_address_note.setObjectName("secondaryText")
+        self.api_address_note.setWordWrap(True)
+        self.api_problem = QLabel()
+        self.api_problem.setObjectName("warningText")
+        self.api_problem.setWordWrap(True)
+        for changed in (
+            self.api_enabled.toggled, self.api_port.valueChanged, self.api_key_edit.textChanged,
+            self.api_allow_network.toggled, self.api_origins_edit.textChanged,
+        ):
+            changed.connect(self._show_api_settings)
+        self._show_api_settings()
+
+        form = QFormLayout()
+        form.addRow("", self.api_enabled)
+        form.addRow(self.tr("Port:"), self.api_port)
+        form.addRow(self.tr("Address:"), address_row)
+        form.addRow(self.tr("API key:"), key_row)
+        form.addRow("", self.api_key_note)
+        form.addRow("", self.api_allow_network)
+        form.addRow("", self.api_address_note)
+        form.addRow(self.tr("Allowed web pages:"), self.api_origins_edit)
+        form.addRow("", self.api_problem)
+        return form
+
+    def _typed_origins(self) -> list[str]:
+        return [origin.strip() for origin in self.api_origins_edit.text().split(",") if origin.strip()]
+
+    def _typed_api_config(self) -> ApiServerConfig | None:
+        return api_config(
+            enabled=self.api_enabled.isChecked(),
+            port=self.api_port.value(),
+            allow_network=self.api_allow_network.isChecked(),
+            api_key=self.api_key_edit.text().strip(),
+            allowed_origins=self._typed_origins(),
+        )
+
+    def _typed_api_problem(self) -> str | None:
+        config = self._typed_api_config()
+        return config.problem() if config is not None else None
+
+    def _show_api_settings(self) -> None:
+        enabled = self.api_enabled.isChecked()
+        for widget in (
+            self.api_port, self.api_key_edit, self.api_key_shown, self.api_generate_key,
+            self.api_allow_network, self.api_origins_edit, self.api_copy_address,
+        ):
+            widget.setEnabled(enabled)
+        self.api_address.setText(f"http://127.0.0.1:{self.api_port.value()}/v1")
+        self.api_address_note.setVisible(self.api_allow_network.isChecked())
+        problem = self._typed_api_problem()
+        if problem is None and self._api_state.problem:
+            problem = self.tr("Not running: %1").replace("%1", self._api_state.problem)
+        self.api_problem.setText(problem or "")
+        self.api_problem.setVisible(bool(problem))
+
+    def _show_api_key(self, shown: bool) -> None:
+        self.api_key_edit.setEchoMode(QLineEdit.EchoMode.Normal if shown else QLineEdit.EchoMode.Password)
+        self.api_key_shown.setText(self.tr("Hide") if shown else self.tr("Show"))
+
+    def _generate_api_key(self) -> None:
+        self.api_key_edit.setText(new_api_key())
+        self.api_key_shown.setChecked(True)  # a new key is to be copied into the programs
+
+    def _on_allow_network_toggled(self, allowed: bool) -> None:
+        if allowed and not self.api_key_edit.text().strip():
+            self._generate_api_key()
 
     def _show_endpoint_in_use(self) -> None:
         typed = self.endpoint_edit.text().strip()
@@ -164,6 +325,11 @@ class SettingsDialog(QDialog):
             self.models_dir_edit.setText(folder)
 
     def accept(self) -> None:
+        if self._typed_api_problem() is not None:
+            # The reason is already shown under the API settings; nothing is saved. A missing
+            # key or a mistyped web page is all they can lack.
+            (self.api_origins_edit if self.api_key_edit.text().strip() else self.api_key_edit).setFocus()
+            return
         controller = self._controller
         new_folder = Path(self.models_dir_edit.text().strip()).expanduser()
         if new_folder != controller.models_dir:
@@ -189,4 +355,11 @@ class SettingsDialog(QDialog):
         elif self.token_edit.text().strip():
             controller.secrets.set_token(self.token_edit.text().strip())
         controller.apply_hub_settings(self.endpoint_edit.text().strip(), self.proxy_edit.text().strip(), self.offline_check.isChecked())
+        settings.api_server_enabled = self.api_enabled.isChecked()
+        settings.api_server_port = self.api_port.value()
+        settings.api_allow_network = self.api_allow_network.isChecked()
+        settings.api_allowed_origins = self._typed_origins()
+        api_key = self.api_key_edit.text().strip()
+        if api_key != (self._api_key.token() or ""):
+            self._api_key.set_token(api_key)
         super().accept()

@@ -10,10 +10,15 @@ import httpx2 as httpx
 import openai
 import pytest
 
+from app.composition import CoreServices
 from app.core.api.api_server import ApiServerConfig
 from app.core.api.api_workload import ApiActivity
-from app.core.domain.generation import ChatMessage, GenerationRequest, SamplingSettings
-from app.core.engines.engine_events import GenerationFinished
+from app.core.api.local_api_service import LocalApiState, api_config
+from app.core.chat.chat_events import TurnStarted, TurnWaiting
+from app.core.domain.generation import ChatMessage, GenerationRequest, LoadSettings, SamplingSettings
+from app.core.engines.engine_events import GenerationFinished, ModelLoaded
+from app.core.profile.app_paths import AppPaths
+from app.core.profile.settings import Settings
 from app.core.engines.engine_host import Priority
 from tests.api_fixtures import NO_THINKING, ServedModel, serving_endless
 from tests.event_recorder import EventRecorder
@@ -71,7 +76,7 @@ def test_a_non_streamed_request_whose_client_leaves_is_cancelled_too(served_endl
             f"{served_endless.url}/chat/completions", json={**ENDLESS, "stream": False}, timeout=httpx.Timeout(60, read=0.5)
         )
     record = served_endless.wait_for_record()
-    assert record.status == 200 and record.problem.startswith("cancelled")
+    assert record.status == 499 and record.problem.startswith("cancelled")
     assert activity.wait_for(ApiActivity, lambda now: now == ApiActivity(0, 0))
 
 
@@ -140,3 +145,22 @@ def test_an_api_request_whose_client_leaves_while_it_waits_never_generates(serve
     stream.leave()
     records = [served_endless.wait_for_record(lambda record: record.completion_tokens == 0)]
     assert records[0].problem.startswith("cancelled")
+
+
+def test_a_person_s_turn_says_it_waits_while_the_engine_writes_an_api_reply(tmp_path, endless_model) -> None:
+    core = CoreServices.start(AppPaths.under(tmp_path), Settings())
+    try:
+        loaded, states, session = EventRecorder(), EventRecorder(), EventRecorder()
+        core.engine.subscribe(loaded)
+        core.engine.load_model(endless_model, LoadSettings(context_size=4096))
+        loaded.wait_for(ModelLoaded)
+        core.api.subscribe(states)
+        core.api.apply(api_config(enabled=True, port=0, allow_network=False, api_key="", allowed_origins=()))
+        stream = _EndlessStream(states.wait_for(LocalApiState, lambda state: state.running).url)
+        core.session.subscribe(session)
+        core.session.send("My turn")
+        started = session.wait_for(TurnStarted)
+        assert session.wait_for(TurnWaiting).message_id == started.reply.id
+        stream.leave()
+    finally:
+        core.shutdown()

@@ -138,3 +138,9 @@ def test_a_port_in_use_is_refused_with_a_reason_and_nothing_left_running() -> No
     finally:
         host.shutdown()
         taken.close()
+
+
+@pytest.mark.parametrize("origin", ["notes.example", "https://notes.example/app", "*"])
+def test_an_allowed_origin_must_be_written_as_browsers_send_it(origin: str) -> None:
+    assert "is not a web page's origin" in ApiServerConfig(allowed_origins=(origin,)).problem()
+    assert ApiServerConfig(allowed_origins=("https://notes.example:8443",)).problem() is None

@@ -165,6 +165,13 @@ def test_a_prompt_too_long_for_the_context_is_refused_saying_by_how_much(served_
     assert "shorten it by" in error["message"] and f"{CONTEXT:,} tokens" in error["message"]
 
 
+def test_a_reply_limit_beyond_the_context_is_refused_for_what_it_is(served_tools: ServedModel) -> None:
+    with pytest.raises(openai.BadRequestError) as refused:
+        served_tools.client.chat.completions.create(model="m", messages=HELLO, max_tokens=CONTEXT * 10)
+    assert refused.value.body["code"] == "context_length_exceeded"
+    assert f"A reply of up to {CONTEXT * 10:,} tokens cannot fit" in refused.value.body["message"]
+
+
 @pytest.mark.parametrize(
     ("messages", "param"),
     [

@@ -22,6 +22,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import re
 import socket
 import threading
 import time
@@ -57,6 +58,7 @@ NO_MODEL_RETRY_SECONDS = 10
 QUEUE_FULL_RETRY_SECONDS = 2
 START_SECONDS = 10.0
 _LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
+_ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s?#]+")  # scheme://host[:port], as browsers send Origin
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,12 @@ class ApiServerConfig:
             return f"The port must be a number from 1 to 65535, not {self.port}."
         if not self.loopback_only and not self.api_key:
             return "Serving other computers needs an API key: without one anybody on the network could use the model."
+        for origin in self.allowed_origins:
+            if not _ORIGIN.fullmatch(origin):
+                return (
+                    f"“{origin}” is not a web page's origin: write it as the browser sends it, "
+                    "scheme and host (and port, if any), such as https://notes.example.org."
+                )
         return None
 
 
@@ -273,12 +281,12 @@ class _Routes:
             if isinstance(event, (GenerationFinished, GenerationFailed)):
                 break
         result = event.result if isinstance(event, GenerationFinished) else None
-        self._finish(reply, record, 499, result)  # 499: nginx's name for "the client closed the request"
+        self._finish(reply, record, 499, result)
 
     def _finish(self, reply: _Reply, record: _RecordDraft, status: int, result: GenerationResult | None) -> None:
         problem = reply.failure or ""
         if result is not None and result.stats.stop_reason is StopReason.CANCELLED and not reply.stops.stopped:
-            problem = "cancelled: the client went away or the server stopped"
+            status, problem = 499, "cancelled: the client went away or the server stopped"  # 499: nginx's name
         if result is not None and (result.stats.stop_reason is not StopReason.CANCELLED or reply.stops.stopped):
             self._prepare_follow_up(reply, result)
         self._log.add(record.finish(status, result=result, problem=problem, streamed=reply.chat.stream))
@@ -487,7 +495,14 @@ class ApiServer:
     """The API on one address, over ``host``; ``start`` runs it on a thread of its own (the
     app), ``run`` on the calling thread until Ctrl+C or SIGTERM (``serve``)."""
 
-    def __init__(self, host: EngineHost, config: ApiServerConfig, log: ApiRequestLog | None = None) -> None:
+    def __init__(
+        self,
+        host: EngineHost,
+        config: ApiServerConfig,
+        log: ApiRequestLog | None = None,
+        on_failure: Callable[[str], None] | None = None,
+    ) -> None:
+        """``on_failure(message)`` hears of a server that stopped by itself after ``start``."""
         problem = config.problem()
         if problem is not None:
             raise ApiServerError(problem)
@@ -499,6 +514,12 @@ class ApiServer:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
+        self._on_failure = on_failure
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        """The thread ``start`` serves on (for measurements); None before it, or with ``run``."""
+        return self._thread
 
     @property
     def url(self) -> str:
@@ -565,8 +586,10 @@ class ApiServer:
         server = self._make_server(self._started.set)
         try:
             asyncio.run(server.serve(sockets=[self._socket]))
-        except Exception:  # noqa: BLE001 - the window must stay; the status says the API stopped
+        except Exception as error:  # noqa: BLE001 - the window must stay; the status says the API stopped
             logger.exception("The local API server stopped")
+            if self._on_failure is not None and server.started:
+                self._on_failure(f"The local API server stopped unexpectedly: {error}")
         finally:
             self._started.set()
 

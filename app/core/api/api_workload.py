@@ -70,6 +70,7 @@ class ApiWorkload:
         self._host = host
         self._limit = limit
         self._lock = threading.Lock()
+        self._emit_lock = threading.Lock()  # counts reach listeners in the order they were taken
         self._pending: set[Completion] = set()  # queued or running
         self._listeners: Listeners[ApiActivity] = Listeners()
 
@@ -117,4 +118,5 @@ class ApiWorkload:
         self._emit()
 
     def _emit(self) -> None:
-        self._listeners.emit(self.activity)
+        with self._emit_lock:
+            self._listeners.emit(self.activity)

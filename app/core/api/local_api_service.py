@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from app.core.api.api_workload import ApiActivity
 from app.core.api.request_log import ApiRequestLog
 from app.core.engines.engine_host import EngineHost
 from app.core.listeners import Listeners
+from app.core.profile.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +52,17 @@ def api_config(*, enabled: bool, port: int, allow_network: bool, api_key: str, a
     )
 
 
+def configured_api(settings: Settings, api_key: str | None) -> ApiServerConfig | None:
+    """The server the saved ``settings`` ask for, with ``api_key`` from the keyring (None: off)."""
+    return api_config(
+        enabled=settings.api_server_enabled,
+        port=settings.api_server_port,
+        allow_network=settings.api_allow_network,
+        api_key=api_key or "",
+        allowed_origins=settings.api_allowed_origins,
+    )
+
+
 class LocalApiService:
     """Runs at most one ``ApiServer``; every method may be called from any thread."""
 
@@ -60,6 +73,7 @@ class LocalApiService:
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="local-api-control")
         self._server: ApiServer | None = None  # touched on the worker only
         self._state = LocalApiState(False)
+        self._state_lock = threading.Lock()  # a state and its event, one at a time, in order
 
     @property
     def state(self) -> LocalApiState:
@@ -90,7 +104,7 @@ class LocalApiService:
             self._set(LocalApiState(False))
             return
         try:
-            server = ApiServer(self._host, config, self.log)
+            server = ApiServer(self._host, config, self.log, on_failure=lambda message: self._failed(server, message))
             server.start()
         except ApiServerError as error:
             self._set(LocalApiState(False, problem=str(error)))
@@ -100,10 +114,20 @@ class LocalApiService:
         self._set(LocalApiState(True, server.url, activity=server.workload.activity, needs_key=bool(config.api_key)))
 
     def _activity(self, server: ApiServer, activity: ApiActivity) -> None:
-        state = self._state
-        if state.running and self._server is server:
-            self._set(LocalApiState(True, state.url, activity=activity, needs_key=state.needs_key))
+        with self._state_lock:
+            state = self._state
+            if state.running and self._server is server:
+                self._set_locked(LocalApiState(True, state.url, activity=activity, needs_key=state.needs_key))
+
+    def _failed(self, server: ApiServer, message: str) -> None:
+        with self._state_lock:
+            if self._server is server:
+                self._set_locked(LocalApiState(False, problem=message))
 
     def _set(self, state: LocalApiState) -> None:
+        with self._state_lock:
+            self._set_locked(state)
+
+    def _set_locked(self, state: LocalApiState) -> None:
         self._state = state
         self._listeners.emit(state)

@@ -64,6 +64,14 @@ class TurnStarted:
 
 
 @dataclass(frozen=True)
+class TurnWaiting:
+    """The reply ``message_id`` waits for the engine to finish a reply it is writing for another
+    program (the local API); it starts as soon as that one ends."""
+
+    message_id: int
+
+
+@dataclass(frozen=True)
 class PromptProgress:
     """``done`` of the prompt's ``total`` tokens are read (reused ones count as done)."""
 
@@ -133,6 +141,7 @@ SessionEvent = (
     | MessageAdded
     | ChatSettingsChanged
     | TurnStarted
+    | TurnWaiting
     | PromptProgress
     | ReasoningDelta
     | AnswerDelta

@@ -40,6 +40,7 @@ from app.core.chat.chat_events import (
     TurnFinished,
     TurnRefused,
     TurnStarted,
+    TurnWaiting,
 )
 from app.core.chat.chat_settings import ChatSettings
 from app.core.chat.reply_recorder import ReplyRecorder
@@ -321,6 +322,8 @@ class ChatSession:
         self._turn = turn
         self._emit(TurnStarted(reply))
         self._host.generate(request, Priority.PERSON, lambda event: self._on_generation_event(turn, event))
+        if self._host.running_priority is Priority.API:  # a reply for another program goes on first
+            self._emit(TurnWaiting(reply.id))
 
     def _on_generation_event(self, turn: _Turn, event: GenerationEvent) -> None:
         """Engine thread: text goes out at once; the end is a store job."""

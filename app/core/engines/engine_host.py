@@ -128,6 +128,7 @@ class EngineHost:
         self._requests: set[threading.Event] = set()  # generation requests queued or running
         self._load_cancel = threading.Event()  # set by shutdown: a load in progress gives up
         self._closed = False
+        self._running: Priority | None = None  # the priority of the work running now
         self._facts: ModelFacts | None = None
         self._load_settings: LoadSettings | None = None  # what the loaded model was loaded with
         started = threading.Event()
@@ -146,6 +147,11 @@ class EngineHost:
     def facts(self) -> ModelFacts | None:
         """The loaded model's facts, None while none is loaded (as of the last model event)."""
         return self._facts
+
+    @property
+    def running_priority(self) -> Priority | None:
+        """Whose work the engine is doing now (None: none), as of this moment."""
+        return self._running
 
     @property
     def thread(self) -> threading.Thread:
@@ -325,10 +331,13 @@ class EngineHost:
         started.set()
         while True:
             work = self._queue.get()
+            self._running = work.priority if isinstance(work.priority, Priority) else None
             try:
                 work.run(engine)
             except Exception:  # each piece of work reports its own failures; this is a last guard
                 logger.exception("Work on the engine thread failed")
+            finally:
+                self._running = None
             if work.priority == _SHUTDOWN:
                 return
 

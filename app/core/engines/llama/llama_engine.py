@@ -76,9 +76,12 @@ class _StateSnapshot:
 class LlamaEngine:
     """One loaded model and its context. Not thread-safe: see the module docstring."""
 
-    def __init__(self, *, max_snapshots: int = 4, snapshot_budget_bytes: int | None = None) -> None:
+    def __init__(self, *, max_snapshots: int = 8, snapshot_budget_bytes: int | None = None) -> None:
         """``max_snapshots`` and ``snapshot_budget_bytes`` bound the saved states kept for reuse
-        (default budget: an eighth of the RAM). The newest one is always kept."""
+        (default budget: an eighth of the RAM). The newest one is always kept. Each turn keeps
+        two (where its prompt stops being the next turn's, and the next turn prepared), so 8
+        keep the window's chat and a few API conversations warm at once; the budget is the
+        bound that matters for long contexts."""
         self._model = None
         self._context = None
         self._vocab = None
@@ -340,7 +343,15 @@ class LlamaEngine:
         if continuation is not None:
             prompt += _written_so_far(continuation, opened_reasoning=prompt_opens_reasoning(prompt))
         prompt_tokens = self.tokenize(prompt)
-        room = (self.facts.context_size if self.facts else 0) - (reply_room or 0)
+        context_size = self.facts.context_size if self.facts else 0
+        room = context_size - (reply_room or 0)
+        if reply_room is not None and room <= 0:
+            raise PromptTooLongError(
+                f"A reply of up to {reply_room:,} tokens cannot fit the loaded context of {context_size:,} "
+                "tokens, which holds the prompt and the reply together: ask for a shorter reply.",
+                prompt_tokens=len(prompt_tokens),
+                room=room,
+            )
         if reply_room is not None and len(prompt_tokens) > room:
             raise PromptTooLongError(
                 f"The prompt is {len(prompt_tokens):,} tokens, but the loaded context holds "
