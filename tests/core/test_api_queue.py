@@ -3,7 +3,7 @@ leaves stops its reply, and a person's own turn goes before queued API work."""
 
 from __future__ import annotations
 
-import time
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx2 as httpx
@@ -16,7 +16,7 @@ from app.core.api.api_workload import ApiActivity
 from app.core.api.local_api_service import LocalApiState, api_config
 from app.core.chat.chat_events import TurnStarted, TurnWaiting
 from app.core.domain.generation import ChatMessage, GenerationRequest, LoadSettings, SamplingSettings
-from app.core.engines.engine_events import GenerationFinished, ModelLoaded
+from app.core.engines.engine_events import GenerationFinished, GenerationStarted, ModelLoaded
 from app.core.profile.app_paths import AppPaths
 from app.core.profile.settings import Settings
 from app.core.engines.engine_host import Priority
@@ -97,26 +97,34 @@ def test_requests_wait_in_order_and_a_full_queue_answers_503_with_retry_after(en
 
 
 def test_a_person_s_turn_goes_before_api_requests_already_waiting(served_endless: ServedModel) -> None:
+    """What starts first is recorded on the engine thread itself, where work starts in order."""
     activity = _activity(served_endless)
     running = _EndlessStream(served_endless.url)
-    finished_at: dict[str, float] = {}
+    started: list[str] = []
+    both_waiting = threading.Event()
+    # (1 running, 0 queued) after the API request queued behind the running one: it has started.
+    served_endless.server.workload.subscribe(
+        lambda now: started.append("api") if both_waiting.is_set() and now == ApiActivity(1, 0) else None
+    )
     with ThreadPoolExecutor(1) as pool:
-        def api_request() -> None:
-            _short_reply(served_endless.client)
-            finished_at["api"] = time.perf_counter()
-
-        queued = pool.submit(api_request)
-        activity.wait_for(ApiActivity, lambda now: now.queued == 1)
+        queued = pool.submit(_short_reply, served_endless.client)
+        activity.wait_for(ApiActivity, lambda now: now == ApiActivity(running=1, queued=1))
+        both_waiting.set()
         person = EventRecorder()
+
+        def on_person_event(event) -> None:
+            if isinstance(event, GenerationStarted):
+                started.append("person")
+            person(event)
+
         request = GenerationRequest(
             (ChatMessage("user", "Me first"),), enable_thinking=False, sampling=SamplingSettings(max_tokens=4)
         )
-        served_endless.host.generate(request, Priority.PERSON, person)
+        served_endless.host.generate(request, Priority.PERSON, on_person_event)
         running.leave()
         person.wait_for(GenerationFinished)
-        finished_at["person"] = time.perf_counter()
         queued.result(timeout=60)
-    assert finished_at["person"] < finished_at["api"]
+    assert started == ["person", "api"]
 
 
 def test_stopping_the_server_ends_open_streams_and_running_replies(endless_model) -> None:
