@@ -15,8 +15,9 @@ from app.core.engines.llama.self_test_model import (
     THINKING_ANSWER,
     THINKING_REASONING,
     TOOL_CALL_NAME,
+    write_tiny_qwen35_gguf,
 )
-from tests.api_fixtures import CONTEXT, NO_THINKING, WEATHER_TOOL, ServedModel, serving
+from tests.api_fixtures import CONTEXT, NO_THINKING, QWEN35_TEMPLATE, WEATHER_TOOL, ServedModel, serving
 
 HELLO = [{"role": "user", "content": "Hello"}]
 
@@ -120,6 +121,19 @@ def test_a_streamed_tool_call_arrives_whole_in_one_delta_and_no_markup_leaks_int
     assert call.index == 0 and call.function.name == TOOL_CALL_NAME
     assert json.loads(call.function.arguments) == {"city": "Paris"}
     assert chunks[-1].choices[0].finish_reason == "tool_calls"
+
+
+def test_a_tool_called_while_still_thinking_is_a_tool_call_all_the_same(tmp_path) -> None:
+    model = write_tiny_qwen35_gguf(tmp_path / "slip.gguf", calls_tools_while_thinking=True, chat_template=QWEN35_TEMPLATE)
+    with serving(model) as served:
+        reply = served.client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "Weather?"}], tools=[WEATHER_TOOL], max_tokens=32
+        )
+    choice = reply.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    (call,) = choice.message.tool_calls
+    assert call.function.name == TOOL_CALL_NAME and json.loads(call.function.arguments) == {"city": "Paris"}
+    assert "<tool_call>" in choice.message.reasoning_content  # the thinking stays as it was written
 
 
 def test_a_tool_result_sent_back_is_answered(served_tools: ServedModel) -> None:

@@ -189,14 +189,8 @@ class ModelMemoryError(ModelLoadError):
 
 
 class PromptTooLongError(Exception):
-    """The rendered prompt does not leave room for a reply in the context window.
-
-    ``prompt_tokens`` and ``room`` (the tokens the prompt may have) say by how much, where known."""
-
-    def __init__(self, message: str, *, prompt_tokens: int = 0, room: int = 0) -> None:
-        super().__init__(message)
-        self.prompt_tokens = prompt_tokens
-        self.room = room
+    """The rendered prompt does not leave room for a reply in the context window; the message
+    says by how much where the engine knows."""
 
 
 class PromptRejectedError(Exception):

@@ -348,18 +348,14 @@ class LlamaEngine:
         if reply_room is not None and room <= 0:
             raise PromptTooLongError(
                 f"A reply of up to {reply_room:,} tokens cannot fit the loaded context of {context_size:,} "
-                "tokens, which holds the prompt and the reply together: ask for a shorter reply.",
-                prompt_tokens=len(prompt_tokens),
-                room=room,
+                "tokens, which holds the prompt and the reply together: ask for a shorter reply."
             )
         if reply_room is not None and len(prompt_tokens) > room:
             raise PromptTooLongError(
                 f"The prompt is {len(prompt_tokens):,} tokens, but the loaded context holds "
-                f"{self.facts.context_size:,} tokens"
+                f"{context_size:,} tokens"
                 + (f" with {reply_room:,} kept for the reply" if reply_room > 1 else "")
-                + f": shorten it by {len(prompt_tokens) - room:,} tokens.",
-                prompt_tokens=len(prompt_tokens),
-                room=room,
+                + f": shorten it by {len(prompt_tokens) - room:,} tokens."
             )
         return messages, prompt_tokens, omitted, prompt
 

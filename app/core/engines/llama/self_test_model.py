@@ -193,6 +193,9 @@ def _successors(*chains: list[str]) -> dict[int, int]:
 
 _SUCCESSOR = _successors(_THINKING_CHAIN, _CYCLE_CHAIN)
 _TOOL_CALLING_SUCCESSOR = _successors(_THINKING_CHAIN, _TOOL_CALL_CHAIN)
+# A small model's slip: the call written inside its thinking, which it never closes.
+_THINKING_TOOL_CALL_CHAIN = ["Ċ", *_TOOL_CALL_CHAIN[1:]]
+_CALLING_WHILE_THINKING_SUCCESSOR = _successors(_THINKING_TOOL_CALL_CHAIN, _CYCLE_CHAIN)
 
 # --- Weight design (see the module docstring) --------------------------------------------------
 _CHAIN_SCALE = 4.0  # embedding value of a chain token in its own dimension
@@ -222,7 +225,7 @@ def _output_and_embedding(rng: np.random.Generator, successor: dict[int, int]) -
     for byte, token in _bytes_to_unicode().items():
         if not 0x20 <= byte <= 0x7E:
             output[_ID[token], bias_dim] = _UNPRINTABLE_WEIGHT
-    chains = _SUCCESSOR | _TOOL_CALLING_SUCCESSOR
+    chains = _SUCCESSOR | _TOOL_CALLING_SUCCESSOR | _CALLING_WHILE_THINKING_SUCCESSOR
     banned = set(chains) | set(chains.values()) | {_ID[t] for t, _ in _SPECIAL_TOKENS}
     for token in banned:
         output[token, bias_dim] = _BANNED_WEIGHT
@@ -282,6 +285,7 @@ def write_tiny_qwen35_gguf(
     seed: int = 0,
     overrides: Mapping[str, object] | None = None,
     calls_tools: bool = False,
+    calls_tools_while_thinking: bool = False,
     chat_template: str | None = None,
 ) -> Path:
     """Write the tiny ``qwen35`` model to ``path`` and return ``path``.
@@ -293,7 +297,8 @@ def write_tiny_qwen35_gguf(
     the hostile files the app must refuse.
 
     With ``calls_tools`` the non-thinking reply is a call of ``TOOL_CALL_NAME`` (city "Paris")
-    instead of the endless cycle. ``chat_template`` replaces the template (tests give the real
+    instead of the endless cycle; with ``calls_tools_while_thinking`` the thinking reply is that
+    call, inside the unclosed thinking block. ``chat_template`` replaces the template (tests give the real
     Qwen3.5 one, which renders tools).
     """
     path = Path(path)
@@ -340,7 +345,11 @@ def write_tiny_qwen35_gguf(
         original = writer.kv_data[0][key]
         writer.kv_data[0][key] = gguf.GGUFValue(value, original.type, original.sub_type)
 
-    successor = _TOOL_CALLING_SUCCESSOR if calls_tools else _SUCCESSOR
+    successor = (
+        _CALLING_WHILE_THINKING_SUCCESSOR if calls_tools_while_thinking
+        else _TOOL_CALLING_SUCCESSOR if calls_tools
+        else _SUCCESSOR
+    )
     for name, tensor in _tensors(np.random.default_rng(seed), successor).items():
         writer.add_tensor(name, tensor)
 
