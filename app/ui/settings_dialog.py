@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.api.api_server import ApiServerConfig
-from app.core.api.local_api_service import LocalApiState, api_config, new_api_key
+from app.core.api.local_api_service import LocalApiState, api_config, network_addresses, new_api_key
 from app.core.models.hub_access import HubSettings, hub_endpoint
 from app.core.profile.secret_store import SecretStore
 from app.core.profile.settings import Settings
@@ -57,6 +57,7 @@ class SettingsDialog(QDialog):
         self._settings = app_settings
         self._api_key = api_key
         self._api_state = api_state
+        self._network_addresses = network_addresses()
         self.theme_combo = QComboBox()
         self.theme_combo.setAccessibleName(self.tr("Appearance"))
         for name, text in (("system", self.tr("Follow the system")), ("light", self.tr("Light")), ("dark", self.tr("Dark"))):
@@ -242,8 +243,9 @@ class SettingsDialog(QDialog):
         address_row.addWidget(self.api_address, 1)
         address_row.addWidget(self.api_copy_address)
         address_row.addWidget(self.api_request_log)
-        self.api_address_note = QLabel(self.tr("Other computers use this computer's network address in place of 127.0.0.1."))
+        self.api_address_note = QLabel()
         self.api_address_note.setObjectName("secondaryText")
+        self.api_address_note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.api_address_note.setWordWrap(True)
         self.api_problem = QLabel()
         self.api_problem.setObjectName("warningText")
@@ -292,6 +294,12 @@ class SettingsDialog(QDialog):
             widget.setEnabled(enabled)
         self.api_address.setText(f"http://127.0.0.1:{self.api_port.value()}/v1")
         self.api_address_note.setVisible(self.api_allow_network.isChecked())
+        if self.api_allow_network.isChecked():
+            addresses = [f"http://{address}:{self.api_port.value()}/v1" for address in self._network_addresses]
+            self.api_address_note.setText(
+                self.tr("Other computers use %1.").replace("%1", self.tr(" or ").join(addresses)) if addresses
+                else self.tr("This computer has no network address other computers could reach it at right now.")
+            )
         problem = self._typed_api_problem()
         if problem is None and self._api_state.problem:
             problem = self.tr("Not running: %1").replace("%1", self._api_state.problem)

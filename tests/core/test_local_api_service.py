@@ -3,6 +3,7 @@ never in the user's chat history."""
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +12,7 @@ import openai
 import pytest
 
 from app.composition import CoreServices
-from app.core.api.local_api_service import LocalApiState, api_config, new_api_key
+from app.core.api.local_api_service import LocalApiState, api_config, network_addresses, new_api_key
 from app.core.conversations import conversation_events
 from app.core.domain.generation import LoadSettings
 from app.core.engines.engine_events import ModelLoaded
@@ -102,6 +103,11 @@ def test_closing_the_app_stops_the_api(tmp_path: Path) -> None:
     assert services.shutdown()
     with pytest.raises(openai.APIConnectionError):
         openai.OpenAI(base_url=url, api_key="none", max_retries=0).models.list()
+
+
+def test_the_addresses_offered_to_other_computers_are_never_this_computer_s_own_loopback() -> None:
+    addresses = [ipaddress.ip_address(address) for address in network_addresses()]
+    assert all(address.version == 4 and not address.is_loopback and not address.is_link_local for address in addresses)
 
 
 def test_new_keys_are_long_and_never_repeat() -> None:

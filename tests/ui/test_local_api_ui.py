@@ -17,7 +17,7 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication, QLineEdit
 
-from app.core.api.local_api_service import api_config
+from app.core.api.local_api_service import api_config, network_addresses
 from app.core.engines.llama.self_test_model import THINKING_ANSWER
 from app.core.profile.app_paths import AppPaths
 from app.core.profile.secret_store import API_KEY_USERNAME, KEYRING_SERVICE
@@ -204,6 +204,9 @@ def test_allowing_other_computers_without_a_key_is_refused_with_a_reason(qtbot, 
         qtbot.mouseClick(dialog.api_allow_network, Qt.MouseButton.LeftButton)
         generated = dialog.api_key_edit.text()  # allowing other computers made a key at once
         assert not dialog.api_problem.isVisible()
+        addresses = network_addresses()  # where the others reach this computer, said as URLs
+        assert all(f"http://{address}:{port}/v1" in dialog.api_address_note.text() for address in addresses)
+        assert addresses or "no network address" in dialog.api_address_note.text()
         dialog.api_key_edit.clear()
         dialog.accept()
         seen.append((generated, dialog.isVisible(), dialog.api_problem.isVisible(), dialog.api_problem.text()))

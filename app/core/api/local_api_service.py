@@ -6,12 +6,16 @@ thread of this service, one change at a time, and the result arrives as a ``Loca
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import secrets
+import socket
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+
+import psutil
 
 from app.core.api.api_server import ApiServer, ApiServerConfig, ApiServerError
 from app.core.api.api_workload import ApiActivity
@@ -32,6 +36,23 @@ class LocalApiState:
     problem: str = ""
     activity: ApiActivity = field(default_factory=lambda: ApiActivity(0, 0))
     needs_key: bool = False  # it answers only requests with the API key
+
+
+def network_addresses() -> list[str]:
+    """This computer's IPv4 addresses that other computers may reach it at (interfaces that are
+    up; loopback and link-local left out), for telling the user what to type on the others."""
+    statistics = psutil.net_if_stats()
+    found = []
+    for interface, addresses in psutil.net_if_addrs().items():
+        if interface in statistics and not statistics[interface].isup:
+            continue
+        for address in addresses:
+            if address.family != socket.AF_INET:
+                continue
+            ip = ipaddress.ip_address(address.address)
+            if not ip.is_loopback and not ip.is_link_local:
+                found.append(address.address)
+    return found
 
 
 def new_api_key() -> str:
