@@ -10,7 +10,7 @@ import argparse
 import logging
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 # numpy comes only with llama-cpp-python's high-level API, which the app never calls; one
@@ -67,7 +67,8 @@ def build_app(paths: AppPaths) -> DesktopApp:
     # caller that keeps just the window would lose the core and never shut it down.
     window.sig_closing.connect(lambda: core.shutdown())
     if settings.api_server_enabled:  # after the window, whose status bar reports how it went
-        core.api.apply(configured_api(settings, api_key.token()))
+        wanted = configured_api(settings, "")  # the key is read on the service's worker
+        core.api.apply_later(lambda: replace(wanted, api_key=api_key.token() or ""))
     return DesktopApp(window, core)
 
 

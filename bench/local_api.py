@@ -56,9 +56,6 @@ class ApiBench:
         if not loaded.wait(TIMEOUT_S):
             raise RuntimeError(f"{path} did not load")
         self.server = ApiServer(self.host, ApiServerConfig(port=0))
-        self.records = []
-        self._record_arrived = threading.Condition()
-        self.server.log.subscribe(self._on_record)
         self.server.start()
         self.client = openai.OpenAI(base_url=self.server.url, api_key="bench", max_retries=0, timeout=TIMEOUT_S)
 
@@ -239,11 +236,6 @@ class ApiBench:
     def _wait_until_idle(self) -> None:
         """Until the engine has done everything queued, the follow-up preparation included."""
         self.host.call(lambda _engine: None, Priority.PREPARATION).result(TIMEOUT_S)
-
-    def _on_record(self, record) -> None:
-        with self._record_arrived:
-            self.records.append(record)
-            self._record_arrived.notify_all()
 
 
 def measure(path: Path, *, rounds: int = 7, tokens: int = 128, turns: int = 10, user_tokens: int = 100,

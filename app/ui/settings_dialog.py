@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.api.api_server import ApiServerConfig
+from app.core.api.api_server import ApiServerConfig, base_url
 from app.core.api.local_api_service import LocalApiState, api_config, network_addresses, new_api_key
 from app.core.models.hub_access import HubSettings, hub_endpoint
 from app.core.profile.secret_store import SecretStore
@@ -292,10 +292,10 @@ class SettingsDialog(QDialog):
             self.api_allow_network, self.api_origins_edit, self.api_copy_address,
         ):
             widget.setEnabled(enabled)
-        self.api_address.setText(f"http://127.0.0.1:{self.api_port.value()}/v1")
+        self.api_address.setText(base_url("127.0.0.1", self.api_port.value()))
         self.api_address_note.setVisible(self.api_allow_network.isChecked())
         if self.api_allow_network.isChecked():
-            addresses = [f"http://{address}:{self.api_port.value()}/v1" for address in self._network_addresses]
+            addresses = [base_url(address, self.api_port.value()) for address in self._network_addresses]
             self.api_address_note.setText(
                 self.tr("Other computers use %1.").replace("%1", self.tr(" or ").join(addresses)) if addresses
                 else self.tr("This computer has no network address other computers could reach it at right now.")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hmac
 import ipaddress
 import json
@@ -57,7 +58,6 @@ DEFAULT_QUEUE_LIMIT = 8
 NO_MODEL_RETRY_SECONDS = 10
 QUEUE_FULL_RETRY_SECONDS = 2
 START_SECONDS = 10.0
-_LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 _ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s?#]+")  # scheme://host[:port], as browsers send Origin
 
 
@@ -74,12 +74,7 @@ class ApiServerConfig:
 
     @property
     def loopback_only(self) -> bool:
-        if self.host in _LOOPBACK_NAMES:
-            return True
-        try:
-            return ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
-            return False
+        return _is_loopback(self.host)
 
     def problem(self) -> str | None:
         """Why this configuration must not run, or None."""
@@ -94,6 +89,11 @@ class ApiServerConfig:
                     "scheme and host (and port, if any), such as https://notes.example.org."
                 )
         return None
+
+
+def base_url(host: str, port: int) -> str:
+    """The address clients give as their base URL for a server at ``host``:``port``."""
+    return f"http://[{host}]:{port}/v1" if ":" in host else f"http://{host}:{port}/v1"
 
 
 class ApiServerError(Exception):
@@ -159,15 +159,17 @@ def _is_loopback_host(host: str) -> bool:
         name = host[1:].partition("]")[0]
     else:
         name = host.rpartition(":")[0] if host.count(":") == 1 else host
-    return name.lower() in _LOOPBACK_NAMES or name.startswith("127.") and _is_ip(name)
+    return _is_loopback(name)
 
 
-def _is_ip(text: str) -> bool:
+def _is_loopback(name: str) -> bool:
+    """Whether ``name`` is ``localhost`` or a loopback address (127.0.0.0/8, ::1)."""
+    if name.lower() == "localhost":
+        return True
     try:
-        ipaddress.ip_address(text)
+        return ipaddress.ip_address(name).is_loopback
     except ValueError:
         return False
-    return True
 
 
 def _too_large(limit: int) -> ApiError:
@@ -295,7 +297,7 @@ class _Routes:
         """API clients send the whole conversation again with the next question: evaluating the
         reply now, while the client reads it, leaves the next request only its new message."""
         request = reply.completion.request
-        answer = ChatMessage("assistant", reply.answer, reply.reasoning, result.tool_calls)
+        answer = ChatMessage("assistant", reply.stops.cut(result.answer), result.reasoning, result.tool_calls)
         follow_up = GenerationRequest(
             (*request.messages, answer), request.enable_thinking, request.sampling, tools=request.tools
         )
@@ -311,8 +313,6 @@ class _Reply:
         self.chat = chat
         self.model = model
         self.stops = StopSequences(chat.stop)
-        self.reasoning = ""
-        self.answer = ""
         self.failure: str | None = None
         self._identifier = completion_id()
         self._disconnect = asyncio.ensure_future(_client_left(receive))
@@ -333,12 +333,9 @@ class _Reply:
                 answer = self.stops.feed(event.answer)
                 if self.stops.stopped:
                     self.completion.cancel()
-                self.reasoning += event.reasoning
-                self.answer += answer
                 yield event.reasoning, answer
             elif isinstance(event, GenerationFinished):
                 rest = self.stops.finish()
-                self.answer += rest
                 if rest:
                     yield "", rest
                 yield event.result
@@ -356,7 +353,8 @@ class _Reply:
         if result is None:
             raise ApiError(500, self.failure or "The reply failed.", kind="server_error")
         body = completion_body(
-            self._identifier, self.model, self.reasoning, self.answer, result, stopped_by_sequence=self.stops.stopped
+            self._identifier, self.model, result.reasoning, self.stops.cut(result.answer), result,
+            stopped_by_sequence=self.stops.stopped,
         )
         return body, result
 
@@ -525,8 +523,7 @@ class ApiServer:
     def url(self) -> str:
         """The API's base URL, for clients (``http://127.0.0.1:8080/v1``)."""
         host, port = self._address or (self.config.host, self.config.port)
-        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-        return f"http://[{shown}]:{port}/v1" if ":" in shown else f"http://{shown}:{port}/v1"
+        return base_url("127.0.0.1" if host in ("0.0.0.0", "::") else host, port)
 
     def start(self) -> None:
         """Listens and serves on a background thread; raises ``ApiServerError`` (the port is
@@ -599,8 +596,6 @@ class ApiServer:
 
 
 def _bind_problem(config: ApiServerConfig, error: OSError) -> str:
-    import errno
-
     if error.errno in (errno.EADDRINUSE, getattr(errno, "WSAEADDRINUSE", -1)):
         return f"Port {config.port} is already used by another program: choose another port."
     if error.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT) or isinstance(error, socket.gaierror):

@@ -154,3 +154,8 @@ class StopSequences:
         held, self._held = self._held, ""
         return "" if self.stopped else held
 
+    def cut(self, answer: str) -> str:
+        """The whole ``answer`` as the stream let it out: up to the first stop sequence."""
+        found = [index for index in (answer.find(sequence) for sequence in self._sequences) if index >= 0]
+        return answer[: min(found)] if found else answer
+

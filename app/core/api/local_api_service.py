@@ -107,8 +107,13 @@ class LocalApiService:
 
     def apply(self, config: ApiServerConfig | None) -> None:
         """Serves ``config`` from now on (None: stops serving); the outcome is a state event."""
+        self.apply_later(lambda: config)
+
+    def apply_later(self, make_config: Callable[[], ApiServerConfig | None]) -> None:
+        """As ``apply``, with the config made on the service's worker: at start-up the key comes
+        from the keyring, which may wait on the system's password store."""
         try:
-            self._worker.submit(self._apply, config)
+            self._worker.submit(lambda: self._apply(make_config()))
         except RuntimeError:  # shut down: the app is closing
             logger.debug("Ignored an API change after shutdown")
 
