@@ -81,6 +81,17 @@ class PromptProgress:
 
 
 @dataclass(frozen=True)
+class ImageReading:
+    """The reply ``message_id`` waits for the model to read image ``number`` (from 1) of the
+    ``count`` it has not seen before; ``fraction`` of it is encoded."""
+
+    message_id: int
+    number: int
+    count: int
+    fraction: float
+
+
+@dataclass(frozen=True)
 class ReasoningDelta:
     message_id: int
     text: str
@@ -143,6 +154,7 @@ SessionEvent = (
     | TurnStarted
     | TurnWaiting
     | PromptProgress
+    | ImageReading
     | ReasoningDelta
     | AnswerDelta
     | TurnFinished

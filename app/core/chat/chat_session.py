@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from app.core.chat import prompt_assembly
@@ -30,6 +30,7 @@ from app.core.chat.chat_events import (
     ConversationCreated,
     ConversationOpened,
     ConversationView,
+    ImageReading,
     MessageAdded,
     NextTurnPrepared,
     PromptProgress,
@@ -46,13 +47,21 @@ from app.core.chat.chat_settings import ChatSettings
 from app.core.chat.reply_recorder import ReplyRecorder
 from app.core.conversations.conversation_store import ConversationStore, NotFoundError
 from app.core.conversations.store_worker import StoreWorker
-from app.core.domain.conversations import MAX_MESSAGE_CHARACTERS, Conversation, Message, MessageState
-from app.core.domain.generation import GenerationRequest, ModelFacts, StopReason
+from app.core.domain.conversations import MAX_MESSAGE_CHARACTERS, Conversation, ImagePart, Message, MessageState
+from app.core.domain.generation import (
+    DEFAULT_IMAGE_DETAIL,
+    IMAGE_DETAIL_TOKENS,
+    NO_PROJECTOR_MESSAGE,
+    GenerationRequest,
+    ModelFacts,
+    StopReason,
+)
 from app.core.engines.engine_events import (
     GenerationEvent,
     GenerationFailed,
     GenerationFinished,
     GenerationStarted,
+    ImageEncoding,
     ModelEvent,
     ModelLoaded,
     ModelLoadFailed,
@@ -60,6 +69,7 @@ from app.core.engines.engine_events import (
     TextGenerated,
 )
 from app.core.engines.engine_host import EngineHost, Priority
+from app.core.images.image_intake import PreparedImage
 from app.core.listeners import Listeners
 
 logger = logging.getLogger(__name__)
@@ -92,6 +102,7 @@ class ChatSession:
         self._path: list[Message] = []
         self._settings = ChatSettings(enable_thinking=default_thinking)
         self._system_prompt = ""
+        self._image_token_limit = IMAGE_DETAIL_TOKENS[DEFAULT_IMAGE_DETAIL]
         # Read from other threads by stop() (a reference read is atomic); replaced on the worker.
         self._turn: _Turn | None = None
         host.subscribe(self._on_model_event)
@@ -120,16 +131,20 @@ class ChatSession:
 
         self._run(open_)
 
-    def send(self, text: str) -> None:
-        """Asks the model about ``text`` at the end of the open conversation (storing a new
-        chat first)."""
+    def send(self, text: str, images: Sequence[PreparedImage] = ()) -> None:
+        """Asks the model about ``text`` and ``images`` (checked by ``image_intake``) at the end
+        of the open conversation (storing a new chat first). The images are kept in the store,
+        once each, before the question that shows them."""
+        images = tuple(images)
 
         def send(store: ConversationStore) -> None:
-            if not self._may_start(text):
+            if not self._may_start(text, images=bool(images)):
                 return
+            parts = tuple(store.save_image(image.data, image.media_type) for image in images)
+            title = prompt_assembly.title_from(text) if text.strip() else _image_title(len(images))
             if self._conversation is None:
                 self._conversation = store.create_conversation(
-                    title=prompt_assembly.title_from(text),
+                    title=title,
                     model=self._facts.name,
                     system_prompt=self._system_prompt,
                     generation_settings=self._settings.as_dict(),
@@ -137,9 +152,9 @@ class ChatSession:
                 self._emit(ConversationCreated(self._conversation))
             else:
                 if not self._conversation.title:
-                    store.rename_conversation(self._conversation.id, prompt_assembly.title_from(text))
+                    store.rename_conversation(self._conversation.id, title)
                 store.update_conversation(self._conversation.id, model=self._facts.name)
-            question = store.add_message(self._conversation.id, "user", text)
+            question = store.add_message(self._conversation.id, "user", text, parts=parts)
             self._path.append(question)
             self._emit(MessageAdded(question))
             self._start_reply(store)
@@ -147,18 +162,20 @@ class ChatSession:
         self._run(send, text)
 
     def edit_and_resend(self, question_id: int, text: str) -> None:
-        """Asks ``text`` in place of the question ``question_id``; the old question stays as an
-        alternative, with everything that followed it."""
+        """Asks ``text`` in place of the question ``question_id``, with the same images; the old
+        question stays as an alternative, with everything that followed it."""
 
         def edit(store: ConversationStore) -> None:
-            if not self._may_start(text):
-                return
             position = self._position(question_id, role="user")
-            if position is None:
+            original = self._path[position] if position is not None else None
+            shows_images = original is not None and any(isinstance(part, ImagePart) for part in original.parts)
+            if not self._may_start(text, images=shows_images):
+                return
+            if original is None:
                 self._emit(TurnRefused("That question is no longer in this chat.", text))
                 return
             question = store.add_message(
-                self._conversation.id, "user", text, parent_id=self._path[position].parent_id
+                self._conversation.id, "user", text, parent_id=original.parent_id, parts=original.parts
             )
             self._path = self._path[:position] + [question]
             self._start_reply(store, show_branch=True)
@@ -223,6 +240,15 @@ class ChatSession:
 
         self._run(switch)
 
+    def set_image_detail(self, detail: str) -> None:
+        """How many tokens each image may become from now on: a key of ``IMAGE_DETAIL_TOKENS``."""
+        limit = IMAGE_DETAIL_TOKENS.get(detail, IMAGE_DETAIL_TOKENS[DEFAULT_IMAGE_DETAIL])
+
+        def set_detail(_store: ConversationStore) -> None:
+            self._image_token_limit = limit
+
+        self._run(set_detail)
+
     def set_thinking(self, enabled: bool) -> None:
         """Whether replies in this conversation (and new chats from now on) think first."""
 
@@ -277,7 +303,7 @@ class ChatSession:
         self._path[-1] = streaming
         self._start_turn(store, streaming, self._path[:-1], continuation=reply)
 
-    def _may_start(self, text: str) -> bool:
+    def _may_start(self, text: str, *, images: bool = False) -> bool:
         if len(text) > MAX_MESSAGE_CHARACTERS:
             self._emit(TurnRefused(
                 f"This message is {len(text):,} characters long; a message holds at most "
@@ -289,6 +315,9 @@ class ChatSession:
             return False
         if self._turn is not None:
             self._emit(TurnRefused("A reply is still being written: stop it or wait for it.", text))
+            return False
+        if images and not self._facts.reads_images:
+            self._emit(TurnRefused(NO_PROJECTOR_MESSAGE, text))
             return False
         return True
 
@@ -309,9 +338,12 @@ class ChatSession:
     def _start_turn(
         self, store: ConversationStore, reply: Message, history: list[Message], continuation: Message | None = None
     ) -> None:
-        messages, kept_ids = prompt_assembly.prompt_messages(self._system_prompt, history)
+        messages, kept_ids = prompt_assembly.prompt_messages(self._system_prompt, history, _image_reader(store))
         thinking = prompt_assembly.thinking_enabled(self._settings, self._facts)
-        request = prompt_assembly.reply_request(messages, self._settings, thinking=thinking, continuation=continuation)
+        request = prompt_assembly.reply_request(
+            messages, self._settings, thinking=thinking, continuation=continuation,
+            image_token_limit=self._image_token_limit,
+        )
         recorder = ReplyRecorder(
             lambda content, reasoning: self._worker.submit(
                 lambda store: store.update_message(reply.id, content=content, reasoning=reasoning)
@@ -335,6 +367,8 @@ class ChatSession:
                 self._emit(AnswerDelta(turn.reply.id, event.answer))
         elif isinstance(event, PromptEvaluated):
             self._emit(PromptProgress(turn.reply.id, event.done, event.total))
+        elif isinstance(event, ImageEncoding):
+            self._emit(ImageReading(turn.reply.id, event.number, event.count, event.fraction))
         elif not isinstance(event, GenerationStarted):
             self._run(lambda store: self._end_turn(store, turn, event))
 
@@ -366,16 +400,18 @@ class ChatSession:
         kept = turn.kept_message_ids
         first_kept = kept[omitted] if 0 < omitted < len(kept) else None
         self._emit(TurnFinished(reply, omitted, first_kept))
-        self._prepare_next_turn()
+        self._prepare_next_turn(store)
 
-    def _prepare_next_turn(self) -> None:
+    def _prepare_next_turn(self, store: ConversationStore) -> None:
         """Lets the engine evaluate the conversation so far while the user reads and types, so
         the next question is answered as quickly as the first one."""
         if self._facts is None or self._conversation is None or self._turn is not None or self._closing:
             return
-        messages, _ = prompt_assembly.prompt_messages(self._system_prompt, self._path)
+        messages, _ = prompt_assembly.prompt_messages(self._system_prompt, self._path, _image_reader(store))
         thinking = prompt_assembly.thinking_enabled(self._settings, self._facts)
-        request = prompt_assembly.reply_request(messages, self._settings, thinking=thinking)
+        request = prompt_assembly.reply_request(
+            messages, self._settings, thinking=thinking, image_token_limit=self._image_token_limit
+        )
         self._host.prepare_next_turn(request, lambda evaluated: self._emit(NextTurnPrepared(evaluated)))
 
     def _stop_turn(self) -> None:
@@ -451,3 +487,11 @@ class ChatSession:
 
     def _emit(self, event: SessionEvent) -> None:
         self._listeners.emit(event)
+
+
+def _image_reader(store: ConversationStore) -> prompt_assembly.ReadImage:
+    return lambda sha256: store.image_path(sha256).read_bytes()
+
+
+def _image_title(count: int) -> str:
+    return "Image" if count == 1 else f"{count} images"

@@ -83,7 +83,9 @@ class ChatSettings:
     def with_preset(self, preset: SamplingPreset) -> "ChatSettings":
         return replace(self, preset=preset.name, **_sampling_values(preset))
 
-    def sampling(self, *, thinking: bool) -> SamplingSettings:
-        """The sampler for the next reply; AUTOMATIC picks the card's values for ``thinking``."""
-        values = card_preset(thinking=thinking) if self.preset == AUTOMATIC else self
-        return SamplingSettings(max_tokens=self.max_tokens, **_sampling_values(values))
+    def sampling(self, *, thinking: bool, images: bool = False) -> SamplingSettings:
+        """The sampler for the next reply; AUTOMATIC picks the card's values for ``thinking``,
+        and its vision preset for a non-thinking reply about ``images``."""
+        if self.preset == AUTOMATIC:
+            return SamplingSettings.for_mode(thinking=thinking, max_tokens=self.max_tokens, images=images)
+        return SamplingSettings(max_tokens=self.max_tokens, **_sampling_values(self))

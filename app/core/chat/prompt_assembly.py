@@ -6,18 +6,28 @@ engine then fits what it is given into its context window (``app.core.engines.co
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 
 from app.core.chat.chat_settings import ChatSettings
-from app.core.domain.conversations import Message, MessageState
-from app.core.domain.generation import ChatMessage, GenerationRequest, ModelFacts, StopReason
+from app.core.domain.conversations import ImagePart, Message, MessageState
+from app.core.domain.generation import ChatImage, ChatMessage, GenerationRequest, ModelFacts, StopReason
+
+logger = logging.getLogger(__name__)
 
 TITLE_LENGTH = 48
 
 
-def prompt_messages(system_prompt: str, path: Sequence[Message]) -> tuple[list[ChatMessage], list[int]]:
+ReadImage = Callable[[str], bytes]
+"""The bytes of the stored image with this SHA-256 (raises ``OSError`` when it is gone)."""
+
+
+def prompt_messages(
+    system_prompt: str, path: Sequence[Message], read_image: ReadImage | None = None
+) -> tuple[list[ChatMessage], list[int]]:
     """What the model sees of ``path`` (a branch, oldest first), and the store ids of the
-    messages it came from, in the same order (the system prompt has none).
+    messages it came from, in the same order (the system prompt has none). Image parts become
+    the messages' images, read with ``read_image`` (None: text only).
 
     The system prompt comes first when it holds any text. Failed replies are left out (their
     text is an error, not something the model said), and so are replies without text (stopped
@@ -30,8 +40,28 @@ def prompt_messages(system_prompt: str, path: Sequence[Message]) -> tuple[list[C
         if message.state is not MessageState.FAILED and (message.content or message.role == "user")
     ]
     turns = [ChatMessage("system", system_prompt)] if system_prompt.strip() else []
-    turns += [ChatMessage(message.role, message.content, message.reasoning) for message in kept]
+    turns += [
+        ChatMessage(message.role, message.content, message.reasoning, images=_images(message, read_image))
+        for message in kept
+    ]
     return turns, [message.id for message in kept]
+
+
+def _images(message: Message, read_image: ReadImage | None) -> tuple[ChatImage, ...]:
+    if read_image is None:
+        return ()
+    images = []
+    for part in message.parts:
+        if isinstance(part, ImagePart):
+            try:
+                images.append(ChatImage(part.sha256, read_image(part.sha256)))
+            except OSError as error:  # removed from the data folder behind the app's back
+                logger.warning("Image %s of message %s is gone (%s); asking without it", part.sha256, message.id, error)
+    return tuple(images)
+
+
+def has_images(history: Sequence[ChatMessage]) -> bool:
+    return any(message.images for message in history)
 
 
 def thinking_enabled(settings: ChatSettings, facts: ModelFacts | None) -> bool:
@@ -46,13 +76,16 @@ def reply_request(
     *,
     thinking: bool,
     continuation: Message | None = None,
+    image_token_limit: int | None = None,
 ) -> GenerationRequest:
     """The request for a reply to ``history``: sampling from the conversation's preset for the
-    thinking mode; with ``continuation``, carrying on that reply where it stopped."""
+    thinking mode (the vision preset when the history shows images); with ``continuation``,
+    carrying on that reply where it stopped. ``image_token_limit`` bounds each image's tokens."""
     return GenerationRequest(
         messages=tuple(history),
         enable_thinking=thinking,
-        sampling=settings.sampling(thinking=thinking),
+        sampling=settings.sampling(thinking=thinking, images=has_images(history)),
+        image_token_limit=image_token_limit,
         continuation=(
             ChatMessage("assistant", continuation.content, continuation.reasoning) if continuation else None
         ),

@@ -52,10 +52,13 @@ class SamplingSettings:
     seed: int | None = None
 
     @classmethod
-    def for_mode(cls, *, thinking: bool, max_tokens: int = 32768) -> SamplingSettings:
-        """The model card's recommended text preset for thinking or non-thinking mode."""
+    def for_mode(cls, *, thinking: bool, max_tokens: int = 32768, images: bool = False) -> SamplingSettings:
+        """The model card's recommended preset for thinking or non-thinking mode; ``images``
+        picks its vision preset for non-thinking turns that show the model a picture."""
         if thinking:
             return cls(top_p=0.95, presence_penalty=1.5, max_tokens=max_tokens)
+        if images:
+            return cls(temperature=0.7, top_p=0.8, presence_penalty=1.5, max_tokens=max_tokens)
         return cls(max_tokens=max_tokens)
 
 
@@ -73,13 +76,28 @@ def default_batch_size(backend: str) -> int:
 @dataclass(frozen=True)
 class LoadSettings:
     """How to load a model. ``gpu_layers=None`` offloads every layer when a GPU backend exists;
-    ``batch_size=None`` takes :func:`default_batch_size` for the backend the engine runs on."""
+    ``batch_size=None`` takes :func:`default_batch_size` for the backend the engine runs on.
+    ``projector`` is the vision projector (``mmproj-*.gguf``) to load beside the model, so that
+    it reads images; None: text only."""
 
     context_size: int = 8192
     gpu_layers: int | None = None
     threads: int | None = None
     batch_size: int | None = None
     main_gpu: int | None = None  # one GPU (ggml's device index) holds the model; None: split over all
+    projector: Path | None = None
+
+
+# How many image tokens one picture may become, by the "image detail" setting. Tokens cost time
+# twice, to encode and then to evaluate (a 640×480 photo is 300 tokens, ~11 s with 0.8B on one
+# CPU core, bench/README.md), so a CPU user can trade detail for speed. "high" is libmtmd's own
+# bound for Qwen's projectors.
+IMAGE_DETAIL_TOKENS = {"low": 256, "standard": 1024, "high": 4096}
+DEFAULT_IMAGE_DETAIL = "standard"
+NO_PROJECTOR_MESSAGE = (
+    "The loaded model cannot read images: its image support file (mmproj) is not loaded. "
+    "Add it to this model in Models, then ask again."
+)
 
 
 @dataclass(frozen=True)
@@ -100,6 +118,21 @@ class ModelFacts:
     gpu_layers: int
     threads: int
     batch_size: int
+    projector: Path | None = None  # the vision projector loaded with it: the model reads images
+
+    @property
+    def reads_images(self) -> bool:
+        return self.projector is not None
+
+
+@dataclass(frozen=True)
+class ChatImage:
+    """A picture shown to the model with a message: its encoded bytes (PNG, JPEG, WebP, GIF or
+    BMP, already checked and scaled by ``app.core.images.image_intake``) and their SHA-256,
+    which names it in saved states, so a picture evaluated once is recognised in later turns."""
+
+    sha256: str
+    data: bytes = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -117,13 +150,15 @@ class ChatMessage:
     """One turn as the model sees it; ``reasoning`` is an assistant turn's thinking text.
 
     An assistant turn may carry ``tool_calls``; a ``tool`` turn is the result of the call
-    ``tool_call_id``, in ``content``."""
+    ``tool_call_id``, in ``content``. A user turn may show ``images``, which the model sees
+    before its text."""
 
     role: str
     content: str
     reasoning: str = ""
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str = ""
+    images: tuple[ChatImage, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -138,6 +173,9 @@ class GenerationRequest:
     chat window): its oldest turns are left out until a reply fits. A number (the local API,
     whose clients manage their own history): the prompt is used whole, and refused with
     ``PromptTooLongError`` unless that many tokens fit after it.
+
+    ``image_token_limit`` bounds the tokens each image of the messages becomes (see
+    ``IMAGE_DETAIL_TOKENS``); None: the projector's own bound.
     """
 
     messages: tuple[ChatMessage, ...]
@@ -146,6 +184,7 @@ class GenerationRequest:
     continuation: ChatMessage | None = None
     tools: tuple[Mapping, ...] = ()
     reply_room: int | None = None
+    image_token_limit: int | None = None
     cancel: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
 
 

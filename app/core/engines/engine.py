@@ -66,12 +66,16 @@ class Engine(Protocol):
         continuation: ChatMessage | None = None,
         tools: Sequence[Mapping] = (),
         reply_room: int | None = None,
+        image_token_limit: int | None = None,
+        on_image_progress: Callable[[int, int, float], None] | None = None,
     ) -> GenerationResult:
         """Streams the reply to ``messages`` through ``on_text(reasoning, answer)``; stops soon
         after ``cancel`` is set. With ``tools`` offered, the calls the model writes come back in
-        the result's ``tool_calls`` and are not streamed as answer text. ``reply_room`` is
-        ``GenerationRequest.reply_room``. Raises ``PromptTooLongError`` when no reply fits, and
-        ``PromptRejectedError`` when the model's template refuses the conversation."""
+        the result's ``tool_calls`` and are not streamed as answer text. ``reply_room`` and
+        ``image_token_limit`` are ``GenerationRequest``'s; ``on_image_progress(number, count,
+        fraction)`` follows the encoding of the images no saved state holds. Raises
+        ``PromptTooLongError`` when no reply fits, and ``PromptRejectedError`` when the model's
+        template refuses the conversation or the model cannot read its images."""
 
     def prepare_next_turn(
         self,
@@ -81,6 +85,7 @@ class Engine(Protocol):
         sampling: SamplingSettings,
         cancel: threading.Event,
         tools: Sequence[Mapping] = (),
+        image_token_limit: int | None = None,
     ) -> int:
         """Does now, while the user types, the work the next turn would start with; returns how
         many prompt tokens that evaluated."""

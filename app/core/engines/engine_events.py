@@ -29,6 +29,16 @@ class PromptEvaluated:
 
 
 @dataclass(frozen=True)
+class ImageEncoding:
+    """Image ``number`` (from 1) of the ``count`` this prompt has to read is ``fraction`` (0.0 …
+    1.0) encoded; images that saved states already hold are not read again and not counted."""
+
+    number: int
+    count: int
+    fraction: float
+
+
+@dataclass(frozen=True)
 class TextGenerated:
     """New text of the reply; either part may be empty."""
 
@@ -54,7 +64,7 @@ class GenerationFailed:
     request_problem: str = ""
 
 
-GenerationEvent = GenerationStarted | PromptEvaluated | TextGenerated | GenerationFinished | GenerationFailed
+GenerationEvent = GenerationStarted | ImageEncoding | PromptEvaluated | TextGenerated | GenerationFinished | GenerationFailed
 
 
 # ------------------------------------------------------------------------------ the model

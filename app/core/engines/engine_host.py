@@ -50,6 +50,7 @@ from app.core.engines.engine_events import (
     GenerationFailed,
     GenerationFinished,
     GenerationStarted,
+    ImageEncoding,
     ModelChecking,
     ModelEvent,
     ModelLoaded,
@@ -256,6 +257,7 @@ class EngineHost:
                         sampling=request.sampling,
                         cancel=request.cancel,
                         tools=request.tools,
+                        image_token_limit=request.image_token_limit,
                     )
             except Exception:  # only speed is lost: the next turn evaluates its prompt in full
                 logger.exception("Preparing the next turn failed")
@@ -360,6 +362,8 @@ def _generate(engine: Engine, request: GenerationRequest, on_event: Callable[[Ge
             continuation=request.continuation,
             tools=request.tools,
             reply_room=request.reply_room,
+            image_token_limit=request.image_token_limit,
+            on_image_progress=lambda number, count, fraction: on_event(ImageEncoding(number, count, fraction)),
         )
     except PromptTooLongError as error:
         return GenerationFailed(str(error), request_problem="context_length_exceeded")

@@ -12,7 +12,7 @@ import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from app.core.domain.generation import LoadSettings
+from app.core.domain.generation import DEFAULT_IMAGE_DETAIL, LoadSettings
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ class Settings:
     api_server_port: int = 8080
     api_allow_network: bool = False  # listen on every address, not only 127.0.0.1 (needs a key)
     api_allowed_origins: list[str] = field(default_factory=list)  # web pages that may call it
+    image_detail: str = DEFAULT_IMAGE_DETAIL  # a key of IMAGE_DETAIL_TOKENS: image tokens per picture
 
     def remember_model(self, path: Path) -> None:
         """Moves ``path`` to the front of the recent-models list."""

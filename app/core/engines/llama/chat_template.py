@@ -137,8 +137,17 @@ def _bounded_filter(function):
     return bounded
 
 
+# What Qwen's templates write for each image of a message (Qwen2-VL … Qwen3.5 alike).
+IMAGE_PLACEHOLDER = "<|vision_start|><|image_pad|><|vision_end|>"
+
+
 def _template_message(message: ChatMessage) -> dict[str, Any]:
-    rendered: dict[str, Any] = {"role": message.role, "content": message.content}
+    # A message with images is a list of parts, as Hugging Face's processors pass it: the
+    # images first, then the text.
+    content: Any = message.content
+    if message.images:
+        content = [{"type": "image"} for _ in message.images] + [{"type": "text", "text": message.content}]
+    rendered: dict[str, Any] = {"role": message.role, "content": content}
     if message.role == "assistant":
         # Qwen templates read reasoning from `reasoning_content` and keep it only where the
         # model needs it (after the last user query); elsewhere they drop it themselves.

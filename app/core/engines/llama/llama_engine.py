@@ -20,6 +20,12 @@ rendering that next turn with placeholder text), and copies the sequence state t
 turn restores that copy and evaluates only the last answer and the new message; and after the
 reply, :meth:`LlamaEngine.prepare_next_turn` evaluates that last answer ahead of time, while
 the user types, so the next turn evaluates just the new message.
+
+Images. With a vision projector loaded (``vision_projector``), a prompt is a sequence of tokens
+and :class:`ImageSpan` items, one per picture; prefixes, snapshots and reuse work on that
+sequence unchanged, so an image is encoded and evaluated once and later turns restore a state
+that holds it. Positions are tracked apart from the sequence, because an image advances the
+position by its M-RoPE extent, not by its token count.
 """
 
 from __future__ import annotations
@@ -30,13 +36,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import llama_cpp
 import psutil
 
 from app.core.domain.generation import (
+    IMAGE_DETAIL_TOKENS,
+    NO_PROJECTOR_MESSAGE,
+    ChatImage,
     ChatMessage,
     GenerationResult,
     GenerationStats,
@@ -51,9 +60,17 @@ from app.core.domain.generation import (
     StopReason,
     default_batch_size,
 )
+from app.core.domain.gguf_header import GGUFHeaderError, read_gguf_header
 from app.core.domain.model_files import gguf_file_problem
 from app.core.engines.context_window import fit_to_context
-from app.core.engines.llama.chat_template import ChatTemplate, ChatTemplateCancelled, ChatTemplateError
+from app.core.engines.llama.chat_template import (
+    IMAGE_PLACEHOLDER,
+    ChatTemplate,
+    ChatTemplateCancelled,
+    ChatTemplateError,
+)
+from app.core.engines.llama.projector_check import projector_problem
+from app.core.engines.llama.vision_projector import ImageSpan, PromptItem, VisionProjector
 from app.core.engines.llama.llama_runtime import LlamaLog, compiled_backend, default_thread_count, init_llama_backend
 from app.core.engines.reasoning_splitter import ReasoningSplitter, prompt_opens_reasoning
 from app.core.engines.tool_calls import ToolCallSplitter, parse_tool_calls
@@ -66,11 +83,13 @@ _PLACEHOLDER = "\u2063"  # invisible separator: text no real conversation contai
 
 @dataclass
 class _StateSnapshot:
-    """A copy of sequence 0's state after evaluating exactly ``tokens``."""
+    """A copy of sequence 0's state after evaluating exactly ``tokens`` (images included),
+    after which the next position is ``position``."""
 
-    tokens: tuple[int, ...]
+    tokens: tuple[PromptItem, ...]
     data: ctypes.Array = field(repr=False)  # the first ``size`` bytes hold the state
     size: int
+    position: int
 
 
 class LlamaEngine:
@@ -87,7 +106,12 @@ class LlamaEngine:
         self._vocab = None
         self._template: ChatTemplate | None = None
         self.facts: ModelFacts | None = None
-        self._evaluated: list[int] = []  # tokens whose effect sequence 0 holds right now
+        self._vision: VisionProjector | None = None
+        self._evaluated: list[PromptItem] = []  # tokens (and images) whose effect sequence 0 holds
+        self._position = 0  # the position of the next token in sequence 0
+        self._batch = None  # a llama_batch of batch-size tokens, for prompts (explicit positions)
+        self._images: dict[str, ChatImage] = {}  # the running request's, by SHA-256
+        self._on_image_progress: Callable[[int, int, float], None] | None = None
         self._snapshots: list[_StateSnapshot] = []  # most recently used last
         self._spare_buffer: ctypes.Array | None = None  # an evicted snapshot's, for the next one
         self._last_tokenized: tuple[str, list[int]] | None = None
@@ -157,14 +181,39 @@ class LlamaEngine:
             )
         try:
             self._open_context(model, path, settings, gpu_layers, log)
+            if settings.projector is not None:
+                self._open_projector(Path(settings.projector))
         except Exception:
-            if self._context:
-                llama_cpp.llama_free(self._context)
-            llama_cpp.llama_model_free(model)
-            self._model = self._context = self._vocab = None
+            if self._model is None:  # failed before the context took the model over
+                llama_cpp.llama_model_free(model)
+            self.unload()
             raise
         assert self.facts is not None
         return self.facts
+
+    def _open_projector(self, path: Path) -> None:
+        """Loads the vision projector beside the model, after checking it in Python: libmtmd
+        ends the process on some damaged files instead of failing."""
+        problem = gguf_file_problem(path)
+        if problem is not None:
+            raise ModelLoadError(problem)
+        try:
+            header = read_gguf_header(path)
+        except GGUFHeaderError as error:
+            raise ModelLoadError(f"The image support file “{path.name}” cannot be read: {error}") from None
+        problem = projector_problem(header, path.name, llama_cpp.llama_model_n_embd(self._model))
+        if problem is not None:
+            raise ModelLoadError(problem)
+        layers = header.metadata.get("clip.vision.block_count")
+        self._vision = VisionProjector(
+            path,
+            self._model,
+            use_gpu=self.facts.gpu_layers > 0,
+            threads=self.facts.threads,
+            token_limit=IMAGE_DETAIL_TOKENS["high"],
+            layers=layers if isinstance(layers, int) else 1,
+        )
+        self.facts = replace(self.facts, projector=path)
 
     def _open_context(self, model, path: Path, settings: LoadSettings, gpu_layers: int, log: LlamaLog) -> None:
         self._model = model
@@ -193,6 +242,7 @@ class LlamaEngine:
                 f"“{path.name}” loaded, but llama.cpp could not set up a {context_size:,}-token "
                 f"context for it ({log.first_error('not enough memory?')}). Try a smaller context size."
             )
+        self._batch = llama_cpp.llama_batch_init(batch_size, 0, 1)
 
         template_source = self._metadata("tokenizer.chat_template")
         try:
@@ -222,11 +272,18 @@ class LlamaEngine:
         )
 
     def unload(self) -> None:
-        """Frees the model and context (safe to call when nothing is loaded)."""
+        """Frees the model, its projector and context (safe to call when nothing is loaded)."""
         self._snapshots.clear()
         self._spare_buffer = None
         self._last_tokenized = None
         self._evaluated = []
+        self._position = 0
+        if self._vision is not None:
+            self._vision.free()
+            self._vision = None
+        if self._batch is not None:
+            llama_cpp.llama_batch_free(self._batch)
+            self._batch = None
         if self._context:
             llama_cpp.llama_free(self._context)
         if self._model:
@@ -258,9 +315,28 @@ class LlamaEngine:
         budget = (self.facts.context_size if self.facts else 0) - reply_tokens
 
         def prompt_length(kept: list[ChatMessage]) -> int:
-            return len(self.tokenize(self._render(kept, enable_thinking)))
+            return _cells(self._prompt_items(kept, enable_thinking))
 
         return fit_to_context(messages, budget, prompt_length)
+
+    def _prompt_items(self, messages: Sequence[ChatMessage], enable_thinking: bool, suffix: str = "") -> list[PromptItem]:
+        """The prompt for ``messages`` (then ``suffix``) as it is evaluated: its tokens, with the
+        tokens and span of each image where the template placed it."""
+        text = self._render(messages, enable_thinking) + suffix
+        images = [image for message in messages for image in message.images]
+        if not images:
+            return self.tokenize(text)
+        if self._vision is None:
+            raise PromptRejectedError(NO_PROJECTOR_MESSAGE)
+        pieces = text.split(IMAGE_PLACEHOLDER)
+        if len(pieces) != len(images) + 1:
+            raise PromptRejectedError("This model's chat template does not show images, so it cannot be asked about one.")
+        items: list[PromptItem] = self.tokenize(pieces[0])
+        for image, piece in zip(images, pieces[1:]):
+            self._images[image.sha256] = image
+            items.extend(self._vision.items(image))
+            items.extend(self._tokenize(piece))
+        return items
 
     def tokenize(self, text: str) -> list[int]:
         """Tokens of ``text`` with special tokens (``<|im_start|>``…) parsed, no BOS added."""
@@ -297,8 +373,15 @@ class LlamaEngine:
         continuation: ChatMessage | None = None,
         tools: Sequence[Mapping] = (),
         reply_room: int | None = None,
+        image_token_limit: int | None = None,
+        on_image_progress: Callable[[int, int, float], None] | None = None,
     ) -> GenerationResult:
         """Streams the assistant's reply to ``messages``.
+
+        Images of the messages are read by the projector, each as at most ``image_token_limit``
+        tokens (None: the projector's own bound), and only those no saved state holds yet are
+        encoded: ``on_image_progress(number, count, fraction)`` follows that, image ``number``
+        (from 1) of ``count``.
 
         ``tools`` are offered to the model; the calls it writes are held back from
         ``on_text`` and returned in the result's ``tool_calls``. ``reply_room`` is
@@ -315,8 +398,8 @@ class LlamaEngine:
         the prompt is still being evaluated. Raises :class:`PromptTooLongError` if the prompt
         leaves no room for a reply.
         """
-        self._cancel = cancel  # also ends a chat template that renders too long
-        self._tools = tuple(tools)
+        self._begin_request(cancel, tools, image_token_limit)
+        self._on_image_progress = on_image_progress
         try:
             return self._generate(
                 messages, enable_thinking, sampling, cancel, on_text, on_prompt_progress, continuation, reply_room
@@ -327,8 +410,29 @@ class LlamaEngine:
         except ChatTemplateError as error:
             raise PromptRejectedError(str(error)) from error
         finally:
-            self._cancel = None
-            self._tools = ()
+            self._end_request()
+
+    def _begin_request(self, cancel: threading.Event, tools: Sequence[Mapping], image_token_limit: int | None) -> None:
+        self._cancel = cancel  # also ends a chat template that renders too long
+        self._tools = tuple(tools)
+        limit = image_token_limit or IMAGE_DETAIL_TOKENS["high"]
+        if self._vision is not None and self._vision.token_limit != limit:
+            # libmtmd takes its image bound when the projector is loaded: load it again (the
+            # file is in the page cache by now). Saved states of the old detail stay usable
+            # for text; its image spans no longer match.
+            path, layers = self._vision.path, self._vision.layers
+            self._vision.free()
+            self._vision = None
+            self._vision = VisionProjector(
+                path, self._model, use_gpu=self.facts.gpu_layers > 0, threads=self.facts.threads,
+                token_limit=limit, layers=layers,
+            )
+
+    def _end_request(self) -> None:
+        self._cancel = None
+        self._tools = ()
+        self._images = {}
+        self._on_image_progress = None
 
     def _prompt(self, messages, enable_thinking, sampling, continuation, reply_room):
         """The messages sent (all, or the newest that fit), the prompt's tokens, how many
@@ -340,9 +444,12 @@ class LlamaEngine:
         else:
             messages, omitted = list(messages), 0
         prompt = self._render(messages, enable_thinking)
+        suffix = ""
         if continuation is not None:
-            prompt += _written_so_far(continuation, opened_reasoning=prompt_opens_reasoning(prompt))
-        prompt_tokens = self.tokenize(prompt)
+            suffix = _written_so_far(continuation, opened_reasoning=prompt_opens_reasoning(prompt))
+        prompt_tokens = self._prompt_items(messages, enable_thinking, suffix)
+        prompt += suffix
+        prompt_length = _cells(prompt_tokens)
         context_size = self.facts.context_size if self.facts else 0
         room = context_size - (reply_room or 0)
         if reply_room is not None and room <= 0:
@@ -350,12 +457,12 @@ class LlamaEngine:
                 f"A reply of up to {reply_room:,} tokens cannot fit the loaded context of {context_size:,} "
                 "tokens, which holds the prompt and the reply together: ask for a shorter reply."
             )
-        if reply_room is not None and len(prompt_tokens) > room:
+        if reply_room is not None and prompt_length > room:
             raise PromptTooLongError(
-                f"The prompt is {len(prompt_tokens):,} tokens, but the loaded context holds "
+                f"The prompt is {prompt_length:,} tokens, but the loaded context holds "
                 f"{context_size:,} tokens"
                 + (f" with {reply_room:,} kept for the reply" if reply_room > 1 else "")
-                + f": shorten it by {len(prompt_tokens) - room:,} tokens."
+                + f": shorten it by {prompt_length - room:,} tokens."
             )
         return messages, prompt_tokens, omitted, prompt
 
@@ -404,7 +511,7 @@ class LlamaEngine:
         finished = time.perf_counter()
         decode_seconds = finished - generation_started if generation_started else 0.0
         stats = GenerationStats(
-            prompt_tokens=len(prompt_tokens),
+            prompt_tokens=_cells(prompt_tokens),
             evaluated_prompt_tokens=evaluated_prompt_tokens,
             generated_tokens=generated,
             time_to_first_token_s=(first_token_at or finished) - started,
@@ -416,7 +523,7 @@ class LlamaEngine:
     def _generate_tokens(self, sampler, max_tokens, cancel, decoder, splitter, emit):
         """The hot loop: sample, detokenize, stream, decode, one token at a time."""
         context, vocab = self._context, self._vocab
-        context_size = llama_cpp.llama_n_ctx(context)
+        room = llama_cpp.llama_n_ctx(context) - _cells(self._evaluated)
         token_array = (llama_cpp.llama_token * 1)()
         generated = 0
         first_token_at = None
@@ -432,13 +539,16 @@ class LlamaEngine:
                 return StopReason.END_OF_TURN, generated, first_token_at
             generated += 1
             emit(*splitter.feed(decoder.decode(self._token_bytes(token))))
-            if len(self._evaluated) + 1 >= context_size:
+            if generated >= room:
                 return StopReason.CONTEXT_FULL, generated, first_token_at
             token_array[0] = token
+            # The position comes from the cache (its last one + 1): always right here, because
+            # a prompt ends with text, evaluated at explicit positions.
             if llama_cpp.llama_decode(context, llama_cpp.llama_batch_get_one(token_array, 1)) != 0:
                 self._forget_live_state()
                 raise RuntimeError("llama.cpp failed to evaluate the generated token")
             self._evaluated.append(token)
+            self._position += 1
 
     # ------------------------------------------------------------------------------ state reuse
 
@@ -450,6 +560,7 @@ class LlamaEngine:
         sampling: SamplingSettings,
         cancel: threading.Event,
         tools: Sequence[Mapping] = (),
+        image_token_limit: int | None = None,
     ) -> int:
         """Evaluates now, while the user reads and types (or an API client reads the reply),
         what the next turn's prompt will start with: ``messages`` (the conversation including the reply just written) up to where the
@@ -465,13 +576,11 @@ class LlamaEngine:
         """
         if not self.is_loaded:
             return 0
-        self._cancel = cancel
-        self._tools = tuple(tools)
+        self._begin_request(cancel, tools, image_token_limit)
         try:
             return self._prepare_next_turn(messages, enable_thinking, sampling)
         finally:
-            self._cancel = None
-            self._tools = ()
+            self._end_request()
 
     def _prepare_next_turn(self, messages, enable_thinking, sampling) -> int:
         next_turn = [*messages, ChatMessage("user", _PLACEHOLDER)]
@@ -479,11 +588,9 @@ class LlamaEngine:
             _, omitted = self.fit_to_context(
                 next_turn, enable_thinking=enable_thinking, reply_tokens=self.reply_reserve(sampling)
             )
-            tokens = self.tokenize(self._render(next_turn, enable_thinking))
-            other = self.tokenize(
-                self._render([*messages, ChatMessage("user", "?")], enable_thinking)
-            )
-        except (ChatTemplateError, PromptTooLongError):
+            tokens = self._prompt_items(next_turn, enable_thinking)
+            other = self._prompt_items([*messages, ChatMessage("user", "?")], enable_thinking)
+        except (ChatTemplateError, PromptTooLongError, PromptRejectedError):
             return 0
         known = tokens[: _common_prefix_length(tokens, other)]
         if omitted or not known:
@@ -506,47 +613,60 @@ class LlamaEngine:
             ChatMessage("user", _PLACEHOLDER),
         ]
         try:
-            future_tokens = self.tokenize(self._render(future, enable_thinking))
-        except ChatTemplateError:
+            future_tokens = self._prompt_items(future, enable_thinking)
+        except (ChatTemplateError, PromptRejectedError):
             return 0
         # At least one token must stay to evaluate, so the restored state yields fresh logits.
         return min(_common_prefix_length(prompt_tokens, future_tokens), len(prompt_tokens) - 1)
 
     def _evaluate_prompt(
         self,
-        prompt_tokens: list[int],
+        prompt_tokens: list[PromptItem],
         stable_length: int,
         on_progress: Callable[[int, int], None] | None,
     ) -> tuple[int, bool]:
-        """Brings sequence 0 to exactly ``prompt_tokens``.
+        """Brings sequence 0 to exactly ``prompt_tokens`` (tokens and images).
 
-        Returns how many tokens were evaluated, and False if cancelled before the end.
+        Returns how many context cells were evaluated, and False if cancelled before the end.
         """
         self._restore_best_state(prompt_tokens)
         start = len(self._evaluated)
         # Evaluate up to the stable point, copy the state there, then evaluate the rest.
         boundaries = [stable_length, len(prompt_tokens)] if stable_length > start else [len(prompt_tokens)]
         batch_size = llama_cpp.llama_n_batch(self._context)
+        total = _cells(prompt_tokens)
+        done = first_done = _cells(self._evaluated)
+        unread = [item for item in prompt_tokens[start:] if isinstance(item, ImageSpan)]
         llama_cpp.llama_set_abort_callback(self._context, self._abort_callback, None)
         try:
-            position = start
+            index = start
             for boundary in boundaries:
-                while position < boundary:
+                while index < boundary:
                     if self._cancel is not None and self._cancel.is_set():
                         self._forget_live_state()
-                        return position - start, False
-                    chunk = prompt_tokens[position:min(boundary, position + batch_size)]
-                    array = (llama_cpp.llama_token * len(chunk))(*chunk)
-                    result = llama_cpp.llama_decode(self._context, llama_cpp.llama_batch_get_one(array, len(chunk)))
-                    if result != 0:
-                        self._forget_live_state()
-                        if result == 2:  # aborted by the cancel flag
-                            return position - start, False
-                        raise RuntimeError(f"llama.cpp failed to evaluate the prompt (code {result})")
-                    self._evaluated.extend(chunk)
-                    position += len(chunk)
+                        return done - first_done, False
+                    item = prompt_tokens[index]
+                    if isinstance(item, ImageSpan):
+                        if not self._evaluate_image(item, unread.index(item) + 1, len(unread), batch_size):
+                            return done - first_done, False
+                        run = [item]
+                    else:
+                        end = index
+                        while end < min(boundary, index + batch_size) and not isinstance(prompt_tokens[end], ImageSpan):
+                            end += 1
+                        run = prompt_tokens[index:end]
+                        result = self._decode_text(run)
+                        if result != 0:
+                            self._forget_live_state()
+                            if result == 2:  # aborted by the cancel flag
+                                return done - first_done, False
+                            raise RuntimeError(f"llama.cpp failed to evaluate the prompt (code {result})")
+                        self._position += len(run)
+                    self._evaluated.extend(run)
+                    index += len(run)
+                    done += _cells(run)
                     if on_progress is not None:
-                        on_progress(position, len(prompt_tokens))
+                        on_progress(done, total)
                 if boundary == stable_length and boundary < len(prompt_tokens):
                     self._save_snapshot()
         finally:
@@ -555,7 +675,43 @@ class LlamaEngine:
             llama_cpp.llama_set_abort_callback(self._context, llama_cpp.ggml_abort_callback(), None)
             if self._log is not None:
                 self._log.aborting = False
-        return len(prompt_tokens) - start, True
+        return done - first_done, True
+
+    def _decode_text(self, tokens: Sequence[int]) -> int:
+        """Evaluates ``tokens`` at explicit positions from ``self._position`` (after an image
+        the cache's last position + 1 is not the next one); llama_decode's result."""
+        batch = self._batch
+        batch.n_tokens = len(tokens)
+        for offset, token in enumerate(tokens):
+            batch.token[offset] = token
+            batch.pos[offset] = self._position + offset
+            batch.n_seq_id[offset] = 1
+            batch.seq_id[offset][0] = 0
+            batch.logits[offset] = 0
+        batch.logits[len(tokens) - 1] = 1  # only the last prompt token's logits are ever read
+        return llama_cpp.llama_decode(self._context, batch)
+
+    def _evaluate_image(self, span: ImageSpan, number: int, count: int, batch_size: int) -> bool:
+        """Encodes and evaluates one image; False when cancelled (the live state is gone)."""
+        report = self._on_image_progress
+
+        def on_progress(fraction: float) -> None:
+            if report is not None:
+                report(number, count, fraction)
+
+        on_progress(0.0)
+        try:
+            position = self._vision.evaluate(
+                self._images[span.sha256], span, self._context, self._position, batch_size, self._cancel, on_progress
+            )
+        except Exception:
+            self._forget_live_state()
+            raise
+        if position is None:
+            self._forget_live_state()
+            return False
+        self._position = position
+        return True
 
     def _restore_best_state(self, prompt_tokens: list[int]) -> None:
         """Starts from the longest held state that is a strict prefix of ``prompt_tokens``."""
@@ -573,6 +729,7 @@ class LlamaEngine:
             written = llama_cpp.llama_state_seq_set_data(self._context, best.data, best.size, 0)
             if written:
                 self._evaluated = list(best.tokens)
+                self._position = best.position
                 self._snapshots.remove(best)
                 self._snapshots.append(best)
                 return
@@ -591,7 +748,7 @@ class LlamaEngine:
         if llama_cpp.llama_state_seq_get_data(self._context, data, size, 0) != size:
             logger.warning("llama.cpp could not copy the sequence state; the next turn starts over")
             return
-        self._snapshots.append(_StateSnapshot(tokens, data, size))
+        self._snapshots.append(_StateSnapshot(tokens, data, size, self._position))
         while len(self._snapshots) > 1 and (
             len(self._snapshots) > self._max_snapshots or self.saved_state_bytes > self._snapshot_budget
         ):
@@ -621,6 +778,7 @@ class LlamaEngine:
         if self._context:
             llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self._context), True)
         self._evaluated = []
+        self._position = 0
 
     # ----------------------------------------------------------------------------------- helpers
 
@@ -717,6 +875,11 @@ def _check_gguf_file(path: Path) -> None:
     problem = gguf_file_problem(path)
     if problem is not None:
         raise ModelLoadError(problem)
+
+
+def _cells(items: Sequence[PromptItem]) -> int:
+    """Context cells ``items`` take: one per token, an image's token count for an image."""
+    return sum(item.tokens if isinstance(item, ImageSpan) else 1 for item in items)
 
 
 def _is_prefix(prefix: Sequence[int], tokens: Sequence[int]) -> bool:

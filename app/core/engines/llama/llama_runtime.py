@@ -17,6 +17,7 @@ from types import SimpleNamespace
 
 import llama_cpp
 import psutil
+from llama_cpp import mtmd_cpp
 
 from app.core.domain.hardware import AcceleratorReport, GpuDevice
 
@@ -79,6 +80,11 @@ def default_thread_count() -> int:
     return psutil.cpu_count(logical=False) or os.cpu_count() or 1
 
 
+# Warnings that are expected in normal use: with M-RoPE, text after an image jumps ahead in
+# position by design.
+_EXPECTED_WARNINGS = (b"find_slot: non-consecutive token position",)
+
+
 class LlamaLog:
     """Routes llama.cpp's log lines to Python logging and keeps recent errors for messages."""
 
@@ -94,11 +100,13 @@ class LlamaLog:
         self.aborting = False
         self._callback = llama_cpp.llama_log_callback(self._on_log)
         llama_cpp.llama_log_set(self._callback, ctypes.c_void_p(0))
+        # libmtmd (the vision projector) logs through a logger of its own.
+        mtmd_cpp.mtmd_helper_log_set(self._callback, ctypes.c_void_p(0))
 
     def _on_log(self, level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
         python_level = self._previous_level if level == self._CONTINUATION else self._LEVELS.get(level, logging.DEBUG)
         self._previous_level = python_level
-        if self.aborting:
+        if self.aborting or text.startswith(_EXPECTED_WARNINGS):
             python_level = logging.DEBUG
         line = text.decode("utf-8", "replace").strip()
         if not line:
@@ -214,3 +222,19 @@ def _llama_cpp_library(base_name: str) -> ctypes.CDLL | None:
     except (ImportError, OSError, RuntimeError) as error:  # FileNotFoundError is an OSError
         logger.debug("cannot open llama.cpp's %s library: %s", base_name, error)
         return None
+
+
+@functools.cache
+def _tensor_name_function():
+    function = _ggml_function("ggml_get_name")
+    if function is not None:
+        function.restype = ctypes.c_char_p
+        function.argtypes = [ctypes.c_void_p]
+    return function
+
+
+def ggml_tensor_name(tensor: int) -> bytes:
+    """The name of a ggml tensor given by address (as evaluation callbacks receive it); b""
+    when this build does not export ``ggml_get_name``."""
+    function = _tensor_name_function()
+    return (function(tensor) or b"") if function is not None and tensor else b""

@@ -73,7 +73,7 @@ ENDLESS_CYCLE = "abc"  # the non-thinking reply repeats this forever
 TOOL_CALL_NAME = "get_weather"
 TOOL_CALL_BODY = f"\n<function={TOOL_CALL_NAME}>\n<parameter=city>\nParis\n</parameter>\n</function>\n"
 
-# --- Chat template (same structure as the Qwen3/Qwen3.5 templates, without tool calling) --------
+# --- Chat template (same structure as the Qwen3/Qwen3.5 templates, images too, no tool calls) ---
 _TEMPLATE_BODY = """\
 {%- if messages and messages[0].role == 'system' %}
     {{- '<|im_start|>system\\n' + messages[0].content + '<|im_end|>\\n' }}
@@ -88,7 +88,15 @@ _TEMPLATE_BODY = """\
     {%- if message.content is string %}
         {%- set content = message.content %}
     {%- else %}
-        {%- set content = '' %}
+        {%- set content = namespace(text='') %}
+        {%- for item in message.content %}
+            {%- if item.type == 'image' %}
+                {%- set content.text = content.text + '<|vision_start|><|image_pad|><|vision_end|>' %}
+            {%- elif item.type == 'text' %}
+                {%- set content.text = content.text + item.text %}
+            {%- endif %}
+        {%- endfor %}
+        {%- set content = content.text %}
     {%- endif %}
     {%- if message.role == 'user' or (message.role == 'system' and not loop.first) %}
         {{- '<|im_start|>' + message.role + '\\n' + content + '<|im_end|>\\n' }}
@@ -163,6 +171,10 @@ _SPECIAL_TOKENS = [
     ("<tool_call>", gguf.TokenType.USER_DEFINED),
     ("</tool_call>", gguf.TokenType.USER_DEFINED),
     (TOOL_CALL_BODY, gguf.TokenType.USER_DEFINED),  # a whole call body in one token, for a chain
+    # What libmtmd wraps an image in; the template's image placeholder is these three.
+    ("<|vision_start|>", gguf.TokenType.CONTROL),
+    ("<|vision_end|>", gguf.TokenType.CONTROL),
+    ("<|image_pad|>", gguf.TokenType.CONTROL),
 ]
 TOKENS: tuple[str, ...] = tuple(
     _BYTE_TOKENS + [m.replace(" ", "") for m in _MERGES] + [t for t, _ in _SPECIAL_TOKENS]
