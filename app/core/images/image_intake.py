@@ -95,6 +95,16 @@ def decode_rgb(data: bytes) -> tuple[int, int, bytes]:
     return image.width, image.height, image.tobytes()
 
 
+def sample_picture(width: int = 96, height: int = 64) -> PreparedImage:
+    """A small synthetic picture (a colour gradient), for the checks that must show the model
+    an image without any file: the first-use check of a projector, the installed app's self-test."""
+    gradient = Image.linear_gradient("L").resize((width, height))
+    picture = Image.merge("RGB", (gradient, gradient.transpose(Image.Transpose.ROTATE_90).resize((width, height)), gradient))
+    output = io.BytesIO()
+    picture.save(output, "PNG")
+    return PreparedImage(output.getvalue(), "image/png", width, height)
+
+
 def _open(data: bytes) -> tuple[Image.Image, str]:
     if not data:
         raise ImageRejected("The image is empty (0 bytes).")

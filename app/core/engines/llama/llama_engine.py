@@ -631,8 +631,11 @@ class LlamaEngine:
         """
         self._restore_best_state(prompt_tokens)
         start = len(self._evaluated)
-        # Evaluate up to the stable point, copy the state there, then evaluate the rest.
-        boundaries = [stable_length, len(prompt_tokens)] if stable_length > start else [len(prompt_tokens)]
+        # Evaluate up to the stable point, copy the state there, then evaluate the rest. A state
+        # is also copied after each new image: asking about it in other words (editing the
+        # question that shows it) then starts from there instead of reading the image again.
+        image_ends = [end for end in self._image_ends(prompt_tokens) if start < end < len(prompt_tokens)]
+        boundaries = sorted({*image_ends, len(prompt_tokens), *([stable_length] if stable_length > start else [])})
         batch_size = llama_cpp.llama_n_batch(self._context)
         total = _cells(prompt_tokens)
         done = first_done = _cells(self._evaluated)
@@ -667,7 +670,7 @@ class LlamaEngine:
                     done += _cells(run)
                     if on_progress is not None:
                         on_progress(done, total)
-                if boundary == stable_length and boundary < len(prompt_tokens):
+                if boundary < len(prompt_tokens):
                     self._save_snapshot()
         finally:
             # The abort check runs between graph nodes; one token's decode is short enough to
@@ -676,6 +679,16 @@ class LlamaEngine:
             if self._log is not None:
                 self._log.aborting = False
         return done - first_done, True
+
+    def _image_ends(self, items: Sequence[PromptItem]) -> list[int]:
+        """Where each image's markup in ``items`` ends: after its span and the tokens that
+        close it (``<|vision_end|>``)."""
+        ends = []
+        for index, item in enumerate(items):
+            if isinstance(item, ImageSpan):
+                layout = self._vision.items(self._images[item.sha256])
+                ends.append(index + len(layout) - layout.index(item))
+        return ends
 
     def _decode_text(self, tokens: Sequence[int]) -> int:
         """Evaluates ``tokens`` at explicit positions from ``self._position`` (after an image

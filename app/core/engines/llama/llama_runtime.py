@@ -81,8 +81,14 @@ def default_thread_count() -> int:
 
 
 # Warnings that are expected in normal use: with M-RoPE, text after an image jumps ahead in
-# position by design.
-_EXPECTED_WARNINGS = (b"find_slot: non-consecutive token position",)
+# position by design; libmtmd advises 1,024 image tokens for grounding (boxes), at every load,
+# where this app lets the user choose the detail.
+_EXPECTED_WARNINGS = (
+    b"find_slot: non-consecutive token position",
+    b"load_hparams: Qwen-VL models require",
+    b"load_hparams: if you encounter problems with accuracy",
+    b"load_hparams: more info: https://github.com/ggml-org/llama.cpp/issues/16842",
+)
 
 
 class LlamaLog:

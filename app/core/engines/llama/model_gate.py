@@ -3,7 +3,9 @@
 In order: the file is a regular GGUF file; its header reads within bounds and its values are sane
 (``model_header_check``); it fits in the memory free now (a check the composition root supplies,
 since the estimate belongs to the models domain); and, the first time this exact file is used, the
-child-process probe (``model_probe``) has loaded and used it without dying or hanging. The probe's
+child-process probe (``model_probe``) has loaded and used it without dying or hanging. A vision
+projector to load with it passes its own header check (``projector_check``) and is probed with
+the model, showing it a picture: the verdict is for the pair. The probe's
 verdict is remembered by file identity (size, modification time, a hash of the header, and the
 llama.cpp version that judged it), so it costs once per file.
 """
@@ -26,6 +28,7 @@ from app.core.domain.gguf_header import GGUFHeader, GGUFHeaderError, read_gguf_h
 from app.core.domain.model_files import gguf_file_problem
 from app.core.engines.llama.model_header_check import model_header_problem
 from app.core.engines.llama.model_probe import ProbeLimits, probe_model
+from app.core.engines.llama.projector_check import projector_problem
 
 logger = logging.getLogger(__name__)
 
@@ -81,13 +84,31 @@ class ModelGate:
         problem = model_header_problem(header, path.name)
         if problem is not None:
             raise ModelLoadError(problem)
+        identity = _identity(path, header)
+        if settings.projector is not None:
+            identity += "|" + self._check_projector(Path(settings.projector), header)
         if self._memory_check is not None:
             settings = self._memory_check(header, settings, loaded=loaded, despite_memory=despite_memory)
-        self._probe_once(path, header, settings, on_checking, cancel)
+        self._probe_once(path, identity, settings, on_checking, cancel)
         return settings
 
-    def _probe_once(self, path: Path, header: GGUFHeader, settings: LoadSettings, on_checking, cancel) -> None:
-        identity = _identity(path, header)
+    @staticmethod
+    def _check_projector(path: Path, model_header: GGUFHeader) -> str:
+        """The projector's identity, once its header has passed ``projector_check``."""
+        problem = gguf_file_problem(path)
+        if problem is not None:
+            raise ModelLoadError(problem)
+        try:
+            header = read_gguf_header(path)
+        except GGUFHeaderError as error:
+            raise ModelLoadError(f"The image support file “{path.name}” cannot be read: {error}") from None
+        embedding = model_header.metadata.get(f"{model_header.architecture}.embedding_length")
+        problem = projector_problem(header, path.name, embedding if isinstance(embedding, int) else 0)
+        if problem is not None:
+            raise ModelLoadError(problem)
+        return _identity(path, header)
+
+    def _probe_once(self, path: Path, identity: str, settings: LoadSettings, on_checking, cancel) -> None:
         verdict = self._known_verdicts().get(identity)
         if verdict is None:
             if on_checking is not None:

@@ -28,6 +28,7 @@ from app.core.domain.generation import ChatMessage, LoadSettings, ModelLoadCance
 CHECK_MODEL_FLAG = "--check-model-file"  # how a bundled app (no "python -m") runs the child
 PROBE_CONTEXT = 512
 PROBE_REPLY_TOKENS = 4
+PROBE_IMAGE_TOKENS = 16  # the projector's check encodes a small picture: it must not take long
 SAMPLE_CONVERSATION = (
     ChatMessage("system", "You are a helpful assistant."),
     ChatMessage("user", "Hello! What can you do?"),
@@ -74,6 +75,8 @@ def probe_model(
     """Loads and uses ``path`` in a child process; raises ``ModelLoadCancelled`` once ``cancel``
     is set (the child is killed)."""
     name = Path(path).name
+    if settings.projector is not None:  # a crash may be either file's doing
+        name = f"{name} + {Path(settings.projector).name}"
     child = subprocess.Popen(
         _child_command(path, settings),
         stdin=subprocess.DEVNULL,
@@ -140,7 +143,8 @@ def _settings_arguments(settings: LoadSettings) -> dict:
     # The same GPU placement as the real load (a GPU backend has failures of its own), but one
     # CPU thread: llama.cpp's threads spin while they wait, and a probe competing with a reply
     # (or another probe) for every core would make both many times slower.
-    return {"gpu_layers": settings.gpu_layers, "threads": 1, "main_gpu": settings.main_gpu}
+    projector = str(settings.projector) if settings.projector is not None else None
+    return {"gpu_layers": settings.gpu_layers, "threads": 1, "main_gpu": settings.main_gpu, "projector": projector}
 
 
 def _read_reports(stream, lines: queue.Queue) -> None:
@@ -194,7 +198,10 @@ def run_check(path: str, arguments: str) -> int:
         print(json.dumps(values), flush=True)
 
     options = json.loads(arguments)
-    settings = LoadSettings(context_size=PROBE_CONTEXT, batch_size=PROBE_CONTEXT, **options)
+    projector = options.pop("projector", None)
+    settings = LoadSettings(
+        context_size=PROBE_CONTEXT, batch_size=PROBE_CONTEXT, projector=Path(projector) if projector else None, **options
+    )
     engine = LlamaEngine(snapshot_budget_bytes=0)
     try:
         # The template first, on its own: loading renders it too, under the loading step's limit.
@@ -213,6 +220,15 @@ def run_check(path: str, arguments: str) -> int:
             cancel=threading.Event(),
             on_text=lambda reasoning, answer: None,
         )
+        if settings.projector is not None:
+            engine.generate(
+                _sample_image_question(),
+                enable_thinking=False,
+                sampling=SamplingSettings(max_tokens=PROBE_REPLY_TOKENS, seed=0),
+                cancel=threading.Event(),
+                on_text=lambda reasoning, answer: None,
+                image_token_limit=PROBE_IMAGE_TOKENS,
+            )
     except ModelLoadError as error:
         report(error=str(error), memory=isinstance(error, ModelMemoryError))
         return 0
@@ -225,6 +241,14 @@ def run_check(path: str, arguments: str) -> int:
     engine.unload()
     report(ok=True)
     return 0
+
+
+def _sample_image_question() -> tuple[ChatMessage, ...]:
+    from app.core.domain.generation import ChatImage
+    from app.core.images.image_intake import sample_picture
+
+    picture = sample_picture()
+    return (ChatMessage("user", "What is in this picture?", images=(ChatImage(picture.sha256, picture.data),)),)
 
 
 if __name__ == "__main__":
