@@ -58,15 +58,21 @@ def tool_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @contextlib.contextmanager
 def serving(
-    model: Path | None, config: ApiServerConfig | None = None, *, api_key: str = "unused", context: int = CONTEXT
+    model: Path | None,
+    config: ApiServerConfig | None = None,
+    *,
+    api_key: str = "unused",
+    context: int = CONTEXT,
+    projector: Path | None = None,
 ) -> Iterator[ServedModel]:
-    """``model`` (None: no model) served on a free port of 127.0.0.1 until the block ends."""
+    """``model`` (None: no model; with ``projector``, reading images) served on a free port of
+    127.0.0.1 until the block ends."""
     host = EngineHost(LlamaEngine)
     try:
         if model is not None:
             loaded = EventRecorder()
             host.subscribe(loaded)
-            host.load_model(model, LoadSettings(context_size=context))
+            host.load_model(model, LoadSettings(context_size=context, projector=projector))
             loaded.wait_for(ModelLoaded)
         server = ApiServer(host, config or ApiServerConfig(port=0))
         records = EventRecorder()

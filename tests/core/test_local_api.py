@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,6 +19,7 @@ from app.core.engines.llama.self_test_model import (
     write_tiny_qwen35_gguf,
 )
 from tests.api_fixtures import CONTEXT, NO_THINKING, QWEN35_TEMPLATE, WEATHER_TOOL, ServedModel, serving
+from tests.vision_fixtures import picture_bytes
 
 HELLO = [{"role": "user", "content": "Hello"}]
 
@@ -241,16 +243,16 @@ def test_an_image_url_is_never_fetched_and_the_refusal_says_to_send_the_image_it
     assert _RecordingHandler.hits == []
 
 
-def test_text_parts_are_read_and_a_data_image_is_refused_until_images_are_supported(served_tools: ServedModel) -> None:
+def test_text_parts_are_read_and_an_image_for_a_model_without_its_projector_says_what_to_load(served_tools: ServedModel) -> None:
     reply = served_tools.client.chat.completions.create(
         model="m", messages=[{"role": "user", "content": [{"type": "text", "text": "Hello"}]}], max_tokens=32
     )
     assert reply.choices[0].message.content == THINKING_ANSWER
     with pytest.raises(openai.BadRequestError) as refused:
         served_tools.client.chat.completions.create(model="m", messages=[{"role": "user", "content": [
-            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(picture_bytes(64, 64)).decode()}},
         ]}])
-    assert refused.value.body["code"] == "images_unsupported"
+    assert refused.value.body["code"] == "images_unsupported" and "--mmproj" in refused.value.body["message"]
 
 
 def test_without_a_loaded_model_a_request_gets_503_with_retry_after() -> None:

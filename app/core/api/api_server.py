@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -41,7 +42,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.core.api.api_errors import ApiError, unavailable
+from app.core.api.api_errors import ApiError, invalid, unavailable
 from app.core.api.api_workload import ApiWorkload, Completion, QueueFullError
 from app.core.api.chat_request import ChatRequest, parse_chat_request
 from app.core.api.chat_response import ChunkWriter, StopSequences, completion_body, completion_id, usage
@@ -53,7 +54,7 @@ from app.core.engines.engine_host import EngineHost
 logger = logging.getLogger(__name__)
 
 DEFAULT_PORT = 8080
-MAX_BODY_BYTES = 16 * 1024 * 1024  # a long chat is well under 1 MiB; images will need more
+MAX_BODY_BYTES = 64 * 1024 * 1024  # a long chat is well under 1 MiB; camera photos as data: URLs need more
 DEFAULT_QUEUE_LIMIT = 8
 NO_MODEL_RETRY_SECONDS = 10
 QUEUE_FULL_RETRY_SECONDS = 2
@@ -209,12 +210,20 @@ class _Routes:
         started = time.perf_counter()
         record = _RecordDraft(request, started)
         try:
-            chat = parse_chat_request(await _read_body(request, self._config.max_body_bytes))
+            body = await _read_body(request, self._config.max_body_bytes)
+            # Off the event loop: decoding and checking a few camera photos takes a while.
+            chat = await run_in_threadpool(parse_chat_request, body)
             facts = self._host.facts
             if facts is None:
                 raise unavailable(
                     "No model is loaded. Load one in the app (or start `qwen-local-chat serve --model …`).",
                     retry_after_seconds=NO_MODEL_RETRY_SECONDS, code="model_not_loaded",
+                )
+            if not facts.reads_images and any(message.images for message in chat.messages):
+                raise invalid(
+                    "The loaded model cannot read images: its image support file (mmproj) is not loaded. "
+                    "Pair it with the model in the app, or start `qwen-local-chat serve --mmproj …`.",
+                    param="messages", code="images_unsupported",
                 )
             generation = chat.generation_request(facts)
             try:

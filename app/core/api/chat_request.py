@@ -7,20 +7,36 @@ reaches the template or llama.cpp, and each refusal says which field and why (40
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from app.core.api.api_errors import ApiError, invalid
-from app.core.domain.generation import ChatMessage, GenerationRequest, ModelFacts, SamplingSettings, ToolCall
+from app.core.api.api_errors import invalid
+from app.core.domain.generation import (
+    DEFAULT_IMAGE_DETAIL,
+    IMAGE_DETAIL_TOKENS,
+    ChatImage,
+    ChatMessage,
+    GenerationRequest,
+    ModelFacts,
+    SamplingSettings,
+    ToolCall,
+)
+from app.core.images.image_intake import ImageRejected, prepare_image
 
 MAX_MESSAGES = 10_000
 MAX_TOOLS = 128
 MAX_STOP_SEQUENCES = 4  # OpenAI's limit
 MAX_STOP_LENGTH = 256
 MAX_SEED = 2**32 - 1  # llama.cpp's seed is a uint32
+MAX_IMAGES = 16  # per request: each costs seconds of encoding on a laptop
+# OpenAI's image ``detail``: "low" and "high" pick the app's image detail of that name; "auto"
+# (or none) the server's default.
+_DETAILS = {"low": "low", "high": "high", "auto": None}
 _ROLES = {"system", "developer", "user", "assistant", "tool"}
 _SAMPLING_FIELDS = {
     # field: (type, lowest, highest)
@@ -46,13 +62,16 @@ class ChatRequest:
     seed: int | None = None
     stop: tuple[str, ...] = ()
     tools: tuple[Mapping, ...] = ()
+    image_detail: str | None = None  # a key of IMAGE_DETAIL_TOKENS the client asked for; None: auto
 
-    def generation_request(self, facts: ModelFacts) -> GenerationRequest:
-        """The engine's request: the model card's preset for the thinking mode, with the fields
-        the client gave on top. Without ``max_tokens`` a reply may use the rest of the context."""
+    def generation_request(self, facts: ModelFacts, image_detail: str = DEFAULT_IMAGE_DETAIL) -> GenerationRequest:
+        """The engine's request: the model card's preset for the thinking mode (its vision
+        preset for pictures), with the fields the client gave on top. Without ``max_tokens`` a
+        reply may use the rest of the context. ``image_detail`` is the server's, for "auto"."""
         thinking = facts.thinks_by_default if self.enable_thinking is None else self.enable_thinking
+        images = any(message.images for message in self.messages)
         sampling = replace(
-            SamplingSettings.for_mode(thinking=thinking, max_tokens=self.max_tokens or facts.context_size),
+            SamplingSettings.for_mode(thinking=thinking, max_tokens=self.max_tokens or facts.context_size, images=images),
             seed=self.seed,
             **self.sampling,
         )
@@ -62,6 +81,7 @@ class ChatRequest:
             sampling=sampling,
             tools=self.tools,
             reply_room=self.max_tokens or 1,
+            image_token_limit=IMAGE_DETAIL_TOKENS[self.image_detail or image_detail],
         )
 
 
@@ -92,8 +112,11 @@ def parse_chat_request(body: bytes) -> ChatRequest:
     seed = data.get("seed")
     if seed is not None and (not _is_int(seed) or not 0 <= seed <= MAX_SEED):
         raise invalid(f"seed must be an integer from 0 to {MAX_SEED}.", param="seed")
+    messages = _messages(data.get("messages"))
+    if sum(len(message.images) for message in messages) > MAX_IMAGES:
+        raise invalid(f"At most {MAX_IMAGES} images are accepted in one request.", param="messages")
     return ChatRequest(
-        messages=_messages(data.get("messages")),
+        messages=messages,
         stream=stream,
         include_usage=bool(stream_options.get("include_usage")) if stream else False,
         enable_thinking=thinking,
@@ -102,6 +125,7 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         seed=seed,
         stop=_stop(data.get("stop")),
         tools=_tools(data.get("tools"), data.get("tool_choice", "auto")),
+        image_detail=_image_detail(data.get("messages")),
     )
 
 
@@ -123,7 +147,9 @@ def _message(item: Any, index: int) -> ChatMessage:
             f"{param}.role {json.dumps(role)} is not one of system, developer, user, assistant, tool.",
             param=f"{param}.role",
         )
-    content = _content(item.get("content"), f"{param}.content", allow_missing=role == "assistant")
+    content, images = _content(item.get("content"), f"{param}.content", allow_missing=role == "assistant")
+    if images and role != "user":
+        raise invalid(f"{param}: only user messages may show images.", param=f"{param}.content")
     if role == "developer":  # OpenAI's newer name for the system message
         role = "system"
     reasoning = item.get("reasoning_content") or ""
@@ -133,39 +159,72 @@ def _message(item: Any, index: int) -> ChatMessage:
     call_id = item.get("tool_call_id") or ""
     if role == "tool" and not isinstance(call_id, str):
         raise invalid(f"{param}.tool_call_id must be a string.", param=f"{param}.tool_call_id")
-    return ChatMessage(role, content, reasoning, calls, call_id if role == "tool" else "")
+    return ChatMessage(role, content, reasoning, calls, call_id if role == "tool" else "", images)
 
 
-def _content(value: Any, param: str, *, allow_missing: bool) -> str:
-    """A message's text: a string, or parts of which only text parts are accepted for now."""
+def _content(value: Any, param: str, *, allow_missing: bool) -> tuple[str, tuple[ChatImage, ...]]:
+    """A message's text and images: a string, or text and ``image_url`` parts (the model sees
+    the images before the text, as Qwen's template places them)."""
     if value is None and allow_missing:
-        return ""
+        return "", ()
     if isinstance(value, str):
-        return value
+        return value, ()
     if not isinstance(value, list):
         raise invalid(f"{param} must be a string or an array of content parts.", param=param)
-    texts = []
+    texts, images = [], []
     for position, part in enumerate(value):
         kind = part.get("type") if isinstance(part, dict) else None
         if kind == "text" and isinstance(part.get("text"), str):
             texts.append(part["text"])
         elif kind == "image_url":
-            raise _image_refused(part, f"{param}[{position}]")
+            images.append(_image(part, f"{param}[{position}]"))
         else:
-            raise invalid(f"{param}[{position}] must be a text part ({{\"type\": \"text\", \"text\": …}}).", param=param)
-    return "".join(texts)
+            raise invalid(
+                f"{param}[{position}] must be a text or image_url part ({{\"type\": \"text\", \"text\": …}}).",
+                param=param,
+            )
+    return "".join(texts), tuple(images)
 
 
-def _image_refused(part: dict, param: str) -> ApiError:
+def _image(part: dict, param: str) -> ChatImage:
+    """The picture of an ``image_url`` part: only ``data:`` URLs, checked like any attachment."""
     image = part.get("image_url")
     url = image.get("url") if isinstance(image, dict) else image
-    if isinstance(url, str) and not url.startswith("data:"):
-        return invalid(
+    if not isinstance(url, str):
+        raise invalid(f"{param}.image_url.url must be a string.", param=param)
+    if not url.startswith("data:"):
+        raise invalid(
             "Images are never fetched from the network: send the image itself as a data: URL "
             "(data:image/png;base64,…).",
             param=param, code="remote_image_refused",
         )
-    return invalid("This server does not read images yet.", param=param, code="images_unsupported")
+    header, comma, payload = url.partition(",")
+    if not comma or not header.endswith(";base64"):
+        raise invalid(f"{param}: the data: URL must be base64 (data:image/png;base64,…).", param=param, code="invalid_image")
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise invalid(f"{param}: the data: URL is not valid base64.", param=param, code="invalid_image") from None
+    try:
+        prepared = prepare_image(data)
+    except ImageRejected as error:
+        raise invalid(f"{param}: {error}", param=param, code="invalid_image") from None
+    return ChatImage(prepared.sha256, prepared.data)
+
+
+def _image_detail(messages: list) -> str | None:
+    """The most detailed ``detail`` any image part asks for (None: auto)."""
+    asked = [
+        part["image_url"].get("detail", "auto")
+        for message in messages
+        for part in (message.get("content") if isinstance(message.get("content"), list) else [])
+        if isinstance(part, dict) and isinstance(part.get("image_url"), dict)
+    ]
+    for detail in asked:
+        if detail not in _DETAILS:
+            raise invalid('image_url.detail must be "low", "high" or "auto".', param="messages")
+    chosen = [_DETAILS[detail] for detail in asked if _DETAILS[detail]]
+    return "high" if "high" in chosen else ("low" if chosen else None)
 
 
 def _tool_calls(value: Any, param: str) -> tuple[ToolCall, ...]:
