@@ -6,6 +6,8 @@ it to see whether an installation is sound. It needs no screen, no network and n
 1. llama.cpp: its native library loads, and its backend and compiled-in instruction sets are
    the ones the build promises (``app.core.engines.llama.build_info``);
 2. a tiny Qwen3.5 model it writes itself loads, and replies exactly as scripted;
+   vision: with a tiny projector it also writes, libmtmd reads a picture (decoded and checked
+   with Pillow, which the bundle must carry) and the model replies about it;
 3. the data folder (the real one, or ``--profile``'s) can be created and holds a working
    conversation database; the throwaway database, and the folders it had to create, are removed
    afterwards;
@@ -73,6 +75,7 @@ def main(argv: list[str]) -> int:
     checks: list[tuple[str, Callable[[], str]]] = [
         ("llama.cpp", _check_llama_cpp),
         ("model", _check_model),
+        ("vision", _check_vision),
         ("data folder", lambda: _check_data_folder(AppPaths.under(args.profile) if args.profile else AppPaths.default())),
         ("local API", _check_local_api),
         ("keyring", _check_keyring),
@@ -166,6 +169,37 @@ def _check_model() -> str:
         f"{facts.architecture} test model checked in a child process, loaded on {facts.backend} "
         f"({facts.gpu_layers} GPU layers) and "
         f"generated {result.stats.generated_tokens} tokens at {result.stats.tokens_per_second:.0f} tokens/s"
+    )
+
+
+def _check_vision() -> str:
+    from app.core.domain.generation import ChatImage
+    from app.core.engines.llama.self_test_projector import write_tiny_qwen35_projector
+    from app.core.images.image_intake import prepare_image, sample_picture
+
+    with tempfile.TemporaryDirectory() as folder:
+        model = write_tiny_qwen35_gguf(Path(folder) / "smoke-test.gguf", thinks_by_default=False)
+        projector = write_tiny_qwen35_projector(Path(folder) / "mmproj-smoke-test.gguf")
+        picture = prepare_image(sample_picture(320, 240).data)
+        engine = LlamaEngine()
+        try:
+            engine.load(model, LoadSettings(context_size=512, projector=projector))
+            read: list[float] = []
+            result = engine.generate(
+                [ChatMessage("user", "What is this?", images=(ChatImage(picture.sha256, picture.data),))],
+                enable_thinking=False,
+                sampling=SamplingSettings(max_tokens=4, seed=0),
+                cancel=threading.Event(),
+                on_text=lambda reasoning, answer: None,
+                on_image_progress=lambda number, count, fraction: read.append(fraction),
+            )
+        finally:
+            engine.unload()
+    if not read or read[-1] != 1.0 or result.stats.generated_tokens != 4:
+        raise SmokeTestFailure(f"the test projector did not read the picture ({read!r}, {result.stats!r})")
+    return (
+        f"libmtmd read a {picture.width}×{picture.height} picture and the model replied "
+        f"({result.stats.prompt_tokens} prompt tokens with the picture)"
     )
 
 
