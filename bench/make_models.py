@@ -95,8 +95,13 @@ def default_cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir(APP_NAME, APP_AUTHOR)) / "bench-models"
 
 
+# Bumped whenever what a file holds changes, so a cache never serves an outdated model. 2: the
+# vision tokens and a template that shows images (the vision benchmark needs both).
+GENERATION = 2
+
+
 def model_path(cache_dir: Path, size: str, quantization: str) -> Path:
-    return cache_dir / f"qwen35-{size.lower()}-shaped-{quantization.lower()}.gguf"
+    return cache_dir / f"qwen35-{size.lower()}-shaped-v{GENERATION}-{quantization.lower()}.gguf"
 
 
 def ensure_model(size: str, quantization: str, cache_dir: Path, *, keep_f16: bool = False) -> Path:
