@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from app.composition import start_engine_host
@@ -23,6 +24,7 @@ from app.core.api.api_server import DEFAULT_PORT, DEFAULT_QUEUE_LIMIT, ApiServer
 from app.core.api.request_log import ApiRequestRecord
 from app.core.domain.model_files import gguf_file_problem
 from app.core.engines.engine_events import ModelChecking, ModelEvent, ModelLoaded, ModelLoadFailed
+from app.core.models.projector_pairing import find_projector
 from app.core.profile.app_paths import AppPaths
 from app.core.profile.settings import load_settings
 
@@ -46,8 +48,11 @@ def main(argv: list[str]) -> int:
         queue_limit=args.queue_limit,
     )
     problem = config.problem() or gguf_file_problem(args.model)
+    if problem is None and args.mmproj is not None:
+        problem = gguf_file_problem(args.mmproj)
     if problem is not None:
         return _fail(problem)
+    projector = args.mmproj or find_projector(args.model)
     paths = AppPaths.under(args.profile) if args.profile else AppPaths.default()
     settings = load_settings(paths.settings_file)
     serving = threading.Event()
@@ -61,12 +66,18 @@ def main(argv: list[str]) -> int:
     previous = {number: signal.signal(number, request_stop) for number in (signal.SIGINT, signal.SIGTERM)}
     host = start_engine_host(paths.model_checks)
     try:
-        facts = _load(host, args.model, settings.load_settings(args.context or settings.context_size))
+        load_settings_ = replace(settings.load_settings(args.context or settings.context_size), projector=projector)
+        facts = _load(host, args.model, load_settings_)
         if isinstance(facts, str):
             return _fail(facts)
         server = ApiServer(host, config)
         server.log.subscribe(_print_record)
         print(f"Loaded {facts.name} ({facts.context_size:,}-token context, {facts.backend}).", flush=True)
+        print(
+            f"Reads images with {facts.projector.name}." if facts.reads_images
+            else "Text only: no image support file (mmproj) beside the model; give one with --mmproj.",
+            flush=True,
+        )
         # uvicorn takes Ctrl+C and SIGTERM over while it serves, and hands them back after.
         server.run(lambda: _print_ready(server, config, serving))
     except _StopRequested:
@@ -91,6 +102,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", type=Path, required=True, help="the GGUF model file to serve")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this computer only)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT}; 0 picks a free one)")
+    parser.add_argument(
+        "--mmproj", type=Path, metavar="PATH",
+        help="the vision projector (mmproj-*.gguf) that lets the model read images (default: the matching one beside the model, if any)",
+    )
     parser.add_argument("--context", type=_positive, help="context size in tokens (default: as in the app's settings)")
     parser.add_argument("--api-key", help="require this key (Authorization: Bearer KEY); needed with any --host other than loopback")
     parser.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN", help="let web pages from ORIGIN call the API (repeatable)")

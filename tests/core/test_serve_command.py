@@ -35,8 +35,10 @@ def _serve(model: Path, profile: Path, *arguments: str, env: dict | None = None)
         _command("--model", str(model), "--port", "0", "--profile", str(profile), *arguments),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})},
     )
+    process.preamble = []  # what it printed before it was ready
     try:
         for line in process.stdout:
+            process.preamble.append(line)
             ready = _READY.search(line)
             if ready:
                 yield process, ready.group(1)
@@ -115,3 +117,38 @@ def test_serve_says_when_its_port_is_taken(tiny_model: Path, tmp_path: Path) -> 
     finally:
         taken.close()
     assert f"Port {port} is already used" in line
+
+
+def _picture_question(client: openai.OpenAI):
+    import base64
+
+    from tests.vision_fixtures import picture_bytes
+
+    url = "data:image/png;base64," + base64.b64encode(picture_bytes(128, 96)).decode()
+    return client.chat.completions.create(model="m", max_tokens=16, messages=[{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": "What is this?"},
+    ]}])
+
+
+def test_serve_reads_images_with_the_projector_given_or_found_beside_the_model(tmp_path: Path, tiny_projector: Path) -> None:
+    folder = tmp_path / "models"
+    folder.mkdir()
+    model = write_tiny_qwen35_gguf(folder / "tiny.gguf")
+    for arguments in (("--mmproj", str(tiny_projector)), ()):
+        if not arguments:  # now found beside the model
+            (folder / "mmproj-tiny.gguf").write_bytes(tiny_projector.read_bytes())
+        with _serve(model, tmp_path / "profile", *arguments) as (process, url):
+            reply = _picture_question(openai.OpenAI(base_url=url, api_key="none", max_retries=0))
+            assert reply.choices[0].message.content == THINKING_ANSWER and reply.usage.prompt_tokens > 40
+            assert "Reads images with mmproj-tiny.gguf.\n" in process.preamble
+
+
+def test_serve_without_a_projector_says_so_and_a_bad_one_stops_it_with_a_reason(tiny_model: Path, tmp_path: Path) -> None:
+    with _serve(tiny_model, tmp_path / "profile") as (process, url):
+        with pytest.raises(openai.BadRequestError) as refused:
+            _picture_question(openai.OpenAI(base_url=url, api_key="none", max_retries=0))
+        assert "--mmproj" in refused.value.body["message"]
+        assert any(line.startswith("Text only") for line in process.preamble)
+
+    result = _run("--model", str(tiny_model), "--mmproj", str(tiny_model), "--port", "0", "--profile", str(tmp_path / "profile"))
+    assert result.returncode == 1 and "not a vision projector" in result.stderr and "Traceback" not in result.stderr
