@@ -232,3 +232,67 @@ def test_the_gate_checks_model_and_projector_together_once(tmp_path: Path, tiny_
     mismatched = write_tiny_qwen35_projector(tmp_path / "mmproj-wide.gguf", overrides={"clip.vision.projection_dim": 128})
     with pytest.raises(ModelLoadError, match="128 wide"):
         gate(tiny_model_quiet, LoadSettings(context_size=1024, projector=mismatched))
+
+
+def _reference_logits(engine: LlamaEngine, messages) -> np.ndarray:
+    """The next-token logits of ``messages`` evaluated by libmtmd's own helper in a fresh
+    context: the reference for positions after an image (M-RoPE moves them by the image's
+    extent, not its token count)."""
+    import ctypes
+
+    import llama_cpp
+    from llama_cpp import mtmd_cpp
+
+    from app.core.engines.llama.chat_template import IMAGE_PLACEHOLDER
+    from app.core.images.image_intake import decode_rgb
+
+    text = engine.render_prompt(messages, enable_thinking=False).replace(IMAGE_PLACEHOLDER, mtmd_cpp.mtmd_default_marker().decode())
+    params = llama_cpp.llama_context_default_params()
+    params.n_ctx, params.n_batch, params.n_ubatch, params.n_seq_max = 4096, 256, 256, 1
+    context = llama_cpp.llama_init_from_model(engine._model, params)
+    bitmaps = []
+    for image in (image for message in messages for image in message.images):
+        width, height, pixels = decode_rgb(image.data)
+        bitmaps.append(mtmd_cpp.mtmd_bitmap_init(width, height, (ctypes.c_uint8 * len(pixels)).from_buffer_copy(pixels)))
+    chunks = mtmd_cpp.mtmd_input_chunks_init()
+    try:
+        prompt = mtmd_cpp.mtmd_input_text()
+        prompt.text = text.encode()
+        prompt.text_len, prompt.add_special, prompt.parse_special = len(prompt.text), False, True
+        array = (mtmd_cpp.mtmd_bitmap_p_ctypes * len(bitmaps))(*bitmaps)
+        assert mtmd_cpp.mtmd_tokenize(engine._vision._context, chunks, ctypes.byref(prompt), array, len(bitmaps)) == 0
+        end = llama_cpp.llama_pos(0)
+        assert mtmd_cpp.mtmd_helper_eval_chunks(engine._vision._context, context, chunks, 0, 0, 256, True, ctypes.byref(end)) == 0
+        vocabulary = llama_cpp.llama_vocab_n_tokens(engine._vocab)
+        return np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(context, -1), (vocabulary,)).copy()
+    finally:
+        mtmd_cpp.mtmd_input_chunks_free(chunks)
+        for bitmap in bitmaps:
+            mtmd_cpp.mtmd_bitmap_free(bitmap)
+        llama_cpp.llama_free(context)
+
+
+def _engine_logits(engine: LlamaEngine, messages) -> np.ndarray:
+    import llama_cpp
+
+    engine._begin_request(threading.Event(), (), None)
+    try:
+        items = engine._prompt_items(messages, False)
+        engine._evaluate_prompt(items, engine._stable_prefix_length(messages, False, items), None)
+    finally:
+        engine._end_request()
+    vocabulary = llama_cpp.llama_vocab_n_tokens(engine._vocab)
+    return np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(engine._context, -1), (vocabulary,)).copy()
+
+
+def test_text_after_an_image_sits_where_libmtmd_puts_it_also_in_a_restored_state(vision_engine) -> None:
+    # A wrong position changes these logits (up to ~58) by ~1.6e-2. The same positions agree to
+    # ~1e-7 evaluated alike, and to ~4e-4 when the recurrent layers see other batch boundaries
+    # (a restored state, then the rest in one batch).
+    first = [ChatMessage("user", "What is this picture about?", images=(chat_image(128, 96),))]
+    np.testing.assert_allclose(_engine_logits(vision_engine, first), _reference_logits(vision_engine, first), atol=2e-3)
+
+    follow_up = [*first, ChatMessage("assistant", "Shapes."), ChatMessage("user", "Which colours?")]
+    result, progress = _ask(vision_engine, follow_up)  # restores the state that holds the image
+    assert progress == [] and result.stats.evaluated_prompt_tokens < result.stats.prompt_tokens
+    np.testing.assert_allclose(_engine_logits(vision_engine, follow_up), _reference_logits(vision_engine, follow_up), atol=2e-3)

@@ -175,7 +175,7 @@ class GenerationRequest:
     ``PromptTooLongError`` unless that many tokens fit after it.
 
     ``image_token_limit`` bounds the tokens each image of the messages becomes (see
-    ``IMAGE_DETAIL_TOKENS``); None: the projector's own bound.
+    ``IMAGE_DETAIL_TOKENS``); None: the bound the engine last read images with.
     """
 
     messages: tuple[ChatMessage, ...]

@@ -43,6 +43,7 @@ import llama_cpp
 import psutil
 
 from app.core.domain.generation import (
+    DEFAULT_IMAGE_DETAIL,
     IMAGE_DETAIL_TOKENS,
     NO_PROJECTOR_MESSAGE,
     ChatImage,
@@ -112,6 +113,7 @@ class LlamaEngine:
         self._batch = None  # a llama_batch of batch-size tokens, for prompts (explicit positions)
         self._images: dict[str, ChatImage] = {}  # the running request's, by SHA-256
         self._on_image_progress: Callable[[int, int, float], None] | None = None
+        self._image_token_limit: int | None = None  # the running request's; None: as loaded
         self._snapshots: list[_StateSnapshot] = []  # most recently used last
         self._spare_buffer: ctypes.Array | None = None  # an evicted snapshot's, for the next one
         self._last_tokenized: tuple[str, list[int]] | None = None
@@ -210,7 +212,7 @@ class LlamaEngine:
             self._model,
             use_gpu=self.facts.gpu_layers > 0,
             threads=self.facts.threads,
-            token_limit=IMAGE_DETAIL_TOKENS["high"],
+            token_limit=IMAGE_DETAIL_TOKENS[DEFAULT_IMAGE_DETAIL],
             layers=layers if isinstance(layers, int) else 1,
         )
         self.facts = replace(self.facts, projector=path)
@@ -328,13 +330,14 @@ class LlamaEngine:
             return self.tokenize(text)
         if self._vision is None:
             raise PromptRejectedError(NO_PROJECTOR_MESSAGE)
+        vision = self._projector_for_request()
         pieces = text.split(IMAGE_PLACEHOLDER)
         if len(pieces) != len(images) + 1:
             raise PromptRejectedError("This model's chat template does not show images, so it cannot be asked about one.")
         items: list[PromptItem] = self.tokenize(pieces[0])
         for image, piece in zip(images, pieces[1:]):
             self._images[image.sha256] = image
-            items.extend(self._vision.items(image))
+            items.extend(vision.items(image))
             items.extend(self._tokenize(piece))
         return items
 
@@ -379,7 +382,7 @@ class LlamaEngine:
         """Streams the assistant's reply to ``messages``.
 
         Images of the messages are read by the projector, each as at most ``image_token_limit``
-        tokens (None: the projector's own bound), and only those no saved state holds yet are
+        tokens (None: the bound it was last used with, at first the default detail's), and only those no saved state holds yet are
         encoded: ``on_image_progress(number, count, fraction)`` follows that, image ``number``
         (from 1) of ``count``.
 
@@ -415,11 +418,22 @@ class LlamaEngine:
     def _begin_request(self, cancel: threading.Event, tools: Sequence[Mapping], image_token_limit: int | None) -> None:
         self._cancel = cancel  # also ends a chat template that renders too long
         self._tools = tuple(tools)
-        limit = image_token_limit or IMAGE_DETAIL_TOKENS["high"]
-        if self._vision is not None and self._vision.token_limit != limit:
+        self._image_token_limit = image_token_limit
+
+    def _end_request(self) -> None:
+        self._cancel = None
+        self._tools = ()
+        self._images = {}
+        self._on_image_progress = None
+        self._image_token_limit = None
+
+    def _projector_for_request(self) -> VisionProjector:
+        """The projector, reading images at the running request's detail."""
+        limit = self._image_token_limit
+        if limit is not None and self._vision.token_limit != limit:
             # libmtmd takes its image bound when the projector is loaded: load it again (the
-            # file is in the page cache by now). Saved states of the old detail stay usable
-            # for text; its image spans no longer match.
+            # file is in the page cache by now). Saved states stay usable up to their first
+            # image read at the old detail: those spans no longer match.
             path, layers = self._vision.path, self._vision.layers
             self._vision.free()
             self._vision = None
@@ -427,12 +441,7 @@ class LlamaEngine:
                 path, self._model, use_gpu=self.facts.gpu_layers > 0, threads=self.facts.threads,
                 token_limit=limit, layers=layers,
             )
-
-    def _end_request(self) -> None:
-        self._cancel = None
-        self._tools = ()
-        self._images = {}
-        self._on_image_progress = None
+        return self._vision
 
     def _prompt(self, messages, enable_thinking, sampling, continuation, reply_room):
         """The messages sent (all, or the newest that fit), the prompt's tokens, how many
