@@ -137,6 +137,8 @@ def test_stop_during_encoding_ends_the_reply_and_the_engine_reads_the_next_image
     )
     assert stopped.stats.stop_reason is StopReason.CANCELLED
     assert stopped.answer == "" and stopped.stats.generated_tokens == 0
+    # Its statistics count what was read before the stop, not the whole prompt as if reused.
+    assert stopped.stats.prompt_tokens == stopped.stats.evaluated_prompt_tokens < PHOTO_TOKENS
 
     result, progress = _ask(vision_engine, [ChatMessage("user", "What is this?", images=(chat_image(),))])
     assert result.stats.stop_reason is StopReason.MAX_TOKENS

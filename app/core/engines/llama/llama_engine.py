@@ -114,6 +114,7 @@ class LlamaEngine:
         self._images: dict[str, ChatImage] = {}  # the running request's, by SHA-256
         self._on_image_progress: Callable[[int, int, float], None] | None = None
         self._image_token_limit: int | None = None  # the running request's; None: as loaded
+        self._reused_cells = 0  # of the last prompt evaluated: restored, not evaluated
         self._snapshots: list[_StateSnapshot] = []  # most recently used last
         self._spare_buffer: ctypes.Array | None = None  # an evicted snapshot's, for the next one
         self._last_tokenized: tuple[str, list[int]] | None = None
@@ -491,6 +492,7 @@ class LlamaEngine:
                 on_text(reasoning, answer)
 
         evaluated_prompt_tokens = 0
+        prompt_ready = False
         generated = 0
         first_token_at = generation_started = None
         stop_reason = StopReason.CANCELLED
@@ -519,8 +521,11 @@ class LlamaEngine:
                 _, tool_calls = parse_tool_calls(splitter.reasoning, self._tools)
         finished = time.perf_counter()
         decode_seconds = finished - generation_started if generation_started else 0.0
+        prompt_length = _cells(prompt_tokens)
+        if not prompt_ready:  # stopped while reading the prompt: count what got into the context
+            prompt_length = self._reused_cells + evaluated_prompt_tokens
         stats = GenerationStats(
-            prompt_tokens=_cells(prompt_tokens),
+            prompt_tokens=prompt_length,
             evaluated_prompt_tokens=evaluated_prompt_tokens,
             generated_tokens=generated,
             time_to_first_token_s=(first_token_at or finished) - started,
@@ -647,7 +652,7 @@ class LlamaEngine:
         boundaries = sorted({*image_ends, len(prompt_tokens), *([stable_length] if stable_length > start else [])})
         batch_size = llama_cpp.llama_n_batch(self._context)
         total = _cells(prompt_tokens)
-        done = first_done = _cells(self._evaluated)
+        done = first_done = self._reused_cells = _cells(self._evaluated)
         unread = [item for item in prompt_tokens[start:] if isinstance(item, ImageSpan)]
         llama_cpp.llama_set_abort_callback(self._context, self._abort_callback, None)
         try:
