@@ -9,6 +9,7 @@ local API stops before all of them: its open replies are cancelled and its clien
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,9 @@ class CoreServices:
     session: ChatSession
     library: ConversationLibrary
     api: LocalApiService
+    image_path: Callable[[str], Path]
+    """Where the store keeps the picture with a given SHA-256 (``ConversationStore.image_path``;
+    ValueError for a name that is no SHA-256), for screens to show."""
 
     @classmethod
     def start(cls, paths: AppPaths, settings: Settings) -> CoreServices:
@@ -48,7 +52,11 @@ class CoreServices:
             store.shutdown()
             raise
         session = ChatSession(store, engine, default_thinking=settings.enable_thinking)
-        return cls(store, engine, session, ConversationLibrary(store), LocalApiService(engine))
+        session.set_image_detail(settings.image_detail)
+        # The store's own method: it reads only the folder fixed when the store opened, never the
+        # database, so the GUI thread may call it.
+        image_path = store.submit(lambda opened: opened.image_path).result()
+        return cls(store, engine, session, ConversationLibrary(store), LocalApiService(engine), image_path)
 
     def shutdown(self) -> bool:
         """Ends everything in order (see the module docstring); harmless twice. Returns whether

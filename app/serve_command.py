@@ -16,7 +16,6 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from app.composition import start_engine_host
@@ -52,9 +51,10 @@ def main(argv: list[str]) -> int:
         problem = gguf_file_problem(args.mmproj)
     if problem is not None:
         return _fail(problem)
-    projector = args.mmproj or find_projector(args.model)
     paths = AppPaths.under(args.profile) if args.profile else AppPaths.default()
     settings = load_settings(paths.settings_file)
+    # As in the app: the user's pairing, else the matching one beside the model.
+    projector = args.mmproj or find_projector(args.model, settings.projector_pairings)
     serving = threading.Event()
 
     def request_stop(_signal_number, _frame) -> None:
@@ -66,7 +66,7 @@ def main(argv: list[str]) -> int:
     previous = {number: signal.signal(number, request_stop) for number in (signal.SIGINT, signal.SIGTERM)}
     host = start_engine_host(paths.model_checks)
     try:
-        load_settings_ = replace(settings.load_settings(args.context or settings.context_size), projector=projector)
+        load_settings_ = settings.load_settings(args.context or settings.context_size, projector=projector)
         facts = _load(host, args.model, load_settings_)
         if isinstance(facts, str):
             return _fail(facts)

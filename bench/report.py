@@ -38,6 +38,8 @@ def check_targets(results: dict) -> list[TargetCheck]:
             )
     if "local_api" in results:
         checks += _local_api_targets(results["local_api"])
+    if "vision" in results:
+        checks += _vision_targets(results["vision"])
     for stream in results.get("gui_streaming", []):
         gap = stream["longest_tick_gap_ms"]
         checks.append(
@@ -146,6 +148,19 @@ def _rate(section: dict | None, key: str) -> str:
         return "-"
     values = section[key]
     return f"{values['best']:.1f} (median {values['median']:.1f}, {values['min']:.1f}–{values['max']:.1f})"
+
+
+def _vision_targets(vision: dict) -> list[TargetCheck]:
+    """A follow-up about a picture starts as fast as a text one; the estimate holds with a projector."""
+    model, ratio = vision["model"], vision["turn_2_vs_text_ratio"]
+    memory = vision["whole_measured_bytes"] / vision["whole_estimated_bytes"]
+    return [
+        TargetCheck(f"{model} time to first token, follow-up about a picture vs text-only", f"{ratio:.2f}×", "≤ 1.2×", ratio <= 1.2),
+        TargetCheck(
+            f"{model} memory with the projector, reading a picture, vs the fit estimate",
+            f"{memory:.3f}", "within ±10 %", abs(memory - 1) <= 0.10,
+        ),
+    ]
 
 
 def _local_api_targets(api: dict) -> list[TargetCheck]:

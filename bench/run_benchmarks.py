@@ -42,7 +42,8 @@ from app.core.engines.llama.self_test_model import write_tiny_qwen35_gguf  # noq
 from app.core.profile.settings import Settings, save_settings  # noqa: E402
 from app.main import THEMES  # noqa: E402
 from app.ui.theme import apply_theme  # noqa: E402
-from bench import gui_checks, hostile_content, local_api, machine, make_models, report  # noqa: E402
+from bench import gui_checks, hostile_content, local_api, machine, make_models, report, vision  # noqa: E402
+from app.core.engines.llama.self_test_projector import write_tiny_qwen35_projector  # noqa: E402
 from bench.bandwidth import read_bandwidth  # noqa: E402
 from bench.speed import SpeedBench, SpeedPlan, seconds  # noqa: E402
 
@@ -71,6 +72,7 @@ class Plan:
     api_rounds: int = 7  # bench/local_api.py: streaming through the API against the engine alone
     api_tokens: int = 128
     api_disconnects: int = 5
+    vision_rounds: int = 3  # bench/vision.py: a picture's encoding, its follow-up, its memory
     models: tuple[str, ...] = ("0.8B:Q4_K_M", "0.8B:Q8_0", "2B:Q4_K_M", "2B:Q8_0")
 
 
@@ -160,6 +162,13 @@ def run(plan: Plan, models: list[tuple[str, Path]], tiny: Path, scratch: Path) -
         disconnects=plan.api_disconnects,
     )
     results["local_api"]["model"] = models[0][0]
+    # The real-shaped projector pairs with the 0.8B-shaped model; the tiny one with the tiny model.
+    projector = vision.ensure_projector(primary.parent) if models[0][0].startswith("0.8B") else (
+        write_tiny_qwen35_projector(scratch / "mmproj-tiny.gguf")
+    )
+    _progress(f"{models[0][0]}: images (encoding, the follow-up, memory)")
+    results["vision"] = vision.measure(primary, projector, rounds=plan.vision_rounds)
+    results["vision"]["model"] = models[0][0]
     _progress("GUI responsiveness while streaming")
     streams = [(models[0][0], primary, plan.stream_seconds), ("tiny, fastest possible", tiny, plan.stress_seconds)]
     results["gui_streaming"] = _gui_streaming(streams, scratch, rng)

@@ -8,8 +8,10 @@ picture at the default detail, each round uses a new picture (so nothing is reus
 * **turn 2 vs text**: time to first token of a follow-up in that chat, against the same
   follow-up in a text-only chat whose first question is as long in tokens as the picture and
   its question together. Only the new message should be evaluated in both: target ≤ 1.2×;
-* **memory**: the process's resident memory after loading the projector and reading a picture,
-  minus before, against what the fit estimate counts for the projector (target within ±10 %).
+* **memory**: in fresh processes, the growth of the resident memory from before loading to after
+  one answered question, with the picture (model and projector) minus without it (the model
+  alone, a text question), against what the fit estimate counts for image support at that
+  picture's token count (target within ±10 %).
 
 Run alone: ``python -m bench.vision [--model FILE --projector FILE]``.
 """
@@ -20,6 +22,8 @@ import argparse
 import io
 import json
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -31,6 +35,7 @@ from app.core.domain.generation import IMAGE_DETAIL_TOKENS, ChatImage, ChatMessa
 from app.core.engines.llama.llama_engine import LlamaEngine
 from app.core.engines.llama.self_test_projector import QWEN35_0_8B, write_tiny_qwen35_projector
 from app.core.images.image_intake import prepare_image
+from app.core.models.fit_estimate import ModelShape, VisionProjector, estimate_memory
 
 SAMPLING = SamplingSettings(max_tokens=1, seed=0)
 FIRST_QUESTION = "What is in this picture? Describe it."
@@ -99,16 +104,11 @@ def _padding_question(engine: LlamaEngine, target_tokens: int) -> str:
     return text
 
 
-def measure(model: Path, projector: Path, *, rounds: int, context: int = 4096, estimate=None) -> dict:
-    """The figures above; ``estimate(projector, context)`` is the fit estimate's projector bytes."""
-    process = psutil.Process()
+def measure(model: Path, projector: Path, *, rounds: int, context: int = 4096) -> dict:
+    """The figures above."""
     engine = LlamaEngine()
-    engine.load(model, LoadSettings(context_size=context))
-    text_loaded = process.memory_info().rss
-    engine.unload()
     engine.load(model, LoadSettings(context_size=context, projector=projector))
     encode_seconds, first_turns, image_follow_ups, text_follow_ups, image_tokens = [], [], [], [], []
-    measured_memory = None
     try:
         for round_number in range(rounds):
             stamps: list[float] = []
@@ -119,8 +119,6 @@ def measure(model: Path, projector: Path, *, rounds: int, context: int = 4096, e
 
             picture = _picture(round_number)
             one, two = _follow_up(engine, ChatMessage("user", FIRST_QUESTION, images=(picture,)), on_progress)
-            if measured_memory is None:
-                measured_memory = process.memory_info().rss - text_loaded
             encode_seconds.append(stamps[-1] - stamps[0])
             first_turns.append(one.stats.time_to_first_token_s)
             image_tokens.append(one.stats.prompt_tokens)
@@ -132,23 +130,50 @@ def measure(model: Path, projector: Path, *, rounds: int, context: int = 4096, e
     finally:
         engine.unload()
     ratio = statistics.median(image / text for image, text in zip(image_follow_ups, text_follow_ups))
-    result = {
+    with_picture = _memory_growth(model, projector, context)
+    text_only = _memory_growth(model, None, context)
+    estimate = estimate_memory(
+        ModelShape.from_gguf(model), model.stat().st_size, context,
+        batch_size=256, projector=VisionProjector.from_gguf(projector), image_tokens=with_picture["image_tokens"],
+    )
+    measured = with_picture["growth_bytes"] - text_only["growth_bytes"]
+    return {
         "picture": "640×480 JPEG",
-        "image_tokens": IMAGE_DETAIL_TOKENS["standard"],
+        "image_token_limit": IMAGE_DETAIL_TOKENS["standard"],
+        "image_tokens": with_picture["image_tokens"],
         "prompt_tokens_turn_1": statistics.median(image_tokens),
         "encode_seconds": statistics.median(encode_seconds),
         "turn_1_time_to_first_token_s": statistics.median(first_turns),
         "turn_2_time_to_first_token_s": statistics.median(image_follow_ups),
         "text_turn_2_time_to_first_token_s": statistics.median(text_follow_ups),
         "turn_2_vs_text_ratio": ratio,
+        "turn_2_vs_text_ratios": [image / text for image, text in zip(image_follow_ups, text_follow_ups)],
         "projector_file_bytes": projector.stat().st_size,
-        "projector_measured_bytes": measured_memory,
+        "image_support_measured_bytes": measured,
+        "image_support_estimated_bytes": estimate.image_support,
+        "memory_vs_estimate": measured / estimate.image_support,
+        "whole_measured_bytes": with_picture["growth_bytes"],
+        "whole_estimated_bytes": estimate.total,
     }
-    if estimate is not None:
-        estimated = estimate(projector, context)
-        result["projector_estimated_bytes"] = estimated
-        result["memory_estimate_ratio"] = measured_memory / estimated if estimated else None
-    return result
+
+
+def _memory_growth(model: Path, projector: Path | None, context: int) -> dict:
+    """Resident-memory growth of a fresh process that loads and answers one question."""
+    command = [sys.executable, "-m", "bench.vision", "--memory-probe", str(model), str(projector or ""), str(context)]
+    output = subprocess.run(command, check=True, capture_output=True, text=True, timeout=600).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def _memory_probe(model: Path, projector: Path | None, context: int) -> dict:
+    before = psutil.Process().memory_info().rss
+    engine = LlamaEngine()
+    engine.load(model, LoadSettings(context_size=context, projector=projector))
+    images = (_picture(0),) if projector is not None else ()
+    result = _turn(engine, [ChatMessage("user", FIRST_QUESTION, images=images)])
+    growth = psutil.Process().memory_info().rss - before
+    text_tokens = len(engine.tokenize(engine.render_prompt([ChatMessage("user", FIRST_QUESTION)], enable_thinking=False)))
+    engine.unload()
+    return {"growth_bytes": growth, "image_tokens": result.stats.prompt_tokens - text_tokens - 2}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,7 +183,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, help="default: the cached 0.8B-shaped Q4_K_M model")
     parser.add_argument("--projector", type=Path, help="default: the cached 0.8B-shaped projector")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--memory-probe", nargs=3, metavar=("MODEL", "PROJECTOR", "CONTEXT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.memory_probe:
+        model, projector, context = args.memory_probe
+        print(json.dumps(_memory_probe(Path(model), Path(projector) if projector else None, int(context))))
+        return 0
     cache = make_models.default_cache_dir()
     model = args.model or make_models.ensure_model("0.8B", "Q4_K_M", cache)
     projector = args.projector or ensure_projector(cache)

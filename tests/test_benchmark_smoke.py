@@ -53,6 +53,10 @@ def test_the_benchmark_smoke_run_measures_every_section(tmp_path: Path) -> None:
     reading = [chat for chat in api["multi_turn"] if chat["client"] == "reading"]
     assert all(chat["turn_10_evaluated_tokens"] < chat["history_tokens"] // 4 for chat in reading)
     assert api["disconnect"]["max_seconds"] > 0
+    pictures = results["vision"]
+    assert pictures["encode_seconds"] > 0 and pictures["image_tokens"] > 0
+    assert pictures["turn_2_time_to_first_token_s"] > 0 and pictures["text_turn_2_time_to_first_token_s"] > 0
+    assert pictures["image_support_estimated_bytes"] > pictures["projector_file_bytes"] > 0
 
     for stream in results["gui_streaming"]:
         assert stream["generated_tokens"] > 0
@@ -69,4 +73,4 @@ def test_the_benchmark_smoke_run_measures_every_section(tmp_path: Path) -> None:
     assert startup["loaded_rss_bytes"] > startup["idle_rss_bytes"] > 0
 
     names = {target["name"] for target in results["targets"]}
-    assert len(names) == len(results["targets"]) == 17  # every target of the issues is checked
+    assert len(names) == len(results["targets"]) == 19  # every target of the issues is checked

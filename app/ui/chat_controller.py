@@ -1,7 +1,8 @@
 """The chat pane's controller: the transcript and composer on one side, the chat session on the other.
 
-It forwards what the user asks for (send, stop, edit, regenerate, continue, switch version,
-delete, thinking on or off, chat settings) to the session, and shows what the session reports.
+It forwards what the user asks for (send, with pictures, stop, edit, regenerate, continue, switch
+version, delete, thinking on or off, chat settings) to the session, and shows what the session
+reports.
 It decides nothing about turns: whether a reply may be continued or a message sent is the
 session's call, and a refusal comes back as an event.
 """
@@ -17,6 +18,7 @@ from app.core.chat.chat_events import (
     ChatSettingsChanged,
     ConversationCreated,
     ConversationOpened,
+    ImageReading,
     MessageAdded,
     PromptProgress,
     TurnFailed,
@@ -28,6 +30,7 @@ from app.core.chat.chat_events import (
 from app.core.chat.chat_session import ChatSession
 from app.core.domain.conversations import MessageState
 from app.core.domain.generation import GenerationStats
+from app.ui.attachments import Attachment
 from app.ui.chat_settings_panel import ChatSettingsPanel
 from app.ui.composer_widget import ComposerWidget
 from app.ui.event_bridges import SessionBridge
@@ -71,6 +74,8 @@ class ChatController(QObject):
         self.conversation_id: int | None = None
         self._editing_question_id: int | None = None
         self._draft_before_editing = ""  # what the composer held when editing began
+        # The pictures of a message sent and not yet stored: given back if the turn is refused.
+        self._attachments_sent: tuple[Attachment, ...] = ()
         self._busy = False
         self._streaming_id: int | None = None
         self._streaming_widget: MessageWidget | None = None
@@ -96,6 +101,7 @@ class ChatController(QObject):
         bridge.sig_turn_started.connect(self._on_turn_started)
         bridge.sig_turn_waiting.connect(self._on_turn_waiting)
         bridge.sig_prompt_progress.connect(self._on_prompt_progress)
+        bridge.sig_image_reading.connect(self._on_image_reading)
         bridge.sig_text.connect(self._on_text)
         bridge.sig_turn_finished.connect(self._on_turn_ended)
         bridge.sig_turn_failed.connect(self._on_turn_ended)
@@ -169,15 +175,17 @@ class ChatController(QObject):
             QGuiApplication.clipboard().setText(replies[-1].answer)
             replies[-1].show_copied()
 
-    def send(self, text: str) -> None:
-        """Sends ``text`` (or the edited question), as Enter in the composer does."""
+    def send(self, text: str, attachments: tuple[Attachment, ...] = ()) -> None:
+        """Sends ``text`` with the pictures ``attachments`` (or the edited question, which keeps
+        its own), as Enter in the composer does."""
         self._set_busy(True)
         editing = self._editing_question_id
         self._end_editing()
         if editing is not None:
             self._session.edit_and_resend(editing, text)
         else:
-            self._session.send(text)
+            self._attachments_sent = attachments
+            self._session.send(text, [attachment.image for attachment in attachments])
 
     def _on_message_action(self, action: str, message_id: int) -> None:
         if self._busy:
@@ -231,6 +239,8 @@ class ChatController(QObject):
         self.sig_conversation_shown.emit(self.conversation_id)
 
     def _on_message_added(self, event: MessageAdded) -> None:
+        if event.message.role == "user":
+            self._attachments_sent = ()  # stored with the question
         if event.message.conversation_id == self.conversation_id:
             self.transcript.add_message(event.message)
             self.sig_conversation_shown.emit(self.conversation_id)
@@ -263,6 +273,19 @@ class ChatController(QObject):
             self.sig_activity.emit(
                 self.tr("Reading the conversation… %1 %").replace("%1", str(round(100 * event.done / event.total)))
             )
+
+    def _on_image_reading(self, event: ImageReading) -> None:
+        if event.message_id == self._streaming_id:
+            self._reading_prompt = True
+            percent = str(round(100 * event.fraction))
+            if event.count == 1:
+                activity = self.tr("Reading image… %1 %").replace("%1", percent)
+            else:
+                activity = (
+                    self.tr("Reading image %1 of %2… %3 %")
+                    .replace("%1", str(event.number)).replace("%2", str(event.count)).replace("%3", percent)
+                )
+            self.sig_activity.emit(activity)
 
     def _on_text(self, message_id: int, reasoning: str, answer: str) -> None:
         if message_id == self._streaming_id:
@@ -297,6 +320,8 @@ class ChatController(QObject):
             self._set_busy(False)
         if event.text and not self.composer.edit.toPlainText():
             self.composer.edit.setPlainText(event.text)  # nothing the user wrote is lost
+        self.composer.give_back(self._attachments_sent)
+        self._attachments_sent = ()
         self.sig_error.emit(event.reason)
 
     def _set_busy(self, busy: bool) -> None:

@@ -1,4 +1,5 @@
-"""The message composer: a text box where Enter sends and Shift+Enter starts a new line.
+"""The message composer: a text box where Enter sends and Shift+Enter starts a new line, and the
+pictures attached to the message (a button, a paste or a drop; see ``attachments``).
 
 A paste or drop is measured before it is inserted: text that would make the message longer than
 ``MAX_MESSAGE_CHARACTERS`` is refused with a note, and nothing is inserted. Lines longer than
@@ -9,19 +10,34 @@ line took 0.8 s to lay out; bench/README.md, "Hostile content").
 
 from __future__ import annotations
 
-from PySide6.QtCore import QMimeData, Qt, Signal
-from PySide6.QtGui import QKeyEvent, QTextOption
+from pathlib import Path
+
+from PySide6.QtCore import QEvent, QMimeData, QSize, Qt, Signal
+from PySide6.QtGui import QIcon, QKeyEvent, QTextOption
 from PySide6.QtWidgets import (
     QCheckBox,
+    QFileDialog,
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
     QPushButton,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from app.core.domain.conversations import MAX_MESSAGE_CHARACTERS
+from app.ui.attachments import (
+    MAX_IMAGES_PER_MESSAGE,
+    THUMBNAIL_SIZE,
+    Attachment,
+    AttachmentStrip,
+    ImageIntake,
+    ImageOffer,
+    carries_images,
+    image_offers,
+)
+from app.ui.icons import themed_icon
 from app.ui.reading_column import MAX_READING_WIDTH, SIDE_MARGIN
 
 # Lines longer than this wrap anywhere: word-boundary wrapping of an unbroken run costs ~4 ms at
@@ -43,13 +59,22 @@ class MessageEdit(QPlainTextEdit):
     """Enter was pressed without Shift: send the message."""
     sig_paste_refused = Signal(int)
     """A paste or drop was refused, nothing inserted: the length the message would have had."""
+    sig_images_offered = Signal(QMimeData)
+    """A paste or drop carries pictures, not text (nothing inserted): read it during the call."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.textChanged.connect(self._fit_wrapping)
 
+    def canInsertFromMimeData(self, source: QMimeData) -> bool:  # noqa: N802 (Qt API)
+        return carries_images(source) or super().canInsertFromMimeData(source)
+
     def insertFromMimeData(self, source: QMimeData) -> None:  # noqa: N802 (Qt API)
-        """Pastes and drops: measured before anything is inserted or laid out."""
+        """Pastes and drops: pictures go to the attachments; text is measured before anything
+        is inserted or laid out."""
+        if carries_images(source):
+            self.sig_images_offered.emit(source)
+            return
         text = source.text() if source.hasText() else ""
         cursor = self.textCursor()
         replaced = cursor.selectionEnd() - cursor.selectionStart()
@@ -83,10 +108,15 @@ class MessageEdit(QPlainTextEdit):
 
 
 class ComposerWidget(QWidget):
-    """Text box, "Think" switch and a Send button that turns into Stop while a reply streams."""
+    """Text box, attached pictures, "Think" switch and a Send button that turns into Stop while
+    a reply streams."""
 
-    sig_send = Signal(str)
-    """The user sends a message: its text (never empty)."""
+    sig_send = Signal(str, object)
+    """The user sends a message: its text and its pictures (a tuple of ``Attachment``); the
+    text is empty only when there are pictures."""
+    sig_image_support_requested = Signal()
+    """The user tried to attach a picture, and the model cannot read images: show where to add
+    what it lacks (Models)."""
     sig_stop = Signal()
     """The user asks the streaming reply to stop."""
     sig_cancel_edit = Signal()
@@ -103,7 +133,27 @@ class ComposerWidget(QWidget):
         self.edit.setFixedHeight(84)
         self.edit.sig_submit.connect(self._submit)
         self.edit.sig_paste_refused.connect(self._show_paste_refused)
+        self.edit.sig_images_offered.connect(self.offer_images)
         self.edit.textChanged.connect(self._hide_paste_refused)
+        self.attachment_strip = AttachmentStrip()
+        self.attachment_strip.sig_removed.connect(self._clear_attach_notes)
+        self._intake = ImageIntake(self)
+        self._intake.sig_prepared.connect(self.attachment_strip.fill)
+        self._intake.sig_rejected.connect(self._on_image_rejected)
+        self._attach_notes: list[str] = []
+        self.attach_note = QLabel()
+        self.attach_note.setObjectName("warningText")
+        self.attach_note.setWordWrap(True)
+        self.attach_note.hide()
+        self.attach_button = QToolButton()
+        self.attach_button.setObjectName("attachButton")
+        self.attach_button.setAutoRaise(True)
+        self.attach_button.setIconSize(QSize(20, 20))
+        self.attach_button.setAccessibleName(self.tr("Attach images"))
+        self.attach_button.clicked.connect(self._on_attach_clicked)
+        self._image_problem = ""  # why pictures cannot be attached now; "" when they can
+        self._last_image_folder = ""
+        self._editing = False
 
         self.paste_refused_label = QLabel()
         self.paste_refused_label.setObjectName("warningText")
@@ -128,6 +178,7 @@ class ComposerWidget(QWidget):
         self.cancel_edit_button.clicked.connect(self.sig_cancel_edit)
         self.cancel_edit_button.hide()
         buttons = QHBoxLayout()
+        buttons.addWidget(self.attach_button)
         buttons.addWidget(self.thinking_switch)
         buttons.addWidget(self.editing_label, 1)
         buttons.addStretch(1)
@@ -139,14 +190,17 @@ class ComposerWidget(QWidget):
         column.setMaximumWidth(MAX_READING_WIDTH)
         column_layout = QVBoxLayout(column)
         column_layout.setContentsMargins(0, 0, 0, 0)
+        column_layout.addWidget(self.attachment_strip)
         column_layout.addWidget(self.edit)
         column_layout.addWidget(self.paste_refused_label)
+        column_layout.addWidget(self.attach_note)
         column_layout.addLayout(buttons)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(SIDE_MARGIN, 8, SIDE_MARGIN, 16)
         layout.addWidget(column)
         self._generating = False
         self.set_ready(False, self.tr("Open a model to start chatting."))
+        self.set_image_support(model_loaded=False, reads_images=False)
 
     def _show_paste_refused(self, length: int) -> None:
         self.paste_refused_label.setText(
@@ -160,10 +214,124 @@ class ComposerWidget(QWidget):
         self.paste_refused_label.hide()  # the user moved on: the note no longer applies
 
     def set_editing(self, editing: bool) -> None:
+        """An edited question keeps its own pictures: the message's are put aside meanwhile."""
+        self._editing = editing
         self.editing_label.setVisible(editing)
         self.cancel_edit_button.setVisible(editing)
+        self.attachment_strip.setVisible(not editing and bool(self.attachment_strip.count()))
         if not editing:
             self.edit.clear()
+
+    # -------------------------------------------------------------------------- pictures
+
+    def set_image_support(self, *, model_loaded: bool, reads_images: bool) -> None:
+        """Whether the model can read pictures; the attach button says what is missing if not."""
+        if reads_images:
+            self._image_problem = ""
+        elif model_loaded:
+            self._image_problem = self.tr(
+                "This model cannot read images: add its image support file (mmproj) in Models."
+            )
+        else:
+            self._image_problem = self.tr(
+                "Open a model that reads images first: one with its image support file (mmproj), in Models."
+            )
+        self._show_attach_icon()
+        self.attach_button.setToolTip(
+            self._image_problem
+            or self.tr("Attach images (PNG, JPEG, WebP, GIF or BMP); you can also paste or drop them here")
+        )
+
+    def _show_attach_icon(self) -> None:
+        icon = themed_icon("image-plus", self.palette())
+        if self._image_problem:  # still clickable, to say why: drawn as if disabled
+            icon = QIcon(icon.pixmap(QSize(20, 20), self.devicePixelRatioF(), QIcon.Mode.Disabled))
+        self.attach_button.setIcon(icon)
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt API)
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:
+            self._show_attach_icon()  # the theme changed: the icon takes its colours
+
+    def _on_attach_clicked(self) -> None:
+        if self._refuse_pictures():
+            if self._image_problem:
+                self.sig_image_support_requested.emit()
+            return
+        paths, _ = QFileDialog.getOpenFileNames(
+            self, self.tr("Attach images"), self._last_image_folder,
+            self.tr("Images (*.png *.jpg *.jpeg *.webp *.gif *.bmp);;All files (*)"),
+        )
+        if paths:
+            self._last_image_folder = str(Path(paths[0]).parent)
+            self.attach_files([Path(path) for path in paths])
+
+    def attach_files(self, paths: list[Path]) -> None:
+        """Attaches the picture files (what the attach button's file dialog returns)."""
+        self._take_offers([ImageOffer(path.name, path=path) for path in paths])
+
+    def offer_images(self, mime: QMimeData) -> bool:
+        """Attaches the pictures a paste or drop carries; False when it carries none."""
+        offers = image_offers(mime, self.tr("Pasted image"))
+        if offers:
+            self._take_offers(offers)
+        return bool(offers)
+
+    def attachments(self) -> tuple[Attachment, ...]:
+        """The pictures ready to go with the message."""
+        return self.attachment_strip.attachments()
+
+    def give_back(self, attachments: tuple[Attachment, ...]) -> None:
+        """Puts the pictures of a message that was not sent back (beside any attached since)."""
+        room = MAX_IMAGES_PER_MESSAGE - self.attachment_strip.count()
+        if attachments and room > 0:
+            self.attachment_strip.add_ready(attachments[:room])
+            self.attachment_strip.setVisible(not self._editing)
+
+    def _refuse_pictures(self) -> bool:
+        """Says why no pictures can be attached now, if so."""
+        if self._editing:
+            self._show_attach_notes([self.tr(
+                "An edited question keeps the images it had; attach new ones to a new message."
+            )])
+        elif self._image_problem:
+            self._show_attach_notes([self._image_problem])
+        return self._editing or bool(self._image_problem)
+
+    def _take_offers(self, offers: list[ImageOffer]) -> None:
+        if self._refuse_pictures():
+            return
+        room = MAX_IMAGES_PER_MESSAGE - self.attachment_strip.count()
+        notes = []
+        left_out = len(offers) - max(room, 0)
+        if left_out > 0:
+            notes.append(
+                (self.tr("A message holds at most %1 images: 1 was not attached.") if left_out == 1
+                 else self.tr("A message holds at most %1 images: %2 were not attached.").replace("%2", str(left_out)))
+                .replace("%1", str(MAX_IMAGES_PER_MESSAGE))
+            )
+        self._show_attach_notes(notes)
+        ratio = self.devicePixelRatioF()
+        box = QSize(round(THUMBNAIL_SIZE * ratio), round(THUMBNAIL_SIZE * ratio))
+        for offer in offers[: max(room, 0)]:
+            self.attachment_strip.add_pending(self._intake.prepare(offer, box), offer.name)
+
+    def _on_image_rejected(self, ticket: int, message: str) -> None:
+        tile = next((tile for tile in self.attachment_strip.tiles() if tile.ticket == ticket), None)
+        if tile is None:
+            return  # removed while it was being prepared
+        self.attachment_strip.remove(ticket)
+        self._show_attach_notes([
+            *self._attach_notes, self.tr("“%1” was not attached: %2").replace("%1", tile.name).replace("%2", message)
+        ])
+
+    def _show_attach_notes(self, notes: list[str]) -> None:
+        self._attach_notes = notes
+        self.attach_note.setText("\n".join(notes))
+        self.attach_note.setVisible(bool(notes))
+
+    def _clear_attach_notes(self) -> None:
+        self._show_attach_notes([])
 
     def set_ready(self, ready: bool, reason: str = "") -> None:
         """Whether a message can be sent now; ``reason`` explains why not, on the button."""
@@ -184,7 +352,16 @@ class ComposerWidget(QWidget):
 
     def _submit(self) -> None:
         text = self.edit.toPlainText().strip()
-        if not text or self._generating or not self.send_button.isEnabled():
+        attachments = () if self._editing else self.attachments()
+        if self._generating or not self.send_button.isEnabled():
+            return
+        if not self._editing and self.attachment_strip.preparing():
+            self._show_attach_notes([self.tr("One moment: an image is still being prepared. Send again when it shows.")])
+            return
+        if not text and not attachments:
             return
         self.edit.clear()
-        self.sig_send.emit(text)
+        if not self._editing:
+            self.attachment_strip.clear()
+            self._clear_attach_notes()
+        self.sig_send.emit(text, attachments)

@@ -84,6 +84,9 @@ class SessionBridge(_Bridge):
     """``TurnWaiting``: the reply waits for the engine to end a reply to another program."""
     sig_prompt_progress = Signal(object)
     """``PromptProgress``: how much of the prompt the model has read."""
+    sig_image_reading = Signal(object)
+    """``ImageReading``: the model is reading (encoding) one of the prompt's new pictures, and
+    how far it has come; the prompt's progress follows."""
     sig_text = Signal(int, str, str)
     """New text of a reply: (message id, reasoning delta, answer delta); one of them is empty."""
     sig_turn_finished = Signal(object)
@@ -107,6 +110,7 @@ class SessionBridge(_Bridge):
             (chat_events.TurnStarted, self.sig_turn_started),
             (chat_events.TurnWaiting, self.sig_turn_waiting),
             (chat_events.PromptProgress, self.sig_prompt_progress),
+            (chat_events.ImageReading, self.sig_image_reading),
             (chat_events.TurnFinished, self.sig_turn_finished),
             (chat_events.TurnFailed, self.sig_turn_failed),
             (chat_events.TurnRefused, self.sig_turn_refused),

@@ -1,5 +1,6 @@
 """A "will it run well?" badge: the verdict from memory and speed, the expected tokens a second,
-and a bar of the memory the model and its context need against what is available."""
+and a bar of the memory the model and its context (and its image support, when it has one) need
+against what is available."""
 
 from __future__ import annotations
 
@@ -72,7 +73,11 @@ class FitBadge(QWidget):
         bar.setStyleSheet(f"QProgressBar::chunk {{ background: {color}; border-radius: 3px; }}")
         self.memory_label = QLabel(f"{format_gb(needed)} / {format_gb(available)}")
         self.memory_label.setObjectName("fitMemory")
-        self.memory_label.setToolTip(self.tr("Memory for the model and its context / memory available now"))
+        self.memory_label.setToolTip(
+            self.tr("Memory for the model, its context and its image support / memory available now")
+            if assessment.estimate.image_support
+            else self.tr("Memory for the model and its context / memory available now")
+        )
         layout = QHBoxLayout(self)
         layout.setContentsMargins(4, 0, 4, 0)
         layout.addWidget(pill, 0, Qt.AlignmentFlag.AlignVCenter)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import importlib.metadata
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -46,6 +47,7 @@ from app.core.profile.secret_store import SecretStore
 from app.core.profile.settings import Settings
 from app.ui.api_request_log_dialog import ApiRequestLogDialog
 from app.ui.api_status import ApiStatusIndicator
+from app.ui.attachments import carries_images
 from app.ui.banner import Banner
 from app.ui.chat_controller import ChatController
 from app.ui.chat_settings_panel import ChatSettingsPanel
@@ -80,10 +82,12 @@ class MainWindow(QMainWindow):
         runtime_description: str,
         api: LocalApiService,
         api_key: SecretStore,
+        image_path: Callable[[str], Path],
         parent: QWidget | None = None,
     ) -> None:
         """``runtime_description`` says what runs the models, for the About box; ``api`` is the
-        local API server that Settings turns on and off, and ``api_key`` keeps its key."""
+        local API server that Settings turns on and off, and ``api_key`` keeps its key;
+        ``image_path(sha256)`` is where the stored picture with that hash is, for the transcript."""
         super().__init__(parent)
         self.setWindowTitle(self.tr("Qwen Local Chat"))
         self.setAcceptDrops(True)
@@ -98,6 +102,7 @@ class MainWindow(QMainWindow):
         self._models_dialog: ModelsDialog | None = None
         self._api = api
         self._api_key = api_key
+        self._image_path = image_path
         self._request_log_dialog: ApiRequestLogDialog | None = None
         self._facts = host.facts
         self._loading_path: Path | None = None
@@ -134,7 +139,7 @@ class MainWindow(QMainWindow):
         self.model_bar = ModelBar(self._models)
         self.error_banner = Banner("errorBanner")
         self.info_banner = Banner("infoBanner")
-        self.transcript = TranscriptView()
+        self.transcript = TranscriptView(self._image_path)
         self.empty_hint = QLabel()
         self.empty_hint.setObjectName("emptyHint")
         self.empty_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -273,6 +278,7 @@ class MainWindow(QMainWindow):
         self.chat.sig_error.connect(self.error_banner.show_message)
         self.chat.sig_thinking_changed.connect(self._on_thinking_changed)
         self.chat.sig_busy_changed.connect(lambda _busy: self.transcript.refresh_actions())
+        self.composer.sig_image_support_requested.connect(self.show_models)
 
         library = self._library_bridge
         library.sig_conversations_changed.connect(self._on_conversations_changed)
@@ -330,7 +336,8 @@ class MainWindow(QMainWindow):
         self.load_progress.show()
         self.model_status.setText(self.tr("Loading %1…").replace("%1", self._loading_path.name))
         self._update_ready_state()
-        settings = self._settings.load_settings(context_size or self._settings.context_size)
+        projector = self._models.projector_for(self._loading_path)  # its image support, if it has one
+        settings = self._settings.load_settings(context_size or self._settings.context_size, projector)
         self._host.load_model(self._loading_path, settings, despite_memory=despite_memory)
 
     def _context_size(self) -> int:
@@ -585,6 +592,9 @@ class MainWindow(QMainWindow):
         else:
             reason = ""
         self.composer.set_ready(not reason, reason)
+        self.composer.set_image_support(
+            model_loaded=self._facts is not None, reads_images=self._facts is not None and self._facts.reads_images
+        )
         self.transcript.set_model_ready(not reason, reason)
         self._update_empty_hint()
 
@@ -613,7 +623,7 @@ class MainWindow(QMainWindow):
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt API)
         """Every file drag is accepted, so a drop of the wrong kind can say why it is refused;
         the window is outlined while a file hovers over it."""
-        if event.mimeData().hasUrls():
+        if event.mimeData().hasUrls() or carries_images(event.mimeData()):
             event.acceptProposedAction()
             self._set_drop_highlight(True)
 
@@ -628,9 +638,12 @@ class MainWindow(QMainWindow):
             event.acceptProposedAction()
             self.load_model(model)
             return
+        if self.composer.offer_images(event.mimeData()):
+            event.acceptProposedAction()
+            return
         names = ", ".join(f"“{path.name}”" for path in files[:3]) or self.tr("This item")
         self.error_banner.show_message(
-            self.tr("%1 cannot be opened here: drop a model file (.gguf) to chat with it. Chats are imported with File › Import Chats…").replace("%1", names)
+            self.tr("%1 cannot be opened here: drop a model file (.gguf) to chat with it, or images to attach them. Chats are imported with File › Import Chats…").replace("%1", names)
         )
 
     def _set_drop_highlight(self, on: bool) -> None:

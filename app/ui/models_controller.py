@@ -10,17 +10,21 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.core.profile.app_paths import AppPaths
+from app.core.domain.generation import IMAGE_DETAIL_TOKENS
 from app.core.models.fit_estimate import (
+    DEFAULT_IMAGE_TOKENS,
+    QWEN35_PROJECTOR_SHAPES,
     QWEN35_SHAPES,
     FitAssessment,
     ModelShape,
     Recommendation,
+    VisionProjector,
     assess_fit,
     recommend_model,
 )
@@ -35,14 +39,21 @@ from app.core.models.speed_calibration import (
 )
 from app.core.models.hub_access import HubSettings, OfflineError, hub_endpoint, make_hf_api
 from app.core.domain.model_files import gguf_file_problem
-from app.core.models.local_models import LocalModel, ModelSource, find_local_models
-from app.core.models.model_catalog import CatalogEntry, CatalogError, ModelCatalog
+from app.core.models.local_models import LocalModel, ModelSource, find_local_models, is_projector
+from app.core.models.model_catalog import PROJECTOR_FILENAME, CatalogEntry, CatalogError, ModelCatalog
 from app.core.models.model_downloads import (
     DownloadManager,
     DownloadProgress,
     DownloadRequest,
     DownloadState,
     move_models_folder,
+)
+from app.core.models.projector_pairing import (
+    TEXT_ONLY,
+    find_projector,
+    pairing_key,
+    projector_left_unused,
+    projector_problem,
 )
 from app.core.profile.secret_store import SecretStore
 from app.core.profile.settings import Settings
@@ -52,6 +63,15 @@ logger = logging.getLogger(__name__)
 
 STALL_SECONDS = 5.0  # a running download that received nothing for this long is "stalled"
 QUIT_WAIT_SECONDS = 0.5  # how long quitting waits for download workers to stop
+
+
+@dataclass(frozen=True)
+class ImageSupport:
+    """How a model on this computer reads images: the projector it loads with (None: text only)
+    and that projector's figures for the fit advice (None when unreadable)."""
+
+    projector: Path | None
+    vision: VisionProjector | None
 
 
 class ModelsController(QObject):
@@ -75,6 +95,7 @@ class ModelsController(QObject):
     sig_model_headers_read = Signal()
     """A local model's header was read (on a worker thread): fit advice for it is known now."""
     _sig_shape_read = Signal(object, object)  # path, ModelShape or None; from the header reader
+    _sig_image_support_read = Signal(object, object, int)  # path, ImageSupport, lookup generation
     _sig_speed_measured = Signal(float)  # from the memory-speed test's thread
 
     def __init__(
@@ -104,6 +125,15 @@ class ModelsController(QObject):
         self._headers_requested: set[Path] = set()
         self._shut_down = False
         self._sig_shape_read.connect(self._on_shape_read)
+        # Which projector each model loads with, looked up on the header reader too. A lookup
+        # belongs to a generation: a pairing or a file that changed starts a new one, and the
+        # answers of older lookups are dropped.
+        self._image_support: dict[Path, ImageSupport] = {}
+        self._image_support_requested: set[Path] = set()
+        self._image_support_generation = 0
+        self._sig_image_support_read.connect(self._on_image_support_read)
+        # First of the slots: whoever redraws the models on this signal sees the new pairings.
+        self.sig_local_models_changed.connect(self._forget_image_support)
         self._progress: dict[str, DownloadProgress] = {}  # the latest report of each download
         self._data_seen_at: dict[str, tuple[int, float]] = {}  # bytes, when they last grew
         self._sig_reported.connect(self._on_reported)
@@ -174,13 +204,103 @@ class ModelsController(QObject):
         self.sig_local_models_changed.emit()
 
     def remove_model(self, model: LocalModel) -> None:
-        """Deletes a downloaded file, or forgets an imported one (the user's file is kept)."""
+        """Deletes a downloaded file, with the projector it downloaded when no other model of
+        its size uses that (``projector_deleted_with``), or forgets an imported one (the user's
+        file is kept). Its projector pairing is forgotten either way."""
         if model.source == ModelSource.DOWNLOADED:
+            unused = self.projector_deleted_with(model)
             self.downloads.delete_installed(model.path)
+            if unused is not None:
+                self.downloads.delete_installed(unused)
         elif model.source == ModelSource.IMPORTED:
             self._settings.imported_models = [p for p in self._settings.imported_models if Path(p).absolute() != model.path]
+        if model.source != ModelSource.HUGGING_FACE_CACHE:
+            self._settings.projector_pairings.pop(pairing_key(model.path), None)
             self.sig_settings_changed.emit()
         self.sig_local_models_changed.emit()
+
+    def projector_deleted_with(self, model: LocalModel) -> Path | None:
+        """The downloaded projector that deleting ``model`` deletes too, being of no use alone:
+        the one its catalog download brought, unless another download of its size remains."""
+        if model.source != ModelSource.DOWNLOADED:
+            return None
+        installed = [installed.path for installed in self.downloads.installed_files()]
+        unused = projector_left_unused(model.path, (path for path in installed if path.name != PROJECTOR_FILENAME))
+        return unused if unused in installed else None
+
+    # ------------------------------------------------------------------------ image support
+
+    def image_support_of(self, path: Path) -> ImageSupport | None:
+        """How the model at ``path`` reads images; None while that is being looked up (off the
+        GUI thread, as it reads headers; ``sig_model_headers_read`` follows)."""
+        if path not in self._image_support and path not in self._image_support_requested and not self._shut_down:
+            self._image_support_requested.add(path)
+            shape = self._shapes.get(path)
+            self._header_reader.submit(
+                self._read_image_support,
+                path,
+                dict(self._settings.projector_pairings),
+                shape.embedding_length if shape else None,
+                self._image_support_generation,
+            )
+        return self._image_support.get(path)
+
+    def projector_for(self, path: Path) -> Path | None:
+        """The projector a load of ``path`` carries, looked up now (``find_projector`` with the
+        user's pairings): reading only the projectors' small headers once the model's shape is
+        known, as it is for every model listed."""
+        shape = self._shapes.get(Path(path))
+        return find_projector(path, self._settings.projector_pairings, model_width=shape.embedding_length if shape else None)
+
+    def pair_projector(self, model: Path, projector: Path) -> str | None:
+        """Pairs a projector file the user chose with ``model``; returns why not (for the user)
+        when it is no projector made for this model, and then changes nothing."""
+        shape = self._shapes.get(Path(model))
+        problem = projector_problem(model, projector, model_width=shape.embedding_length if shape else None)
+        if problem is None:
+            self._set_pairing(model, str(Path(projector).absolute()))
+        return problem
+
+    def use_no_projector(self, model: Path) -> None:
+        """``model`` loads text only from now on, even with a projector beside it."""
+        self._set_pairing(model, TEXT_ONLY)
+
+    def forget_pairing(self, model: Path) -> None:
+        """``model`` finds its projector by itself again (its download's, or one beside it)."""
+        self._settings.projector_pairings.pop(pairing_key(model), None)
+        self.sig_settings_changed.emit()
+        self.sig_local_models_changed.emit()
+
+    def is_paired(self, model: Path) -> bool:
+        """Whether the user chose ``model``'s projector (or text only) rather than the app."""
+        return pairing_key(model) in self._settings.projector_pairings
+
+    def _set_pairing(self, model: Path, choice: str) -> None:
+        self._settings.projector_pairings[pairing_key(model)] = choice
+        self.sig_settings_changed.emit()
+        self.sig_local_models_changed.emit()
+
+    def _read_image_support(self, path: Path, pairings: dict[str, str], width: int | None, generation: int) -> None:  # header reader thread
+        projector = vision = None
+        try:
+            projector = find_projector(path, pairings, model_width=width)
+            vision = VisionProjector.from_gguf(projector) if projector is not None else None
+        except (ValueError, OSError) as error:  # an unreadable projector just means "text only"
+            logger.info("No image support for %s: %s", path, error)
+        if not self._shut_down:
+            _report(self._sig_image_support_read, path, ImageSupport(projector, vision), generation)
+
+    def _on_image_support_read(self, path: Path, support: ImageSupport, generation: int) -> None:
+        if generation != self._image_support_generation:
+            return  # looked up before a pairing or a file changed; asked again since
+        self._image_support[path] = support
+        self._image_support_requested.discard(path)
+        self.sig_model_headers_read.emit()
+
+    def _forget_image_support(self) -> None:
+        self._image_support.clear()
+        self._image_support_requested.clear()
+        self._image_support_generation += 1
 
     def shape_of(self, path: Path) -> ModelShape | None:
         """The model's shapes from its GGUF header; None while it is being read (then
@@ -210,16 +330,46 @@ class ModelsController(QObject):
     def context_size(self) -> int:
         return self._settings.context_size
 
-    def assess_entry(self, entry: CatalogEntry) -> FitAssessment | None:
+    def image_tokens(self) -> int:
+        """The most image tokens a picture becomes at the image detail in Settings."""
+        return IMAGE_DETAIL_TOKENS.get(self._settings.image_detail, DEFAULT_IMAGE_TOKENS)
+
+    def assess_entry(self, entry: CatalogEntry, *, with_images: bool) -> FitAssessment | None:
+        """The fit of a catalog model, loaded with its projector when ``with_images``."""
         if entry.model.size is None:
             return None
-        return assess_fit(QWEN35_SHAPES[entry.size_label], entry.model.size, self.hardware, self.context_size())
+        projector = self.catalog_projector(entry) if with_images else None
+        return assess_fit(
+            QWEN35_SHAPES[entry.size_label], entry.model.size, self.hardware, self.context_size(),
+            projector=projector, image_tokens=self.image_tokens(),
+        )
 
     def assess_local(self, model: LocalModel) -> FitAssessment | None:
+        """The fit of a model on this computer, with the projector it loads with."""
         shape = self.shape_of(model.path)
-        if shape is None:
+        support = self.image_support_of(model.path)
+        if shape is None or support is None:
             return None
-        return assess_fit(shape, model.size, self.hardware, self.context_size())
+        return assess_fit(
+            shape, model.size, self.hardware, self.context_size(), projector=support.vision, image_tokens=self.image_tokens()
+        )
+
+    @staticmethod
+    def catalog_projector(entry: CatalogEntry) -> VisionProjector | None:
+        """The projector of a catalog entry as the fit advice counts it: the published shape of
+        its size, and its file's size from the Hub (or estimated from that shape)."""
+        if entry.projector is None:
+            return None
+        shape = QWEN35_PROJECTOR_SHAPES[entry.size_label]
+        return VisionProjector(shape, entry.projector.size or shape.estimated_file_bytes)
+
+    def projector_download_size(self, entry: CatalogEntry) -> tuple[int, bool] | None:
+        """``(bytes, estimated)`` of the entry's image support download; None when it has none."""
+        if entry.projector is None:
+            return None
+        if entry.projector.size:
+            return entry.projector.size, False
+        return QWEN35_PROJECTOR_SHAPES[entry.size_label].estimated_file_bytes, True
 
     def recommendation(self) -> tuple[CatalogEntry | None, Recommendation | None]:
         """The best catalog entry for this computer (Q4_K_M of the largest size that runs well)."""
@@ -229,7 +379,9 @@ class ModelsController(QObject):
             if entry.quantization == "Q4_K_M" and entry.model.size
         }
         candidates = [(label, QWEN35_SHAPES[entry.size_label], entry.model.size) for label, entry in entries.items()]
-        chosen = recommend_model(candidates, self.hardware)
+        # Downloaded as offered, with its image support: that memory counts.
+        projectors = {label: projector for label, entry in entries.items() if (projector := self.catalog_projector(entry))}
+        chosen = recommend_model(candidates, self.hardware, projectors)
         if chosen is None:
             return None, None
         return entries[chosen.label], chosen
@@ -273,29 +425,89 @@ class ModelsController(QObject):
             expected_sha256=model.sha256 if model.is_pinned else None,
         )
 
-    def progress_of(self, entry: CatalogEntry) -> DownloadProgress | None:
-        key = self.request_for(entry).key
-        return next((progress for progress in self.downloads.downloads() if progress.request.key == key), None)
+    @staticmethod
+    def projector_request_for(entry: CatalogEntry) -> DownloadRequest | None:
+        """The download of the entry's image support; every quantization of a size shares it."""
+        projector = entry.projector
+        if projector is None:
+            return None
+        return DownloadRequest(
+            repo_id=projector.repo_id,
+            filename=projector.filename,
+            revision=projector.revision,
+            expected_size=None if projector.size_is_estimate else projector.size,
+            expected_sha256=projector.sha256 if projector.is_pinned else None,
+        )
 
-    def download(self, entry: CatalogEntry) -> None:
-        """Queues the model's download; offline mode and other refusals arrive as a FAILED report."""
+    def progress_of(self, entry: CatalogEntry) -> DownloadProgress | None:
+        return self._queued(self.request_for(entry))
+
+    def projector_progress_of(self, entry: CatalogEntry) -> DownloadProgress | None:
+        request = self.projector_request_for(entry)
+        return self._queued(request) if request is not None else None
+
+    def _queued(self, request: DownloadRequest) -> DownloadProgress | None:
+        return next((progress for progress in self.downloads.downloads() if progress.request.key == request.key), None)
+
+    def download(self, entry: CatalogEntry, *, with_images: bool = True) -> None:
+        """Queues the model's download, after its image support's when ``with_images`` (so the
+        model is ready to read images the moment it is ready at all); offline mode and other
+        refusals arrive as a FAILED report of the model."""
+        requests = [self.request_for(entry)]
+        projector = self.projector_request_for(entry)
+        if with_images and projector is not None and not self.downloads.is_installed(projector):
+            requests.insert(0, projector)
         try:
-            self.downloads.enqueue(self.request_for(entry))
+            for request in requests:
+                self.downloads.enqueue(request)
         except OfflineError as error:
             self.sig_download_progress.emit(
                 DownloadProgress(self.request_for(entry), DownloadState.FAILED, 0, entry.model.size, None, None, str(error), None)
             )
 
+    def download_projector(self, entry: CatalogEntry) -> None:
+        """Adds image support to an installed model: queues its projector's download."""
+        request = self.projector_request_for(entry)
+        if request is None:
+            return
+        try:
+            self.downloads.enqueue(request)
+        except OfflineError as error:
+            self.sig_download_progress.emit(
+                DownloadProgress(request, DownloadState.FAILED, 0, request.expected_size, None, None, str(error), None)
+            )
+
     def pause(self, entry: CatalogEntry) -> None:
-        """Paused at once (reported before this returns), even while the connection hangs."""
-        self.downloads.pause(self.request_for(entry))
+        """Paused at once (reported before this returns), even while the connection hangs; with
+        the image support downloading for it."""
+        for request in self._entry_requests(entry):
+            self.downloads.pause(request)
 
     def resume(self, entry: CatalogEntry) -> None:
-        self.downloads.resume(self.request_for(entry))
+        for request in self._entry_requests(entry):
+            self.downloads.resume(request)
 
     def cancel(self, entry: CatalogEntry) -> None:
-        """Cancelled at once, like a pause."""
-        self.downloads.cancel(self.request_for(entry))
+        """Cancelled at once, like a pause; the model's cancel is reported last, as the row's
+        final word."""
+        for request in reversed(self._entry_requests(entry)):
+            self.downloads.cancel(request)
+
+    def _entry_requests(self, entry: CatalogEntry) -> list[DownloadRequest]:
+        """The model's download and its projector's, unless the projector is queued for another
+        quantization of the same size too (pausing or cancelling this one leaves that alone)."""
+        model = self.request_for(entry)
+        requests = [model]
+        projector = self.projector_request_for(entry)
+        if projector is not None:
+            others = [
+                progress
+                for progress in self.downloads.downloads()
+                if progress.request.repo_id == model.repo_id and progress.request.key not in (model.key, projector.key)
+            ]
+            if not others or self.downloads.is_installed(model):
+                requests.append(projector)
+        return requests
 
     def latest_progress(self, progress: DownloadProgress) -> DownloadProgress:
         """The newest report of the same download (with ``stalled`` as last seen)."""
@@ -306,10 +518,16 @@ class ModelsController(QObject):
         return [progress for progress in self.downloads.downloads() if download_is_active(progress)]
 
     def display_name_of(self, progress: DownloadProgress) -> str:
-        """The catalog's name for a download ("Qwen3.5 2B · Q4_K_M"), else its file name."""
+        """The catalog's name for a download ("Qwen3.5 2B · Q4_K_M", "Qwen3.5 2B image
+        support"), else its file name."""
         key = progress.request.key
-        entry = next((entry for entry in self.catalog.entries() if self.request_for(entry).key == key), None)
-        return entry.display_name if entry else progress.request.filename
+        for entry in self.catalog.entries():
+            if self.request_for(entry).key == key:
+                return entry.display_name
+            projector = self.projector_request_for(entry)
+            if projector is not None and projector.key == key:
+                return f"Qwen3.5 {entry.size_label} image support"
+        return progress.request.filename
 
     def _on_reported(self, progress: DownloadProgress) -> None:
         key = progress.request.key
@@ -330,7 +548,8 @@ class ModelsController(QObject):
         self.sig_download_progress.emit(progress)
         if progress.state == DownloadState.COMPLETE and progress.path is not None:
             self.sig_local_models_changed.emit()
-            self.sig_download_finished.emit(progress)
+            if not is_projector(progress.path):  # image support is no model to offer
+                self.sig_download_finished.emit(progress)
 
     def _check_stalls(self) -> None:
         """Once a second: a running download whose bytes stopped growing says so. Its bytes are
@@ -351,6 +570,22 @@ class ModelsController(QObject):
     def installed_path(self, entry: CatalogEntry) -> Path | None:
         request = self.request_for(entry)
         return self.downloads.path_for(request) if self.downloads.is_installed(request) else None
+
+    def catalog_entry_of(self, model: LocalModel) -> CatalogEntry | None:
+        """The catalog entry a downloaded model was downloaded as; None for any other file."""
+        if model.source != ModelSource.DOWNLOADED:
+            return None
+        return next(
+            (entry for entry in self.catalog.entries() if self.downloads.path_for(self.request_for(entry)) == model.path),
+            None,
+        )
+
+    def installed_projector(self, entry: CatalogEntry) -> Path | None:
+        """The entry's downloaded projector, beside its model (None: not downloaded)."""
+        request = self.projector_request_for(entry)
+        if request is None or not self.downloads.is_installed(request):
+            return None
+        return self.downloads.path_for(request)
 
     # ----------------------------------------------------------------------------- catalog
 

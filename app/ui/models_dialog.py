@@ -6,14 +6,17 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QDialog,
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QMenu,
     QMessageBox,
     QProgressBar,
     QPushButton,
+    QToolButton,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -35,7 +38,9 @@ SIZE_DESCRIPTIONS = {
     "4B": "Balanced: thoughtful answers on a typical laptop",
     "9B": "Most capable; needs plenty of memory",
 }
-COLUMN_MODEL, COLUMN_SIZE, COLUMN_FIT, COLUMN_STATUS, COLUMN_ACTIONS = range(5)
+COLUMN_MODEL, COLUMN_SIZE, COLUMN_FIT, COLUMN_STATUS, COLUMN_IMAGES, COLUMN_ACTIONS = range(6)
+_IN_QUEUE = (DownloadState.QUEUED, DownloadState.DOWNLOADING, DownloadState.VERIFYING, DownloadState.PAUSED)
+_RUNNING = (DownloadState.DOWNLOADING, DownloadState.VERIFYING)
 
 
 class ModelsDialog(QDialog):
@@ -48,9 +53,11 @@ class ModelsDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle(self.tr("Models"))
         self.setObjectName("modelsDialog")
-        self.resize(980, 640)
+        self.resize(1180, 700)  # wide enough for every column, the model names whole
         self._controller = controller
         self._catalog_rows: dict[str, tuple[CatalogEntry, QTreeWidgetItem]] = {}
+        self._rows_of_projector: dict[str, list[str]] = {}  # a projector's download → its models' rows
+        self._with_images: dict[str, bool] = {}  # a row's "Image support" choice, by its model's download
 
         self.hardware_label = QLabel()
         self.hardware_label.setObjectName("hardwareSummary")
@@ -63,8 +70,8 @@ class ModelsDialog(QDialog):
         self.message_label.setWordWrap(True)
         self.message_label.hide()
 
-        self.local_tree = self._make_tree([self.tr("On this computer"), self.tr("Size"), self.tr("Fits?"), self.tr("Source"), ""])
-        self.catalog_tree = self._make_tree([self.tr("Download Qwen3.5"), self.tr("Download size"), self.tr("Fits?"), self.tr("Status"), ""])
+        self.local_tree = self._make_tree([self.tr("On this computer"), self.tr("Size"), self.tr("Fits?"), self.tr("Source"), self.tr("Images"), ""])
+        self.catalog_tree = self._make_tree([self.tr("Download Qwen3.5"), self.tr("Download size"), self.tr("Fits?"), self.tr("Status"), self.tr("Images"), ""])
 
         self.refresh_button = QPushButton(self.tr("Refresh catalog"))
         self.refresh_button.setToolTip(self.tr("Read the latest file list, sizes and checksums from the Hugging Face Hub"))
@@ -108,7 +115,7 @@ class ModelsDialog(QDialog):
         tree.setAccessibleName(headers[0])
         header = tree.header()
         header.setSectionResizeMode(COLUMN_MODEL, QHeaderView.ResizeMode.Stretch)
-        for column in (COLUMN_SIZE, COLUMN_FIT, COLUMN_STATUS, COLUMN_ACTIONS):
+        for column in (COLUMN_SIZE, COLUMN_FIT, COLUMN_STATUS, COLUMN_IMAGES, COLUMN_ACTIONS):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
         header.setStretchLastSection(False)
         return tree
@@ -159,7 +166,56 @@ class ModelsDialog(QDialog):
             assessment = self._controller.assess_local(model)
             if assessment is not None:
                 tree.setItemWidget(item, COLUMN_FIT, FitBadge(assessment))
+            tree.setItemWidget(item, COLUMN_IMAGES, self._local_images(model))
             tree.setItemWidget(item, COLUMN_ACTIONS, self._local_actions(model))
+
+    def _local_images(self, model: LocalModel) -> QWidget:
+        """Which projector the model loads with, and a menu to choose another or none."""
+        controller = self._controller
+        support = controller.image_support_of(model.path)
+        chosen = controller.is_paired(model.path)
+        if support is None:
+            text, tooltip = self.tr("…"), self.tr("Looking for its image support")
+        elif support.projector is not None:
+            text = self.tr("Reads images: %1").replace("%1", support.projector.name)
+            tooltip = str(support.projector) + ("\n" + self.tr("Chosen by you") if chosen else "")
+        else:
+            text = self.tr("Text only")
+            tooltip = self.tr("You chose to load it without image support") if chosen else self.tr(
+                "No image support file (mmproj) for this model was found beside it"
+            )
+        label = QLabel(text)
+        label.setObjectName("imageSupport")
+        label.setToolTip(tooltip)
+        change = QToolButton()
+        change.setText(self.tr("Change"))
+        change.setAccessibleName(self.tr("Change the image support of %1").replace("%1", model.name))
+        change.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(change)
+        menu.addAction(self.tr("Choose image support file…"), lambda: self._choose_projector(model))
+        entry = controller.catalog_entry_of(model)
+        if entry is not None and entry.projector is not None and controller.installed_projector(entry) is None:
+            menu.addAction(self._add_images_text(entry), lambda: controller.download_projector(entry))
+        text_only = menu.addAction(self.tr("Text only"), lambda: controller.use_no_projector(model.path))
+        text_only.setEnabled(support is None or support.projector is not None or not chosen)
+        automatic = menu.addAction(self.tr("Find it automatically"), lambda: controller.forget_pairing(model.path))
+        automatic.setEnabled(chosen)
+        change.setMenu(menu)
+        row = QWidget()
+        layout = QHBoxLayout(row)
+        layout.setContentsMargins(2, 0, 2, 0)
+        layout.addWidget(label)
+        layout.addWidget(change)
+        return row
+
+    def _choose_projector(self, model: LocalModel) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, self.tr("Image support for %1").replace("%1", model.name), str(model.path.parent),
+            self.tr("Vision projectors (mmproj*.gguf);;GGUF files (*.gguf)"),
+        )
+        if path and (problem := self._controller.pair_projector(model.path, Path(path))):
+            self.message_label.setText(problem)
+            self.message_label.show()
 
     def _local_actions(self, model: LocalModel) -> QWidget:
         use = QPushButton(self.tr("Use"))
@@ -179,6 +235,7 @@ class ModelsDialog(QDialog):
         tree = self.catalog_tree
         tree.clear()
         self._catalog_rows.clear()
+        self._rows_of_projector.clear()
         entries = self._controller.catalog.entries()
         for size_label in SIZES:
             group = QTreeWidgetItem([f"Qwen3.5 {size_label} — {self.tr(SIZE_DESCRIPTIONS[size_label])}"])
@@ -193,46 +250,144 @@ class ModelsDialog(QDialog):
                 item = QTreeWidgetItem([f"    {entry.quantization} — {self.tr(entry.quality_hint)}", ("≈ " if entry.model.size_is_estimate else "") + size])
                 item.setToolTip(COLUMN_MODEL, f"{entry.display_name}: {self.tr(entry.quality_hint)}\n{entry.model.repo_id}/{entry.model.filename}")
                 tree.addTopLevelItem(item)
-                self._catalog_rows[self._controller.request_for(entry).key] = (entry, item)
-                assessment = self._controller.assess_entry(entry)
-                if assessment is not None:
-                    tree.setItemWidget(item, COLUMN_FIT, FitBadge(assessment))
-                self._show_entry_state(entry, item, self._controller.progress_of(entry))
+                key = self._controller.request_for(entry).key
+                self._catalog_rows[key] = (entry, item)
+                if (projector := self._controller.projector_request_for(entry)) is not None:
+                    self._rows_of_projector.setdefault(projector.key, []).append(key)
+                self._show_entry_fit(entry, item)
+                self._show_entry_state(entry, item)
 
-    def _show_entry_state(self, entry: CatalogEntry, item: QTreeWidgetItem, progress: DownloadProgress | None) -> None:
-        tree = self.catalog_tree
-        installed = self._controller.installed_path(entry)
-        state = progress.state if progress else None
+    def _entry_with_images(self, entry: CatalogEntry) -> bool:
+        """Whether the row's model is (or is to be) loaded with its image support."""
+        if entry.projector is None:
+            return False
+        if self._controller.installed_path(entry) is not None:
+            return self._controller.installed_projector(entry) is not None
+        return self._with_images.get(self._controller.request_for(entry).key, True)
+
+    def _show_entry_fit(self, entry: CatalogEntry, item: QTreeWidgetItem) -> None:
+        assessment = self._controller.assess_entry(entry, with_images=self._entry_with_images(entry))
+        if assessment is not None:
+            self.catalog_tree.setItemWidget(item, COLUMN_FIT, FitBadge(assessment))
+
+    def _add_images_text(self, entry: CatalogEntry) -> str:
+        """"Add image support (672 MB)": the download that lets an installed model read images."""
+        return self.tr("Add image support (%1)").replace("%1", self._projector_size_text(entry))
+
+    def _projector_size_text(self, entry: CatalogEntry) -> str:
+        size = self._controller.projector_download_size(entry)
+        if size is None:
+            return ""
+        byte_count, estimated = size
+        return ("≈ " if estimated else "") + format_bytes(byte_count)
+
+    def _show_entry_state(self, entry: CatalogEntry, item: QTreeWidgetItem, reported: DownloadProgress | None = None) -> None:
+        """The row of a catalog model: installed, or its download and its image support's.
+        ``reported`` is the report that changed it (a cancel's is the last one of its download)."""
+        controller = self._controller
+        model = controller.progress_of(entry)
+        projector = controller.projector_progress_of(entry)
+        if reported is not None and reported.state in (DownloadState.CANCELLED, DownloadState.FAILED, DownloadState.COMPLETE):
+            if reported.request.key == controller.request_for(entry).key:
+                model = reported if model is None else model
+            else:
+                projector = reported if projector is None else projector
+        model, projector = (controller.latest_progress(p) if p is not None else None for p in (model, projector))
+        installed = controller.installed_path(entry)
         if installed is not None:
-            tree.setItemWidget(item, COLUMN_STATUS, QLabel(self.tr("Installed")))
-            use = QPushButton(self.tr("Use"))
-            use.clicked.connect(lambda: self._use(installed))
-            tree.setItemWidget(item, COLUMN_ACTIONS, _button_row([use]))
+            self._show_installed_entry(entry, item, installed, projector)
             return
-        self._show_error(item, progress.error if state == DownloadState.FAILED else None)
-        if state in (DownloadState.QUEUED, DownloadState.DOWNLOADING, DownloadState.VERIFYING, DownloadState.PAUSED):
-            tree.setItemWidget(item, COLUMN_STATUS, _progress_widget(progress))
-            buttons = []
-            if state == DownloadState.PAUSED:
-                resume = QPushButton(self.tr("Resume"))
-                resume.clicked.connect(lambda: self._controller.resume(entry))
-                buttons.append(resume)
-            elif state != DownloadState.VERIFYING:
-                pause = QPushButton(self.tr("Pause"))
-                pause.clicked.connect(lambda: self._controller.pause(entry))
-                buttons.append(pause)
-            cancel = QPushButton(self.tr("Cancel"))
-            cancel.clicked.connect(lambda: self._controller.cancel(entry))
-            buttons.append(cancel)
-            tree.setItemWidget(item, COLUMN_ACTIONS, _button_row(buttons))
+        in_queue = [progress for progress in (model, projector) if progress is not None and progress.state in _IN_QUEUE]
+        failed = next((p for p in (model, projector) if p is not None and p.state == DownloadState.FAILED), None)
+        self._show_error(item, self._error_text(entry, failed))
+        self.catalog_tree.setItemWidget(item, COLUMN_IMAGES, self._images_choice(entry, enabled=not in_queue))
+        if in_queue:
+            shown = next((progress for progress in in_queue if progress.state in _RUNNING), in_queue[0])
+            self._show_progress(entry, item, shown, extra=[])
             return
+        state = model.state if model is not None else None
         status = {DownloadState.FAILED: self.tr("Failed"), DownloadState.CANCELLED: self.tr("Cancelled")}.get(state, "")
-        label = QLabel(status)
+        label = _cell_label(status)
         label.setObjectName("downloadError" if state == DownloadState.FAILED else "")
-        tree.setItemWidget(item, COLUMN_STATUS, label)
+        self.catalog_tree.setItemWidget(item, COLUMN_STATUS, label)
         download = QPushButton(self.tr("Retry") if state == DownloadState.FAILED else self.tr("Download"))
-        download.clicked.connect(lambda: self._controller.download(entry))
-        tree.setItemWidget(item, COLUMN_ACTIONS, _button_row([download]))
+        download.clicked.connect(lambda: controller.download(entry, with_images=self._entry_with_images(entry)))
+        self.catalog_tree.setItemWidget(item, COLUMN_ACTIONS, _button_row([download]))
+
+    def _show_installed_entry(
+        self, entry: CatalogEntry, item: QTreeWidgetItem, installed: Path, projector: DownloadProgress | None
+    ) -> None:
+        """An installed model: Use, and its image support (there, downloading, or to add)."""
+        controller = self._controller
+        tree = self.catalog_tree
+        use = QPushButton(self.tr("Use"))
+        use.clicked.connect(lambda: self._use(installed))
+        adding = projector is not None and projector.state in _IN_QUEUE
+        self._show_error(item, self._error_text(entry, projector if projector and projector.state == DownloadState.FAILED else None))
+        if adding:
+            self._show_progress(entry, item, projector, extra=[use])
+            tree.setItemWidget(item, COLUMN_IMAGES, _cell_label(self.tr("Adding…")))
+            return
+        tree.setItemWidget(item, COLUMN_STATUS, _cell_label(self.tr("Installed")))
+        tree.setItemWidget(item, COLUMN_ACTIONS, _button_row([use]))
+        if controller.installed_projector(entry) is not None:
+            tree.setItemWidget(item, COLUMN_IMAGES, _cell_label(self.tr("Reads images")))
+        elif entry.projector is not None:
+            add = QPushButton(self._add_images_text(entry))
+            add.setToolTip(self.tr("Download its image support file (%1), so it can read pictures").replace("%1", entry.projector.filename))
+            add.clicked.connect(lambda: controller.download_projector(entry))
+            tree.setItemWidget(item, COLUMN_IMAGES, _button_row([add]))
+        else:
+            tree.setItemWidget(item, COLUMN_IMAGES, _cell_label(self.tr("Text only")))
+
+    def _images_choice(self, entry: CatalogEntry, *, enabled: bool) -> QWidget:
+        """"Image support (672 MB)", ticked unless the user said otherwise: downloaded with the model."""
+        if entry.projector is None:
+            return _cell_label(self.tr("Text only"))
+        if self._controller.installed_projector(entry) is not None:  # another quantization brought it
+            return _cell_label(self.tr("Image support downloaded"))
+        key = self._controller.request_for(entry).key
+        box = QCheckBox(self.tr("Image support (%1)").replace("%1", self._projector_size_text(entry)))
+        box.setObjectName("imageSupportChoice")
+        box.setToolTip(self.tr(
+            "Also download the vision projector (%1), so this model can read pictures. It is counted in "
+            "“Fits?”; you can add it later too."
+        ).replace("%1", entry.projector.filename))
+        box.setChecked(self._with_images.get(key, True))
+        box.setEnabled(enabled)
+        box.toggled.connect(lambda checked: self._choose_images(entry, checked))
+        return _button_row([box])
+
+    def _choose_images(self, entry: CatalogEntry, checked: bool) -> None:
+        key = self._controller.request_for(entry).key
+        self._with_images[key] = checked
+        self._show_entry_fit(entry, self._catalog_rows[key][1])
+
+    def _show_progress(self, entry: CatalogEntry, item: QTreeWidgetItem, progress: DownloadProgress, *, extra: list[QPushButton]) -> None:
+        """A download's bar (the image support's says so) with Pause or Resume, and Cancel."""
+        tree = self.catalog_tree
+        label = self.tr("Image support") if progress.request.key != self._controller.request_for(entry).key else ""
+        tree.setItemWidget(item, COLUMN_STATUS, _progress_widget(progress, label))
+        buttons = []
+        if progress.state == DownloadState.PAUSED:
+            resume = QPushButton(self.tr("Resume"))
+            resume.clicked.connect(lambda: self._controller.resume(entry))
+            buttons.append(resume)
+        elif progress.state != DownloadState.VERIFYING:
+            pause = QPushButton(self.tr("Pause"))
+            pause.clicked.connect(lambda: self._controller.pause(entry))
+            buttons.append(pause)
+        cancel = QPushButton(self.tr("Cancel"))
+        cancel.clicked.connect(lambda: self._controller.cancel(entry))
+        buttons.append(cancel)
+        tree.setItemWidget(item, COLUMN_ACTIONS, _button_row(buttons + extra))
+
+    def _error_text(self, entry: CatalogEntry, failed: DownloadProgress | None) -> str | None:
+        if failed is None:
+            return None
+        if failed.request.key == self._controller.request_for(entry).key:
+            return failed.error
+        return self.tr("Image support: %1").replace("%1", failed.error or "")
 
     def _show_error(self, item: QTreeWidgetItem, error: str | None) -> None:
         """A failed download's whole message, on a line of its own under its row, so no column
@@ -256,25 +411,24 @@ class ModelsDialog(QDialog):
     # ------------------------------------------------------------------------------ actions
 
     def _on_progress(self, progress: DownloadProgress) -> None:
-        row = self._catalog_rows.get(progress.request.key)
-        if row is not None:
-            self._show_entry_state(*row, progress)
+        key = progress.request.key
+        for model_key in ([key] if key in self._catalog_rows else self._rows_of_projector.get(key, [])):
+            self._show_entry_state(*self._catalog_rows[model_key], progress)
 
     def _on_hardware_changed(self) -> None:
         """New fit advice in the rows that are there (a download's row keeps its progress)."""
         self._show_hardware()
         self._fill_local()
         for entry, item in self._catalog_rows.values():
-            assessment = self._controller.assess_entry(entry)
-            if assessment is not None:
-                self.catalog_tree.setItemWidget(item, COLUMN_FIT, FitBadge(assessment))
+            self._show_entry_fit(entry, item)
 
     def _on_local_models_changed(self) -> None:
         """Rows stay where they are (and keep focus and scroll position); only their state changes."""
         self._show_hardware()
         self._fill_local()
         for entry, item in self._catalog_rows.values():
-            self._show_entry_state(entry, item, self._controller.progress_of(entry))
+            self._show_entry_fit(entry, item)
+            self._show_entry_state(entry, item)
 
     def _use(self, path: Path) -> None:
         self.sig_use_model.emit(path)
@@ -282,10 +436,16 @@ class ModelsDialog(QDialog):
 
     def _remove(self, model: LocalModel) -> None:
         if model.source == ModelSource.DOWNLOADED:
+            question = self.tr("Delete “%1” (%2)?").replace("%1", model.name).replace("%2", format_bytes(model.size))
+            projector = self._controller.projector_deleted_with(model)
+            if projector is not None:
+                question += " " + self.tr("Its image support (%1, %2) goes with it: no other model uses it.").replace(
+                    "%1", projector.name
+                ).replace("%2", format_bytes(projector.stat().st_size))
             answer = QMessageBox.question(
                 self,
                 self.tr("Delete model"),
-                self.tr("Delete “%1” (%2)? Your conversations with it are kept.").replace("%1", model.name).replace("%2", format_bytes(model.size)),
+                question + " " + self.tr("Your conversations with it are kept."),
                 QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
                 QMessageBox.StandardButton.Cancel,
             )
@@ -327,17 +487,26 @@ class ModelsDialog(QDialog):
         self.refresh_button.setText(self.tr("Refresh catalog"))
 
 
-def _button_row(buttons: list[QPushButton]) -> QWidget:
+def _cell_label(text: str) -> QLabel:
+    """A cell's text, a little apart from the next column's."""
+    label = QLabel(text)
+    label.setContentsMargins(2, 0, 6, 0)
+    return label
+
+
+def _button_row(widgets: list[QWidget]) -> QWidget:
+    """A cell's widgets side by side, a little apart from the next column's."""
     row = QWidget()
     layout = QHBoxLayout(row)
-    layout.setContentsMargins(2, 0, 2, 0)
-    for button in buttons:
-        layout.addWidget(button)
+    layout.setContentsMargins(2, 0, 6, 0)
+    for widget in widgets:
+        layout.addWidget(widget)
     return row
 
 
-def _progress_widget(progress: DownloadProgress) -> QWidget:
-    """Progress bar with bytes, speed and time left (or that the transfer stalled)."""
+def _progress_widget(progress: DownloadProgress, label: str = "") -> QWidget:
+    """Progress bar with bytes, speed and time left (or that the transfer stalled), after
+    ``label`` (what downloads, when it is not the row's model)."""
     bar = QProgressBar()
     bar.setMinimumWidth(240)
     done = fraction_done(progress)
@@ -346,6 +515,8 @@ def _progress_widget(progress: DownloadProgress) -> QWidget:
     bar.setRange(0, 0 if progress.state == DownloadState.DOWNLOADING and done is None else 1000)
     bar.setValue(round(1000 * (done or 0)))
     text = describe_download(progress)
+    if label:
+        text = f"{label} · {text}"
     bar.setFormat(text)
     if progress.stalled:
         bar.setToolTip(bar.tr("No data has come from the server for a while. The download goes on by itself when it does; Pause and Resume starts a new connection."))

@@ -1,9 +1,11 @@
-"""The conversation transcript: user and assistant messages, streaming text, thinking blocks."""
+"""The conversation transcript: user and assistant messages, their pictures, streaming text,
+thinking blocks."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication, QEvent, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
@@ -18,9 +20,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.domain.conversations import Message, MessageState
+from app.core.domain.conversations import ImagePart, Message, MessageState
 from app.core.domain.generation import GenerationStats, StopReason
 from app.ui.icons import themed_icon
+from app.ui.image_display import FlowLayout, ImageThumbnail, ThumbnailLoader
 from app.ui.markdown_view import MarkdownView
 from app.ui.reading_column import side_margin
 
@@ -30,6 +33,9 @@ from app.ui.reading_column import side_margin
 # stall near 30 ms. A longer message (an import can hold megabytes) shows this much; Copy copies
 # all of it.
 MAX_LABEL_CHARS = 32_000
+# How high a message's pictures are shown: one alone larger, several smaller, side by side.
+SINGLE_PICTURE_HEIGHT = 200
+PICTURE_HEIGHT = 120
 
 
 def bounded_for_label(text: str, *, keep_end: bool = False) -> str:
@@ -63,11 +69,12 @@ def _tr(text: str, count: int = -1) -> str:
 def describe_stats(stats: GenerationStats) -> str:
     """One unobtrusive line: tokens, speed, time to first token, prompt reuse."""
     tokens = stats.generated_tokens
-    parts = [
-        _tr("1 token") if tokens == 1 else _tr("%1 tokens").replace("%1", str(tokens)),
-        _tr("%1 tok/s").replace("%1", f"{stats.tokens_per_second:.1f}"),
-        _tr("%1 s to first token").replace("%1", f"{stats.time_to_first_token_s:.2f}"),
-    ]
+    parts = [_tr("1 token") if tokens == 1 else _tr("%1 tokens").replace("%1", str(tokens))]
+    if tokens:  # a reply stopped before its first token has neither
+        parts += [
+            _tr("%1 tok/s").replace("%1", f"{stats.tokens_per_second:.1f}"),
+            _tr("%1 s to first token").replace("%1", f"{stats.time_to_first_token_s:.2f}"),
+        ]
     if stats.prompt_tokens:
         reused = stats.prompt_tokens - stats.evaluated_prompt_tokens
         parts.append(
@@ -90,7 +97,8 @@ class MessageWidget(QFrame):
     "copy", "delete" and, where offered, "edit", "regenerate", "continue", "previous" and
     "next" (switch between versions)."""
 
-    def __init__(self, message: Message, parent: QWidget | None = None) -> None:
+    def __init__(self, message: Message, thumbnails: ThumbnailLoader | None = None, parent: QWidget | None = None) -> None:
+        """``thumbnails`` decodes the message's pictures; without it they show as placeholders."""
         super().__init__(parent)
         self.message_id = message.id
         self.role = message.role
@@ -113,6 +121,18 @@ class MessageWidget(QFrame):
         author = QLabel(self.tr("You") if is_user else self.tr("Qwen"))
         author.setObjectName("messageAuthor")
         layout.addWidget(author)
+
+        pictures = [part.sha256 for part in message.parts if isinstance(part, ImagePart)]
+        self.pictures: list[ImageThumbnail] = []
+        if pictures:
+            loader = thumbnails or ThumbnailLoader(None, self)
+            height = SINGLE_PICTURE_HEIGHT if len(pictures) == 1 else PICTURE_HEIGHT
+            row = FlowLayout(8)
+            for sha256 in pictures:
+                thumbnail = ImageThumbnail(loader, sha256, height)
+                row.addWidget(thumbnail)
+                self.pictures.append(thumbnail)
+            layout.addLayout(row)
 
         self._thinking_toggle = QToolButton()
         self._thinking_toggle.setObjectName("thinkingToggle")
@@ -315,6 +335,7 @@ class MessageWidget(QFrame):
             self._body.setVisible(bool(self._answer or placeholder))
         else:
             self._body.setText(bounded_for_label(self._answer))
+            self._body.setVisible(bool(self._answer) or not self.pictures)  # a question may be pictures alone
         self.sig_text_changed.emit()
 
     def _set_thinking_expanded(self, expanded: bool) -> None:
@@ -375,9 +396,12 @@ class TranscriptView(QScrollArea):
     sig_message_action = Signal(str, int)
     """A message's action button was clicked: (action name, message id)."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, image_path: Callable[[str], Path] | None = None, parent: QWidget | None = None) -> None:
+        """``image_path(sha256)`` is where the stored picture with that hash is (see
+        ``ThumbnailLoader``); without it pictures show as placeholders."""
         super().__init__(parent)
         self.setObjectName("transcript")
+        self._thumbnails = ThumbnailLoader(image_path, self)
         self.setWidgetResizable(False)
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
@@ -463,7 +487,7 @@ class TranscriptView(QScrollArea):
         self.verticalScrollBar().setValue(self.verticalScrollBar().maximum())
 
     def _make_widget(self, message: Message, position: int) -> MessageWidget:
-        widget = MessageWidget(message)
+        widget = MessageWidget(message, self._thumbnails)
         widget.set_model_ready(self._model_ready, self._not_ready_reason)
         index, count = self._alternatives_of(message.id)
         if count > 1:

@@ -98,9 +98,17 @@ class WelcomePanel(QFrame):
         self.reason_label.setText(
             self.tr("Recommended for this computer: <b>%1</b>. %2").replace("%1", self._entry.display_name).replace("%2", recommendation.reason)
         )
-        size = format_bytes(self._entry.model.size) if self._entry.model.size else ""
-        self.download_button.setText(self.tr("Download %1 (%2)").replace("%1", f"Qwen3.5 {self._entry.size_label}").replace("%2", size))
-        self.download_button.setToolTip(self._entry.display_name)
+        name = f"Qwen3.5 {self._entry.size_label}"
+        images = self._controller.projector_download_size(self._entry)
+        total = self._entry.model.size + (images[0] if images is not None else 0)
+        size = format_bytes(total) if self._entry.model.size else ""
+        self.download_button.setText(self.tr("Download %1 (%2)").replace("%1", name).replace("%2", size))
+        # One click gets image support too; the size counts it, the tooltip says so (a longer
+        # label would widen the window's minimum).
+        self.download_button.setToolTip(
+            self.tr("%1, with image support").replace("%1", self._entry.display_name) if images is not None
+            else self._entry.display_name
+        )
         self.download_button.show()
 
     def _download(self) -> None:
@@ -113,7 +121,13 @@ class WelcomePanel(QFrame):
             self._controller.download(self._entry)
 
     def _on_progress(self, progress: DownloadProgress) -> None:
-        if self._entry is None or progress.request.key != self._controller.request_for(self._entry).key:
+        if self._entry is None:
+            return
+        projector = self._controller.projector_request_for(self._entry)
+        if projector is not None and progress.request.key == projector.key:
+            self._show_projector_progress(progress)
+            return
+        if progress.request.key != self._controller.request_for(self._entry).key:
             return
         state = progress.state
         self.download_button.setEnabled(state in (DownloadState.FAILED, DownloadState.CANCELLED, DownloadState.PAUSED))
@@ -131,3 +145,13 @@ class WelcomePanel(QFrame):
             # One click here means "get me started": the model is used as soon as it is ready. A
             # download started elsewhere (the Models window) is offered with a Load button.
             self.sig_use_model.emit(Path(progress.path))
+
+    def _show_projector_progress(self, progress: DownloadProgress) -> None:
+        """The image support downloads first: its bar, while it runs. How it ends is the Models
+        window's to show; the model downloads after it either way."""
+        if progress.state not in (DownloadState.DOWNLOADING, DownloadState.VERIFYING):
+            return
+        self.progress.show()
+        if progress.total_bytes:
+            self.progress.setValue(round(1000 * progress.downloaded_bytes / progress.total_bytes))
+        self.progress.setFormat(self.tr("Image support · %1").replace("%1", describe_download(progress)))

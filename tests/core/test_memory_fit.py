@@ -1,4 +1,4 @@
-"""Memory is a gate: the context a model loads with, and refusing what cannot fit in the free memory."""
+"""Memory is a gate: the context a model loads with (and its projector), and refusing what cannot fit in the free memory."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 from app.core.domain.generation import LoadSettings, ModelFacts, ModelWontFitError
 from app.core.domain.gguf_header import read_gguf_header
 from app.core.engines.llama.self_test_model import write_tiny_qwen35_gguf
+from app.core.engines.llama.self_test_projector import write_tiny_qwen35_projector
 from app.core.models.fit_estimate import GIB, FitVerdict, ModelShape, assess_fit
 from app.core.models.memory_fit import MemoryFit
 from tests.core.test_fit_estimate import machine
@@ -79,3 +80,34 @@ def test_the_memory_of_the_model_being_replaced_counts_as_free(tmp_path) -> None
         _fit(2 * GIB)(header, LoadSettings(context_size=4096), loaded=None, despite_memory=False)
     settings = _fit(2 * GIB)(header, LoadSettings(context_size=4096), loaded=loaded, despite_memory=False)
     assert settings.context_size == 4096
+
+
+def _large_projector(tmp_path: Path, file_bytes: int) -> Path:
+    """The tiny projector in a file of ``file_bytes`` (extended sparsely: no disk used)."""
+    projector = write_tiny_qwen35_projector(tmp_path / "mmproj-F16.gguf")
+    with projector.open("r+b") as file:
+        file.truncate(file_bytes)
+    return projector
+
+
+def test_the_projector_loaded_with_a_model_counts_against_the_free_memory(tmp_path) -> None:
+    model = write_tiny_qwen35_gguf(tmp_path / "model.gguf")
+    projector = _large_projector(tmp_path, 8 * GIB)
+    fit = _fit(6 * GIB)
+    assert fit(read_gguf_header(model), LoadSettings(context_size=4096), loaded=None, despite_memory=False).context_size == 4096
+    with pytest.raises(ModelWontFitError, match=r"Image support takes 8\.\d GB of that"):
+        fit(read_gguf_header(model), LoadSettings(context_size=4096, projector=projector), loaded=None, despite_memory=False)
+
+
+def test_the_projector_of_the_model_being_replaced_counts_as_free(tmp_path) -> None:
+    model = write_tiny_qwen35_gguf(tmp_path / "model.gguf")
+    projector = _large_projector(tmp_path, 8 * GIB)
+    loaded = ModelFacts(
+        path=model, name="loaded", architecture="qwen35", size_label="", parameter_count=0,
+        file_size=model.stat().st_size, trained_context=4096, context_size=4096, chat_template="",
+        thinks_by_default=False, backend="CPU", gpu_layers=0, threads=2, batch_size=512, projector=projector,
+    )
+    settings = LoadSettings(context_size=4096, projector=projector)
+    with pytest.raises(ModelWontFitError):  # 2 GB free now, with the 8 GB projector still loaded
+        _fit(2 * GIB)(read_gguf_header(model), settings, loaded=replace(loaded, projector=None), despite_memory=False)
+    assert _fit(2 * GIB)(read_gguf_header(model), settings, loaded=loaded, despite_memory=False).projector == projector

@@ -12,7 +12,9 @@ from pathlib import Path
 import huggingface_hub.constants
 import pytest
 
+from app.core.engines.llama.self_test_projector import write_tiny_qwen35_projector
 from app.core.models.hub_access import HubSettings, OfflineError, make_hf_api
+from app.core.models.model_catalog import PROJECTOR_FILENAME, filename_of, repository_of
 from app.core.models.model_downloads import (
     DISK_SPACE_MARGIN_BYTES,
     DownloadManager,
@@ -21,6 +23,7 @@ from app.core.models.model_downloads import (
     DownloadState,
     move_models_folder,
 )
+from app.core.models.projector_pairing import find_projector
 from app.core.profile.secret_store import KEYRING_SERVICE, KEYRING_USERNAME, SecretStore
 from tests.hub_fixtures import MemoryKeyring
 from tests.hub_server import HostedFile, HubServer
@@ -531,3 +534,39 @@ def test_moving_the_models_folder_keeps_downloads_and_partial_files(
     finally:
         moved.shutdown(timeout=WAIT_SECONDS)
     assert not (models_dir / "installed.json").exists()
+
+
+# ------------------------------------------------------------------------------ projectors
+
+
+def test_each_sizes_projector_lands_beside_its_model_and_is_found_from_the_models_path(
+    start_manager, log, hub_server, tiny_model, tmp_path
+) -> None:
+    """Every Qwen3.5 repository names its projector mmproj-F16.gguf: kept per repository, the
+    projectors of two sizes never overwrite each other, and each model finds its own."""
+    projectors = {
+        "0.8B": write_tiny_qwen35_projector(tmp_path / "small.gguf"),
+        "9B": write_tiny_qwen35_projector(tmp_path / "large.gguf", seed=1),
+    }
+    requests = []
+    for size_label, projector in projectors.items():
+        repo_id = repository_of(size_label)
+        hub_server.add_file(repo_id, filename_of(size_label, "Q4_K_M"), tiny_model)
+        hub_server.add_file(repo_id, PROJECTOR_FILENAME, projector)
+        requests += [DownloadRequest(repo_id, PROJECTOR_FILENAME), DownloadRequest(repo_id, filename_of(size_label, "Q4_K_M"))]
+    manager = start_manager()
+    for request in requests:
+        manager.enqueue(request)
+    paths = {request.key: log.finished(request).path for request in requests}
+
+    for size_label, projector in projectors.items():
+        model = paths[f"{repository_of(size_label)}/{filename_of(size_label, 'Q4_K_M')}"]
+        downloaded = paths[f"{repository_of(size_label)}/{PROJECTOR_FILENAME}"]
+        assert downloaded.parent == model.parent and downloaded.read_bytes() == projector.read_bytes()
+        assert find_projector(model) == downloaded
+    assert len(set(paths.values())) == 4
+
+    # Deleted with its model, the projector leaves the manifest and the folder like any download.
+    small = paths[f"{repository_of('0.8B')}/{PROJECTOR_FILENAME}"]
+    manager.delete_installed(small)
+    assert not small.exists() and not manager.is_installed(DownloadRequest(repository_of("0.8B"), PROJECTOR_FILENAME))

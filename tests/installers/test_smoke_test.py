@@ -48,5 +48,5 @@ def test_smoke_test_fails_with_the_reason_when_the_data_folder_cannot_be_made(tm
 
     assert result.returncode == 1
     lines = result.stdout.splitlines()
-    assert [line.split(":")[0] for line in lines] == ["ok   llama.cpp", "ok   model", "FAIL data folder"]
+    assert [line.split(":")[0] for line in lines] == ["ok   llama.cpp", "ok   model", "ok   vision", "FAIL data folder"]
     assert str(blocker) in lines[-1]

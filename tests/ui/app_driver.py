@@ -6,6 +6,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 
+from app.core.domain.generation import LoadSettings
 from app.core.profile.app_paths import AppPaths
 from app.main import DesktopApp, build_app
 
@@ -26,8 +27,13 @@ def close(app: DesktopApp) -> None:
     assert not app.core.engine.thread.is_alive() and not app.core.store.thread.is_alive()
 
 
-def load(qtbot, app: DesktopApp, model: Path) -> None:
-    app.window.load_model(model)
+def load(qtbot, app: DesktopApp, model: Path, *, projector: Path | None = None) -> None:
+    """Loads ``model`` as the window does; with its vision ``projector``, through the engine
+    host, whose events the window shows as for any load."""
+    if projector is None:
+        app.window.load_model(model)
+    else:
+        app.core.engine.load_model(model, LoadSettings(projector=projector))
     qtbot.waitUntil(lambda: app.window.composer.send_button.isEnabled(), timeout=WAIT_MS)
 
 

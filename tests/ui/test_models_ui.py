@@ -9,15 +9,17 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFileDialog, QLabel, QMessageBox, QProgressBar, QPushButton
+from PySide6.QtWidgets import QCheckBox, QFileDialog, QLabel, QMessageBox, QProgressBar, QPushButton, QToolButton
 
 from app.core.conversations.conversation_store import ConversationStore
 from app.core.profile.app_paths import AppPaths
-from app.core.models.model_catalog import SIZES, filename_of, repository_of
+from app.core.engines.llama.self_test_projector import write_tiny_qwen35_projector
+from app.core.models.model_catalog import PROJECTOR_FILENAME, SIZES, filename_of, repository_of
 from app.core.models.fit_estimate import FitVerdict
 from app.main import build_main_window
 from app.ui import models_controller
 from app.ui.main_window import MainWindow
+from app.ui.models_dialog import COLUMN_ACTIONS, COLUMN_FIT, COLUMN_IMAGES, COLUMN_STATUS
 from tests.hub_server import HubServer
 
 WAIT_MS = 30_000
@@ -115,7 +117,7 @@ def test_the_models_window_shows_a_fit_badge_for_every_download(qtbot, paths) ->
     window.show_models()
     dialog = window._models_dialog
     tree = dialog.catalog_tree
-    badges = [tree.itemWidget(item, 2) for _, item in dialog._catalog_rows.values()]
+    badges = [tree.itemWidget(item, COLUMN_FIT) for _, item in dialog._catalog_rows.values()]
     assert len(badges) == 16 and all(badge is not None and badge.toolTip() for badge in badges)
     assert "GB" in dialog.hardware_label.text()
     assert "Recommended" in dialog.recommendation_label.text()
@@ -130,20 +132,20 @@ def test_download_shows_progress_then_the_model_is_installed_and_chats(qtbot, pa
     dialog = window._models_dialog
     _refresh_catalog(qtbot, dialog)
     entry, item = _catalog_row(window, *SMALLEST)
-    qtbot.mouseClick(_button(dialog.catalog_tree.itemWidget(item, 4), "Download"), Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(_button(dialog.catalog_tree.itemWidget(item, COLUMN_ACTIONS), "Download"), Qt.MouseButton.LeftButton)
 
     # Halfway through (the server holds the rest back), the row shows a progress bar.
     def progress_shown() -> bool:
-        bar = dialog.catalog_tree.itemWidget(item, 3)
+        bar = dialog.catalog_tree.itemWidget(item, COLUMN_STATUS)
         return isinstance(bar, QProgressBar) and 0 < bar.value() < bar.maximum()
 
     qtbot.waitUntil(progress_shown, timeout=WAIT_MS)
-    assert "MB" in dialog.catalog_tree.itemWidget(item, 3).format()
+    assert "MB" in dialog.catalog_tree.itemWidget(item, COLUMN_STATUS).format()
     stall.release()
 
     qtbot.waitUntil(lambda: window._models.installed_path(entry) is not None, timeout=WAIT_MS)
     qtbot.waitUntil(lambda: dialog.local_tree.topLevelItemCount() == 1 and dialog.local_tree.topLevelItem(0).text(0) == Path(filename).stem, timeout=WAIT_MS)
-    use = _button(dialog.catalog_tree.itemWidget(item, 4), "Use")
+    use = _button(dialog.catalog_tree.itemWidget(item, COLUMN_ACTIONS), "Use")
     qtbot.mouseClick(use, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: window.composer.send_button.isEnabled(), timeout=WAIT_MS)
     assert window.model_picker.currentText() == Path(filename).stem
@@ -172,7 +174,7 @@ def test_offline_mode_makes_no_request(qtbot, paths, hub_with_models) -> None:
     window.show_models()
     dialog = window._models_dialog
     _, item = _catalog_row(window, *SMALLEST)
-    qtbot.mouseClick(_button(dialog.catalog_tree.itemWidget(item, 4), "Download"), Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(_button(dialog.catalog_tree.itemWidget(item, COLUMN_ACTIONS), "Download"), Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "offline" in _error_line(dialog, item).lower(), timeout=WAIT_MS)
     qtbot.mouseClick(dialog.refresh_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: dialog.message_label.isVisible(), timeout=WAIT_MS)
@@ -188,10 +190,10 @@ def test_a_failed_download_explains_itself_and_can_be_retried(qtbot, paths, hub_
     window.show_models()
     dialog = window._models_dialog
     _, item = _catalog_row(window, *SMALLEST)
-    qtbot.mouseClick(_button(dialog.catalog_tree.itemWidget(item, 4), "Download"), Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: dialog.catalog_tree.itemWidget(item, 3).text() == "Failed", timeout=WAIT_MS)
+    qtbot.mouseClick(_button(dialog.catalog_tree.itemWidget(item, COLUMN_ACTIONS), "Download"), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.catalog_tree.itemWidget(item, COLUMN_STATUS).text() == "Failed", timeout=WAIT_MS)
     assert "server error (500)" in _error_line(dialog, item)
-    assert _button(dialog.catalog_tree.itemWidget(item, 4), "Retry").isEnabled()
+    assert _button(dialog.catalog_tree.itemWidget(item, COLUMN_ACTIONS), "Retry").isEnabled()
     assert dialog.local_tree.topLevelItem(0).flags() == Qt.ItemFlag.NoItemFlags  # nothing installed
     _close(window)
 
@@ -204,10 +206,10 @@ def test_deleting_a_downloaded_model_asks_first_and_keeps_the_chats(qtbot, paths
     dialog = window._models_dialog
     _refresh_catalog(qtbot, dialog)
     entry, item = _catalog_row(window, *SMALLEST)
-    qtbot.mouseClick(_button(dialog.catalog_tree.itemWidget(item, 4), "Download"), Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(_button(dialog.catalog_tree.itemWidget(item, COLUMN_ACTIONS), "Download"), Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: window._models.installed_path(entry) is not None, timeout=WAIT_MS)
     path = window._models.installed_path(entry)
-    qtbot.waitUntil(lambda: dialog.local_tree.topLevelItemCount() == 1 and dialog.local_tree.itemWidget(dialog.local_tree.topLevelItem(0), 4) is not None)
+    qtbot.waitUntil(lambda: dialog.local_tree.topLevelItemCount() == 1 and dialog.local_tree.itemWidget(dialog.local_tree.topLevelItem(0), COLUMN_ACTIONS) is not None)
 
     questions: list[str] = []
 
@@ -216,7 +218,7 @@ def test_deleting_a_downloaded_model_asks_first_and_keeps_the_chats(qtbot, paths
         return QMessageBox.StandardButton.Yes
 
     monkeypatch.setattr(QMessageBox, "question", answer)  # the user's click on "Yes"
-    row_buttons = dialog.local_tree.itemWidget(dialog.local_tree.topLevelItem(0), 4)
+    row_buttons = dialog.local_tree.itemWidget(dialog.local_tree.topLevelItem(0), COLUMN_ACTIONS)
     qtbot.mouseClick(_button(row_buttons, "Delete…"), Qt.MouseButton.LeftButton)
 
     assert "1.09 MB" in questions[0] and "conversations with it are kept" in questions[0]
@@ -235,7 +237,7 @@ def test_an_imported_model_is_listed_and_removing_it_keeps_the_file(qtbot, paths
     assert window.model_picker.findText("my-model") >= 0
     window.show_models()
     dialog = window._models_dialog
-    row_buttons = dialog.local_tree.itemWidget(dialog.local_tree.topLevelItem(0), 4)
+    row_buttons = dialog.local_tree.itemWidget(dialog.local_tree.topLevelItem(0), COLUMN_ACTIONS)
     qtbot.mouseClick(_button(row_buttons, "Remove"), Qt.MouseButton.LeftButton)
     assert mine.exists() and window._models.local_models() == []
     _close(window)
@@ -247,7 +249,7 @@ def test_an_imported_model_is_listed_and_removing_it_keeps_the_file(qtbot, paths
 def _start_download(qtbot, window: MainWindow, size=SMALLEST):
     dialog = window._models_dialog
     entry, item = _catalog_row(window, *size)
-    qtbot.mouseClick(_button(dialog.catalog_tree.itemWidget(item, 4), "Download"), Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(_button(dialog.catalog_tree.itemWidget(item, COLUMN_ACTIONS), "Download"), Qt.MouseButton.LeftButton)
     return entry, item
 
 
@@ -304,17 +306,17 @@ def test_pause_and_cancel_show_at_once_and_a_stalled_transfer_says_so(qtbot, pat
     _, item = _catalog_row(window, *SMALLEST)
 
     def status() -> str:
-        widget = dialog.catalog_tree.itemWidget(item, 3)
+        widget = dialog.catalog_tree.itemWidget(item, COLUMN_STATUS)
         return widget.format() if isinstance(widget, QProgressBar) else widget.text()
 
     qtbot.waitUntil(lambda: status().endswith(" · stalled"), timeout=WAIT_MS)
     assert "/s" not in status()  # no frozen speed or time left
     assert "stalled" in window.downloads_indicator.button.text()
-    qtbot.mouseClick(_button(dialog.catalog_tree.itemWidget(item, 4), "Pause"), Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(_button(dialog.catalog_tree.itemWidget(item, COLUMN_ACTIONS), "Pause"), Qt.MouseButton.LeftButton)
     assert status().endswith("· paused")  # at once, while the connection still hangs
-    assert _button(dialog.catalog_tree.itemWidget(item, 4), "Resume").isEnabled()
-    qtbot.mouseClick(_button(dialog.catalog_tree.itemWidget(item, 4), "Cancel"), Qt.MouseButton.LeftButton)
-    assert dialog.catalog_tree.itemWidget(item, 3).text() == "Cancelled"  # at once too
+    assert _button(dialog.catalog_tree.itemWidget(item, COLUMN_ACTIONS), "Resume").isEnabled()
+    qtbot.mouseClick(_button(dialog.catalog_tree.itemWidget(item, COLUMN_ACTIONS), "Cancel"), Qt.MouseButton.LeftButton)
+    assert dialog.catalog_tree.itemWidget(item, COLUMN_STATUS).text() == "Cancelled"  # at once too
     assert not window.downloads_indicator.isVisible()
     stall.release()
     _close(window)
@@ -325,7 +327,7 @@ def test_a_download_whose_size_differs_from_the_catalog_stops_and_says_why(qtbot
     window.show_models()
     dialog = window._models_dialog
     _, item = _start_download(qtbot, window)  # the shipped catalog says 533 MB; the server has 1 MB
-    qtbot.waitUntil(lambda: dialog.catalog_tree.itemWidget(item, 3).text() == "Failed", timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: dialog.catalog_tree.itemWidget(item, COLUMN_STATUS).text() == "Failed", timeout=WAIT_MS)
     error = _error_line(dialog, item)
     assert f"{hub_with_models.endpoint} offers {repository_of(SMALLEST[0])}/{filename_of(*SMALLEST)} with" in error
     assert "the model list says 533MB" in error
@@ -357,7 +359,7 @@ def test_every_row_shows_the_expected_speed_and_a_verdict_from_memory_and_speed(
     )
     window.show_models()
     dialog = window._models_dialog
-    badges = {(entry.size_label, entry.quantization): dialog.catalog_tree.itemWidget(item, 2) for entry, item in dialog._catalog_rows.values()}
+    badges = {(entry.size_label, entry.quantization): dialog.catalog_tree.itemWidget(item, COLUMN_FIT) for entry, item in dialog._catalog_rows.values()}
     assert all(badge.speed_label.text().endswith("tok/s") and " / " in badge.memory_label.text() for badge in badges.values())
     assert badges[("2B", "Q4_K_M")].verdict is FitVerdict.RUNS_WELL
     assert badges[("9B", "Q8_0")].verdict is FitVerdict.SLOW
@@ -434,7 +436,7 @@ def test_the_memory_speed_test_runs_off_the_start_and_is_remembered(qtbot, paths
     assert threads == ["memory-speed-test"]  # never on the GUI thread, never in the way of the start
     assert window._settings.decode_bytes_per_second == models.hardware.decode_bytes_per_second > 1e9
     window.show_models()
-    badge = window._models_dialog.catalog_tree.itemWidget(_catalog_row(window, *SMALLEST)[1], 2)
+    badge = window._models_dialog.catalog_tree.itemWidget(_catalog_row(window, *SMALLEST)[1], COLUMN_FIT)
     assert "(measured from a quick memory test)" in badge.toolTip()
     _close(window)
 
@@ -442,3 +444,151 @@ def test_the_memory_speed_test_runs_off_the_start_and_is_remembered(qtbot, paths
     qtbot.addWidget(again)
     assert again._models.hardware.decode_speed_source == "a quick memory test" and threads == ["memory-speed-test"]
     again.close()
+
+
+# --------------------------------------------------------------------------- image support
+
+
+@pytest.fixture
+def hub_with_vision(hub_with_models: HubServer, tiny_projector: Path) -> HubServer:
+    """Every catalog repository with its projector too (the tiny one, made for the tiny model)."""
+    for size_label in SIZES:
+        hub_with_models.add_file(repository_of(size_label), PROJECTOR_FILENAME, tiny_projector)
+    return hub_with_models
+
+
+def _local_row(dialog, name: str):
+    tree = dialog.local_tree
+    return next(tree.topLevelItem(index) for index in range(tree.topLevelItemCount()) if tree.topLevelItem(index).text(0) == name)
+
+
+def _image_support_text(dialog, name: str) -> str:
+    """What a local model's "Images" cell says ("Reads images: …", "Text only"); "" before it is listed."""
+    try:
+        cell = dialog.local_tree.itemWidget(_local_row(dialog, name), COLUMN_IMAGES)
+    except StopIteration:
+        return ""
+    return cell.findChild(QLabel).text() if cell is not None else ""
+
+
+def _image_support_action(dialog, name: str, text: str):
+    """An entry of the local model's "Change" menu."""
+    cell = dialog.local_tree.itemWidget(_local_row(dialog, name), COLUMN_IMAGES)
+    return next(action for action in cell.findChild(QToolButton).menu().actions() if action.text() == text)
+
+
+def test_one_click_downloads_a_model_with_its_image_support_and_it_reads_images(qtbot, paths, hub_with_vision) -> None:
+    window = _open_window(qtbot, paths, endpoint=hub_with_vision.endpoint)
+    window.show_models()
+    dialog = window._models_dialog
+    _refresh_catalog(qtbot, dialog)
+    entry, item = _catalog_row(window, *SMALLEST)
+    choice = dialog.catalog_tree.itemWidget(item, COLUMN_IMAGES).findChild(QCheckBox)
+    assert choice.isChecked() and choice.text().startswith("Image support (") and "KB)" in choice.text()
+    assert "Image support takes" in dialog.catalog_tree.itemWidget(item, COLUMN_FIT).toolTip()  # counted in "Fits?"
+
+    qtbot.mouseClick(_button(dialog.catalog_tree.itemWidget(item, COLUMN_ACTIONS), "Download"), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window._models.installed_path(entry) is not None, timeout=WAIT_MS)
+    projector = window._models.installed_projector(entry)
+    assert projector == window._models.installed_path(entry).parent / PROJECTOR_FILENAME  # beside its model
+    name = Path(filename_of(*SMALLEST)).stem
+    qtbot.waitUntil(lambda: _image_support_text(dialog, name) == f"Reads images: {PROJECTOR_FILENAME}", timeout=WAIT_MS)
+    assert dialog.catalog_tree.itemWidget(item, COLUMN_IMAGES).text() == "Reads images"
+    # Only the model is offered: its image support is no model to load.
+    assert window.info_banner.isVisible() and "Qwen3.5 0.8B · Q4_K_M is downloaded" in window.info_banner.label.text()
+
+    qtbot.mouseClick(_button(dialog.catalog_tree.itemWidget(item, COLUMN_ACTIONS), "Use"), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.composer.send_button.isEnabled(), timeout=WAIT_MS)
+    assert window._facts.reads_images and window._facts.projector == projector
+    _close(window)
+
+
+def test_image_support_left_out_of_a_download_can_be_added_later(qtbot, paths, hub_with_vision) -> None:
+    window = _open_window(qtbot, paths, endpoint=hub_with_vision.endpoint)
+    window.show_models()
+    dialog = window._models_dialog
+    _refresh_catalog(qtbot, dialog)
+    entry, item = _catalog_row(window, *SMALLEST)
+    dialog.catalog_tree.itemWidget(item, COLUMN_IMAGES).findChild(QCheckBox).setChecked(False)
+    assert "Image support" not in dialog.catalog_tree.itemWidget(item, COLUMN_FIT).toolTip()
+    qtbot.mouseClick(_button(dialog.catalog_tree.itemWidget(item, COLUMN_ACTIONS), "Download"), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window._models.installed_path(entry) is not None, timeout=WAIT_MS)
+    assert not hub_with_vision.requests_for(PROJECTOR_FILENAME)
+    name = Path(filename_of(*SMALLEST)).stem
+    qtbot.waitUntil(lambda: _image_support_text(dialog, name) == "Text only", timeout=WAIT_MS)
+
+    add = _button(dialog.catalog_tree.itemWidget(item, COLUMN_IMAGES), dialog._add_images_text(entry))
+    assert add.text().startswith("Add image support (")
+    qtbot.mouseClick(add, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: _image_support_text(dialog, name) == f"Reads images: {PROJECTOR_FILENAME}", timeout=WAIT_MS)
+    assert window._models.installed_projector(entry) is not None
+    assert "Image support takes" in dialog.catalog_tree.itemWidget(item, COLUMN_FIT).toolTip()
+    _close(window)
+
+
+def test_deleting_a_model_deletes_its_image_support_with_it(qtbot, paths, hub_with_vision, monkeypatch) -> None:
+    window = _open_window(qtbot, paths, endpoint=hub_with_vision.endpoint)
+    window.show_models()
+    dialog = window._models_dialog
+    _refresh_catalog(qtbot, dialog)
+    entry, _ = _start_download(qtbot, window)
+    qtbot.waitUntil(lambda: window._models.installed_path(entry) is not None, timeout=WAIT_MS)
+    model, projector = window._models.installed_path(entry), window._models.installed_projector(entry)
+    name = model.stem
+    qtbot.waitUntil(lambda: _image_support_text(dialog, name).startswith("Reads images"), timeout=WAIT_MS)
+
+    questions: list[str] = []
+    monkeypatch.setattr(QMessageBox, "question", lambda _parent, _title, text, *args: questions.append(text) or QMessageBox.StandardButton.Yes)
+    qtbot.mouseClick(_button(dialog.local_tree.itemWidget(_local_row(dialog, name), COLUMN_ACTIONS), "Delete…"), Qt.MouseButton.LeftButton)
+    assert f"Its image support ({PROJECTOR_FILENAME}, " in questions[0] and "no other model uses it" in questions[0]
+    assert not model.exists() and not projector.exists()
+    assert window._models.installed_projector(entry) is None
+    _close(window)
+
+
+def test_an_imported_models_image_support_is_chosen_refused_when_it_does_not_fit_or_turned_off(
+    qtbot, paths, tiny_model, tiny_projector, tmp_path, monkeypatch
+) -> None:
+    mine = tmp_path / "mine" / "my-model.gguf"
+    mine.parent.mkdir()
+    mine.write_bytes(tiny_model.read_bytes())
+    wide = write_tiny_qwen35_projector(tmp_path / "mmproj-wide.gguf", overrides={"clip.vision.projection_dim": 128})
+    window = _open_window(qtbot, paths)
+    window._models.import_model(mine)
+    window.show_models()
+    dialog = window._models_dialog
+    qtbot.waitUntil(lambda: _image_support_text(dialog, "my-model") == "Text only", timeout=WAIT_MS)
+
+    chosen = iter([wide, tiny_projector])
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *args, **kwargs: (str(next(chosen)), ""))
+    _image_support_action(dialog, "my-model", "Choose image support file…").trigger()
+    assert dialog.message_label.isVisible() and "is made for a model 128 wide" in dialog.message_label.text()
+    assert window._settings.projector_pairings == {}  # refused: nothing changed
+    _image_support_action(dialog, "my-model", "Choose image support file…").trigger()
+    qtbot.waitUntil(lambda: _image_support_text(dialog, "my-model") == f"Reads images: {tiny_projector.name}", timeout=WAIT_MS)
+    assert window._settings.projector_pairings == {str(mine): str(tiny_projector)}
+
+    window.load_model(mine)  # every load from the window carries the model's projector
+    qtbot.waitUntil(lambda: window.composer.send_button.isEnabled(), timeout=WAIT_MS)
+    assert window._facts.projector == tiny_projector
+
+    _image_support_action(dialog, "my-model", "Text only").trigger()
+    qtbot.waitUntil(lambda: _image_support_text(dialog, "my-model") == "Text only", timeout=WAIT_MS)
+    assert window._models.projector_for(mine) is None
+    _image_support_action(dialog, "my-model", "Find it automatically").trigger()
+    assert window._settings.projector_pairings == {}
+    _close(window)
+
+
+def test_the_first_run_download_brings_image_support_and_the_model_reads_images(qtbot, paths, hub_with_vision) -> None:
+    window = _open_window(qtbot, paths, endpoint=hub_with_vision.endpoint)
+    window.show_models()
+    _refresh_catalog(qtbot, window._models_dialog)
+    window._models_dialog.close()
+    panel = window.welcome_panel
+    panel.refresh_recommendation()
+    assert panel.download_button.toolTip().endswith(", with image support")
+    qtbot.mouseClick(panel.download_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.composer.send_button.isEnabled(), timeout=WAIT_MS)
+    assert window._facts.reads_images and window._facts.projector.name == PROJECTOR_FILENAME
+    _close(window)

@@ -9,6 +9,10 @@ KV cache, flash attention, one logits row, ``n_batch == n_ubatch``):
 * llama.cpp's compute buffers for one micro-batch;
 * the runtime's own overhead (vocabulary, output buffers, thread pool, graph metadata).
 
+With a vision projector (``mmproj-*.gguf``) loaded beside the model, it also covers the
+projector's weights and what its vision tower needs while it reads the largest picture the image
+detail allows (see "Vision projectors" below).
+
 It does not cover what the engine keeps for reusing work across turns (saved sequence states, up
 to an eighth of the RAM by default) nor llama-cpp-python's own import (the app has paid for that
 before it measures the available memory). Verdicts compare the estimate with the memory that is
@@ -18,12 +22,12 @@ before it measures the available memory). Verdicts compare the estimate with the
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
 
-from app.core.domain.generation import default_batch_size
+from app.core.domain.generation import DEFAULT_IMAGE_DETAIL, IMAGE_DETAIL_TOKENS, default_batch_size
 from app.core.domain.gguf_header import GGUFHeader, read_gguf_header
 from app.core.domain.hardware import GpuDevice, HardwareInfo
 
@@ -217,6 +221,155 @@ QWEN35_SHAPES: dict[str, ModelShape] = {
 }
 
 
+# --------------------------------------------------------------------------- vision projectors
+
+# What a projector adds, measured with libmtmd from llama-cpp-python 0.3.36 on the CPU backend (2
+# threads, flash attention on, as libmtmd's "auto" picks) in fresh processes, with projectors of
+# the real Qwen3.5 widths (768/3072, 1024/4096, 1152/4304) and two others (1024/2048, 512/4096),
+# F16 matrices like the published files, reading square pictures of 256, 1,024 and 4,096 tokens:
+#
+# * The weights: libmtmd reads the whole file into a buffer of its own (it maps nothing), so the
+#   resident set grows by the file's size plus 3.5 MiB for its context, whatever the shape.
+# * The vision tower's compute buffer, which the graph allocator sizes for the picture being read
+#   (the engine skips the warm-up on a CPU): linear in the patches (16 × 16 pixels; 2 × 2 patches
+#   make one image token), and not in the layer count (layers reuse it). Per patch it is the
+#   larger of the attention step's 27 bytes per unit of width (qkv, the rotated q and k, F16
+#   copies of k and v) and the feed-forward step's 4 bytes per feed-forward unit plus 10 per unit
+#   of width: logged as 19,984, 27,664, 30,736, 27,664 and 21,520 bytes per patch for the five
+#   shapes above, against 20,736, 27,648, 31,104, 27,648 and 21,504 from the formula.
+# * Around that buffer, in the process heap: the picture's normalised pixels (3 KiB a patch), the
+#   F16 copies of activations that F16 matrix products take, and the allocator's slack. 2 bytes
+#   per feed-forward unit plus 8 KiB a patch is within 20 % of it everywhere.
+# * The image's embeddings, one row of the text model's width per image token, twice (in the
+#   compute buffer and in libmtmd's copy that the text model then evaluates).
+# * The state the engine saves after each new picture, so that a later turn does not read it
+#   again: the text model's recurrent state and the picture's KV cells. (Other saved states are
+#   left out, as above; this one exists only because of the picture.)
+#
+# Together the estimate is within 8 % of the measured growth of the resident set for every shape
+# and picture size above (tests/core/test_fit_estimate_measured.py checks it again, against the
+# engine). With the benchmark's Qwen3.5-0.8B-shaped model and projector (bench/make_models.py,
+# bench/vision.py), in fresh processes that load and answer one question at a 4K context, the
+# whole estimate is 4 % under the measured growth with a 640×480 picture (302 tokens) and with a
+# 1600×1200 one (974 tokens); the growth beyond a text-only run, 293 and 401 MiB, is within 10 %
+# of image support's 265 and 368 MiB, the rest being text compute buffers that a short text-only
+# question leaves untouched. The fit advice counts the largest picture the image detail allows
+# (its token bound); compared with one picture, the estimate takes that picture's tokens.
+#
+# On a GPU the engine warms the projector up: its compute buffer is reserved on the device for
+# the warm-up picture of 46 × 46 tokens (llama.cpp's clip.cpp, PROJECTOR_TYPE_QWEN3VL) or the
+# largest picture if that is larger, and only the pixels, the embeddings and the saved state stay
+# in RAM. No GPU was available to measure that part; it follows the same graph.
+PROJECTOR_CONTEXT_BYTES = 4 * MIB
+PIXELS_PER_IMAGE_TOKEN = 4  # 2 × 2 patches are merged into one token
+ATTENTION_BYTES_PER_PATCH_WIDTH = 27
+FEED_FORWARD_BYTES_PER_PATCH_UNIT = 4
+FEED_FORWARD_BYTES_PER_PATCH_WIDTH = 10
+HEAP_BYTES_PER_PATCH_FEED_FORWARD_UNIT = 2
+HEAP_BYTES_PER_PATCH = 8 * 1024
+PIXEL_BYTES_PER_PATCH = 16 * 16 * 3 * 4  # a 16 × 16 RGB patch in f32
+EMBEDDING_BYTES_PER_VALUE = 4
+WARMUP_IMAGE_TOKENS = 46 * 46
+# Image tokens per picture at the default image detail: what the estimate assumes unless told.
+DEFAULT_IMAGE_TOKENS = IMAGE_DETAIL_TOKENS[DEFAULT_IMAGE_DETAIL]
+
+
+@dataclass(frozen=True)
+class ProjectorShape:
+    """The dimensions of a Qwen3.5 vision projector that its memory depends on."""
+
+    width: int  # the vision tower's embedding length
+    feed_forward_length: int
+    block_count: int
+    projection_dim: int  # the width of the text model it feeds
+    position_count: int = 2304  # learned positions, a 48 × 48 grid in every Qwen3.5
+    patch_size: int = 16
+
+    @property
+    def estimated_file_bytes(self) -> int:
+        """Its file as published (``mmproj-F16.gguf``: matrices in F16, vectors and the position
+        table in F32), for a catalog entry whose projector size the Hub has not given yet. Within
+        0.01 % of the published 4B and 9B files (the header's few kilobytes)."""
+        w, ff, layers = self.width, self.feed_forward_length, self.block_count
+        merged = 4 * w  # 2 × 2 patches, side by side, enter the merger
+        half_precision = (
+            2 * 3 * self.patch_size**2 * w  # two patch-embedding frames
+            + layers * (4 * w * w + 2 * w * ff)  # qkv, attention output, feed-forward up and down
+            + merged * merged
+            + merged * self.projection_dim
+        )
+        single_precision = self.position_count * w + w + layers * (9 * w + ff) + 2 * w + merged + self.projection_dim
+        return 2 * half_precision + 4 * single_precision
+
+    @classmethod
+    def from_header(cls, header: GGUFHeader, name: str) -> ProjectorShape:
+        """The shape a projector's header declares; raises ValueError if it is no vision projector."""
+        metadata = header.metadata
+
+        def number(key: str) -> int:
+            value = metadata.get(f"clip.vision.{key}")
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"“{name}” is no vision projector: clip.vision.{key} is {value!r}.")
+            return value
+
+        if header.architecture != "clip":
+            raise ValueError(f"“{name}” is no vision projector.")
+        positions = header.tensors.get("v.position_embd.weight")
+        return cls(
+            width=number("embedding_length"),
+            feed_forward_length=number("feed_forward_length"),
+            block_count=number("block_count"),
+            projection_dim=number("projection_dim"),
+            position_count=positions.shape[-1] if positions is not None else cls.position_count,
+            patch_size=number("patch_size"),
+        )
+
+
+@dataclass(frozen=True)
+class VisionProjector:
+    """A projector to load beside a model: its shape and the size of its file (its weights)."""
+
+    shape: ProjectorShape
+    file_bytes: int
+
+    @classmethod
+    def from_gguf(cls, path: Path) -> VisionProjector:
+        """Reads the projector at ``path``; raises ValueError if it is no readable projector."""
+        header = read_gguf_header(Path(path))
+        return cls(ProjectorShape.from_header(header, Path(path).name), header.file_size)
+
+
+# The projectors published with the Qwen3.5 models (their config.json "vision_config"). 2B's is
+# taken to be 4B's tower (its width is *unconfirmed*); the file sizes of 4B and 9B match the
+# published mmproj-F16.gguf files.
+QWEN35_PROJECTOR_SHAPES: dict[str, ProjectorShape] = {
+    "0.8B": ProjectorShape(width=768, feed_forward_length=3072, block_count=12, projection_dim=1024),
+    "2B": ProjectorShape(width=1024, feed_forward_length=4096, block_count=24, projection_dim=2048),
+    "4B": ProjectorShape(width=1024, feed_forward_length=4096, block_count=24, projection_dim=2560),
+    "9B": ProjectorShape(width=1152, feed_forward_length=4304, block_count=27, projection_dim=4096),
+}
+
+
+def vision_compute_bytes_per_patch(shape: ProjectorShape) -> int:
+    """The vision tower's compute buffer per patch of a picture (measured, see above)."""
+    attention = ATTENTION_BYTES_PER_PATCH_WIDTH * shape.width
+    feed_forward = FEED_FORWARD_BYTES_PER_PATCH_UNIT * shape.feed_forward_length + FEED_FORWARD_BYTES_PER_PATCH_WIDTH * shape.width
+    return max(attention, feed_forward)
+
+
+def image_encoder_bytes(shape: ProjectorShape, image_tokens: int, *, on_gpu: bool = False) -> tuple[int, int]:
+    """``(device bytes, RAM bytes)`` that reading one picture of ``image_tokens`` tokens takes
+    beyond the projector's weights: all in RAM on a CPU; on a GPU the compute buffer, reserved
+    for at least the warm-up picture, is on the device."""
+    patches = PIXELS_PER_IMAGE_TOKEN * image_tokens
+    embeddings = image_tokens * shape.projection_dim * EMBEDDING_BYTES_PER_VALUE
+    if on_gpu:
+        reserved = PIXELS_PER_IMAGE_TOKEN * max(image_tokens, WARMUP_IMAGE_TOKENS)
+        return reserved * vision_compute_bytes_per_patch(shape) + embeddings, patches * PIXEL_BYTES_PER_PATCH + embeddings
+    heap = HEAP_BYTES_PER_PATCH_FEED_FORWARD_UNIT * shape.feed_forward_length + HEAP_BYTES_PER_PATCH
+    return 0, patches * (vision_compute_bytes_per_patch(shape) + heap) + 2 * embeddings
+
+
 # ----------------------------------------------------------------------------------- estimates
 
 
@@ -231,6 +384,13 @@ class MemoryEstimate:
     runtime_overhead: int
     gpu_bytes: int
     cpu_bytes: int
+    projector_weights: int = 0  # the vision projector's file and context, when one is loaded
+    image_encoder: int = 0  # what reading the largest picture takes beyond them, its saved state included
+
+    @property
+    def image_support(self) -> int:
+        """What the projector adds in all (0 without one)."""
+        return self.projector_weights + self.image_encoder
 
     @property
     def total(self) -> int:
@@ -252,7 +412,14 @@ def compute_buffer_bytes(shape: ModelShape, context_size: int, batch_size: int =
 
 
 def estimate_memory(
-    shape: ModelShape, weights_bytes: int, context_size: int, *, gpu_layers: int = 0, batch_size: int = 512
+    shape: ModelShape,
+    weights_bytes: int,
+    context_size: int,
+    *,
+    gpu_layers: int = 0,
+    batch_size: int = 512,
+    projector: VisionProjector | None = None,
+    image_tokens: int = DEFAULT_IMAGE_TOKENS,
 ) -> MemoryEstimate:
     """What loading the model with this context needs, with ``gpu_layers`` layers on a GPU.
 
@@ -260,6 +427,10 @@ def estimate_memory(
     their KV cache and state) go to the GPU, and the output matrix joins them once ``gpu_layers``
     exceeds the layer count (a tied one is then copied there). Each device that runs part of the
     model has its own compute buffer. Layers are taken as equal in size.
+
+    With a ``projector``, add its weights and what reading a picture of ``image_tokens`` tokens
+    takes (the most the image detail allows), with the state saved after it (in RAM); the engine
+    puts the projector on the GPU whenever any layer is there.
     """
     context = effective_context_size(shape, context_size)
     kv_cache = shape.kv_bytes_per_token * context
@@ -286,14 +457,25 @@ def estimate_memory(
     gpu_state = round((kv_cache + recurrent) * offloaded)
     gpu_compute = compute if offloaded > 0 else 0
     cpu_compute = compute if offloaded < 1 else 0
+
+    gpu_projector = cpu_projector = projector_weights = 0
+    if projector is not None:
+        projector_on_gpu = offloaded > 0
+        gpu_encoder, cpu_encoder = image_encoder_bytes(projector.shape, image_tokens, on_gpu=projector_on_gpu)
+        projector_weights = projector.file_bytes + PROJECTOR_CONTEXT_BYTES
+        saved_state = shape.recurrent_state_bytes + shape.kv_bytes_per_token * image_tokens
+        gpu_projector = gpu_encoder + (projector.file_bytes if projector_on_gpu else 0)
+        cpu_projector = cpu_encoder + saved_state + PROJECTOR_CONTEXT_BYTES + (0 if projector_on_gpu else projector.file_bytes)
     return MemoryEstimate(
         weights=gpu_weights + cpu_weights,
         kv_cache=kv_cache,
         recurrent_state=recurrent,
         compute_buffers=gpu_compute + cpu_compute,
         runtime_overhead=overhead,
-        gpu_bytes=gpu_weights + gpu_state + gpu_compute,
-        cpu_bytes=cpu_weights + kv_cache + recurrent - gpu_state + cpu_compute + overhead,
+        gpu_bytes=gpu_weights + gpu_state + gpu_compute + gpu_projector,
+        cpu_bytes=cpu_weights + kv_cache + recurrent - gpu_state + cpu_compute + overhead + cpu_projector,
+        projector_weights=projector_weights,
+        image_encoder=gpu_projector + cpu_projector - projector_weights,
     )
 
 
@@ -372,17 +554,23 @@ def assess_fit(
     *,
     gpu_layers: int | None = None,
     batch_size: int | None = None,
+    projector: VisionProjector | None = None,
+    image_tokens: int = DEFAULT_IMAGE_TOKENS,
 ) -> FitAssessment:
     """Whether the model runs well, tightly or not at all with this context, and why in numbers.
 
     With discrete GPUs the GPU part counts against their free memory (taken together, as llama.cpp
     spreads layers over them) and the rest against the RAM; with unified memory, or no GPU at all,
-    everything counts against the RAM.
+    everything counts against the RAM. A ``projector`` (image support) counts too, reading
+    pictures of up to ``image_tokens`` tokens.
     """
     layers_on_gpu = _resolved_gpu_layers(shape, hardware, gpu_layers)
     if batch_size is None:
         batch_size = default_batch_size(hardware.backend)
-    estimate = estimate_memory(shape, weights_bytes, context_size, gpu_layers=layers_on_gpu, batch_size=batch_size)
+    estimate = estimate_memory(
+        shape, weights_bytes, context_size, gpu_layers=layers_on_gpu, batch_size=batch_size,
+        projector=projector, image_tokens=image_tokens,
+    )
     ram = hardware.available_ram_bytes
     discrete = [gpu for gpu in hardware.gpus if not gpu.unified_memory]
     if estimate.gpu_bytes == 0 or not discrete:
@@ -417,6 +605,8 @@ def assess_fit(
     slow = speed < MINIMUM_CHAT_TOKENS_PER_SECOND
     verdict = FitVerdict.SLOW if memory_verdict is FitVerdict.RUNS_WELL and slow else memory_verdict
     explanation = _explain(pools, memory_verdict)
+    if estimate.image_support:
+        explanation += f" Image support takes {format_gb(estimate.image_support)} of that."
     if memory_verdict is not FitVerdict.WONT_FIT:
         explanation += " " + _speed_sentence(speed, hardware)
     return FitAssessment(
@@ -467,12 +657,17 @@ def largest_context(
     *,
     gpu_layers: int | None = None,
     at_worst: FitVerdict = FitVerdict.RUNS_WELL,
+    projector: VisionProjector | None = None,
+    image_tokens: int = DEFAULT_IMAGE_TOKENS,
 ) -> int:
     """The largest context, a multiple of 1024 up to the trained one, whose memory verdict is
     ``at_worst`` or better: that runs well, or (``TIGHT``) that fits at all. 0 if none."""
 
     def good_enough(steps: int) -> bool:
-        assessment = assess_fit(shape, weights_bytes, hardware, steps * CONTEXT_STEP, gpu_layers=gpu_layers)
+        assessment = assess_fit(
+            shape, weights_bytes, hardware, steps * CONTEXT_STEP, gpu_layers=gpu_layers,
+            projector=projector, image_tokens=image_tokens,
+        )
         return assessment.memory_verdict <= at_worst  # speed hardly depends on the context
 
     # Memory grows with the context, so the contexts good enough are a prefix: bisect it.
@@ -487,19 +682,25 @@ def largest_context(
 
 
 def recommended_context(
-    shape: ModelShape, weights_bytes: int, hardware: HardwareInfo, *, gpu_layers: int | None = None
+    shape: ModelShape,
+    weights_bytes: int,
+    hardware: HardwareInfo,
+    *,
+    gpu_layers: int | None = None,
+    projector: VisionProjector | None = None,
 ) -> int:
     """A good default context: the largest that runs well, capped at 32K and rounded down to 4K.
 
     Below 4K, 4K is still recommended if it fits at all (tightly), since less is barely usable
     for a chat; otherwise the largest context that runs well, 0 if none does.
     """
-    largest = largest_context(shape, weights_bytes, hardware, gpu_layers=gpu_layers)
+    largest = largest_context(shape, weights_bytes, hardware, gpu_layers=gpu_layers, projector=projector)
     minimum = min(MINIMUM_USEFUL_CONTEXT, shape.trained_context)
     if largest >= minimum:
         capped = min(largest, DEFAULT_CONTEXT_LIMIT)
         return max(capped - capped % MINIMUM_USEFUL_CONTEXT, minimum)
-    fits = assess_fit(shape, weights_bytes, hardware, minimum, gpu_layers=gpu_layers).memory_verdict is not FitVerdict.WONT_FIT
+    assessment = assess_fit(shape, weights_bytes, hardware, minimum, gpu_layers=gpu_layers, projector=projector)
+    fits = assessment.memory_verdict is not FitVerdict.WONT_FIT
     return minimum if fits and minimum > 0 else largest
 
 
@@ -537,20 +738,25 @@ def estimated_tokens_per_second(weights_bytes: int, hardware: HardwareInfo) -> f
 
 
 def recommend_model(
-    candidates: Sequence[tuple[str, ModelShape, int]], hardware: HardwareInfo
+    candidates: Sequence[tuple[str, ModelShape, int]],
+    hardware: HardwareInfo,
+    projectors: Mapping[str, VisionProjector] | None = None,
 ) -> Recommendation | None:
     """The largest of ``(label, shape, weights_bytes)`` that runs well with at least an 8K context
-    and answers at a comfortable reading speed here.
+    and answers at a comfortable reading speed here; ``projectors`` gives, by label, the image
+    support that would be loaded with a candidate (its memory counts too).
 
     "Largest" is by parameter count, then file size (a larger quantization of the same model is
     the more faithful one). When nothing that fits is fast enough, the fastest that fits is
     chosen. None when no candidate runs well with 8K.
     """
+    projectors = projectors or {}
     ranked = sorted(candidates, key=lambda candidate: (candidate[1].parameter_count, candidate[2]), reverse=True)
     fitting = [
         candidate
         for candidate in ranked
-        if largest_context(candidate[1], candidate[2], hardware) >= RECOMMENDATION_MINIMUM_CONTEXT
+        if largest_context(candidate[1], candidate[2], hardware, projector=projectors.get(candidate[0]))
+        >= RECOMMENDATION_MINIMUM_CONTEXT
     ]
     if not fitting:
         return None
@@ -560,7 +766,7 @@ def recommend_model(
         if estimated_tokens_per_second(candidate[2], hardware) >= MINIMUM_CHAT_TOKENS_PER_SECOND
     ]
     label, shape, weights_bytes = fast_enough[0] if fast_enough else fitting[-1]
-    context = recommended_context(shape, weights_bytes, hardware)
+    context = recommended_context(shape, weights_bytes, hardware, projector=projectors.get(label))
     speed = estimated_tokens_per_second(weights_bytes, hardware)
     reason = (
         f"{label} fits comfortably in {_memory_phrase(hardware)} with a {context // 1024}K-token context "

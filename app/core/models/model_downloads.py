@@ -7,6 +7,10 @@ The models folder::
     <models_dir>/.downloads/<hash>-<name>.incomplete    partial files, resumed with Range requests
     <models_dir>/.downloads/queue.json                  the queue (unless ``state_path`` is given)
 
+Each repository has a folder of its own, so the vision projector that every Qwen3.5 repository
+names alike (``mmproj-F16.gguf``) lies beside the models of its size, never beside another
+size's, and is found from a model's path (``projector_pairing``).
+
 A file counts as installed only while the manifest lists it and it still has the size it was
 verified at. The manifest entry is written after the file was checked (size and sha256, read
 from the Hub before the transfer) and moved into place, so a partial or damaged file is never

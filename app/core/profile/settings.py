@@ -44,6 +44,9 @@ class Settings:
     api_allow_network: bool = False  # listen on every address, not only 127.0.0.1 (needs a key)
     api_allowed_origins: list[str] = field(default_factory=list)  # web pages that may call it
     image_detail: str = DEFAULT_IMAGE_DETAIL  # a key of IMAGE_DETAIL_TOKENS: image tokens per picture
+    # The user's choice of vision projector per model: model path → projector path, or "" for
+    # text only; models without an entry find theirs by themselves (models.projector_pairing).
+    projector_pairings: dict[str, str] = field(default_factory=dict)
 
     def remember_model(self, path: Path) -> None:
         """Moves ``path`` to the front of the recent-models list."""
@@ -56,13 +59,15 @@ class Settings:
         if text not in self.imported_models:
             self.imported_models.append(text)
 
-    def load_settings(self, context_size: int) -> LoadSettings:
-        """How to load a model with these settings and ``context_size``."""
+    def load_settings(self, context_size: int, projector: Path | None = None) -> LoadSettings:
+        """How to load a model with these settings and ``context_size``, with the vision
+        ``projector`` found for it (None: text only)."""
         return LoadSettings(
             context_size=context_size,
             gpu_layers=None if self.gpu_layers < 0 else self.gpu_layers,
             threads=self.threads or None,
             main_gpu=None if self.gpu_device < 0 else self.gpu_device,
+            projector=projector,
         )
 
     @property
@@ -83,6 +88,9 @@ def load_settings(path: Path) -> Settings:
     for key, value in raw.items() if isinstance(raw, dict) else ():
         if key in known:
             setattr(settings, key, value)
+    pairings = settings.projector_pairings
+    if not isinstance(pairings, dict) or not all(isinstance(item, str) for pair in pairings.items() for item in pair):
+        settings.projector_pairings = {}  # a hand-edited file: pairings are found again by themselves
     return settings
 
 
