@@ -33,6 +33,10 @@ from variants import (
     load_variant,
 )
 
+# What the check below imports besides the wheel: llama-cpp-python's own dependencies, and what
+# the app's build_info module needs (build_and_test.sh installs them before building).
+CHECK_REQUIREMENTS = ("numpy", "typing-extensions", "diskcache", "jinja2", "psutil")
+
 # Run in a child interpreter with the unpacked wheel first on sys.path, so it loads the new
 # llama.cpp rather than an installed one; it prints build_mismatches() as JSON.
 _CHECK = """
@@ -74,7 +78,14 @@ def main() -> int:
         zipfile.ZipFile(wheel).extractall(unpacked)
         result = subprocess.run(
             [sys.executable, "-c", _CHECK, unpacked, str(REPO_ROOT), json.dumps(variant.build_info())],
-            capture_output=True, text=True, check=True,
+            capture_output=True, text=True,
+        )
+    if result.returncode != 0:
+        # Say why: most often this interpreter lacks what llama_cpp and the app's check import.
+        raise SystemExit(
+            f"The check of {wheel.name} could not run in {sys.executable}:\n{result.stderr.strip()}\n"
+            "Run this script with the build's virtual environment, where llama-cpp-python's "
+            f"dependencies and psutil are installed (pip install {' '.join(CHECK_REQUIREMENTS)})."
         )
     problems = json.loads(result.stdout.strip().splitlines()[-1])
     if problems:
