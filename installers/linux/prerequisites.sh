@@ -19,7 +19,7 @@ BUNDLE_LIBRARY_PACKAGES=(
     libx11-6 libx11-xcb1 libxcb1 libxcb-cursor0 libxcb-glx0 libxcb-icccm4 libxcb-image0
     libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 libxcb-render0 libxcb-shape0 libxcb-shm0
     libxcb-sync1 libxcb-util1 libxcb-xfixes0 libxcb-xkb1 libxkbcommon0 libxkbcommon-x11-0
-    libwayland-client0 libwayland-cursor0 libwayland-egl1 libxrender1 libxext6
+    libwayland-client0 libwayland-cursor0 libwayland-egl1 libxrender1 libxext6 libzstd1 zlib1g
 )
 BUILD_PACKAGES=(build-essential cmake dpkg-dev binutils desktop-file-utils)
 
