@@ -95,7 +95,10 @@ else
         # minbase, and the certificates that fetching from PyPI needs; the build script itself
         # must install everything else.
         mmdebstrap --variant=minbase --include=ca-certificates bookworm "$build_root" ${MIRROR:+"$MIRROR"}
+        # This machine's network settings go in, nothing else: its resolver, and the certificates
+        # it trusts (a network that inspects TLS signs PyPI's with a certificate of its own).
         cp /etc/resolv.conf "$build_root/etc/resolv.conf"
+        cp "${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}" "$build_root/etc/ssl/certs/build-machine-ca.crt"
         mount -t proc proc "$build_root/proc"
         mount -t sysfs sysfs "$build_root/sys"
         mount -t tmpfs tmpfs "$build_root/dev/shm"
@@ -105,8 +108,13 @@ else
         (cd "$root" && git ls-files -z | xargs -0 tar -cf - --no-recursion) | tar -xf - -C "$build_root/src"
     }
     timed "clean Debian 12 root with the source tree" make_root
+    network=(PIP_CERT=/etc/ssl/certs/build-machine-ca.crt)
+    for name in http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY; do
+        [ -z "${!name:-}" ] || network+=("$name=${!name}")
+    done
     timed "the whole build inside that root" chroot "$build_root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
-        HOME=/root LANG=C.UTF-8 QLC_BUILD_ONLY=1 QLC_NO_CHROOT_TEST=1 ${CMAKE_BUILD_PARALLEL_LEVEL:+CMAKE_BUILD_PARALLEL_LEVEL=$CMAKE_BUILD_PARALLEL_LEVEL} \
+        HOME=/root LANG=C.UTF-8 QLC_BUILD_ONLY=1 QLC_NO_CHROOT_TEST=1 "${network[@]}" \
+        ${CMAKE_BUILD_PARALLEL_LEVEL:+CMAKE_BUILD_PARALLEL_LEVEL=$CMAKE_BUILD_PARALLEL_LEVEL} \
         bash /src/installers/linux/build_and_test.sh "$variant"
     deb=$(ls -t "$build_root"/src/build/installers/qwen-local-chat*_amd64.deb | head -1)
     mkdir -p "$out/clean-root"
