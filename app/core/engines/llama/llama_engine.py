@@ -61,7 +61,6 @@ from app.core.domain.generation import (
     StopReason,
     default_batch_size,
 )
-from app.core.domain.gguf_header import GGUFHeaderError, read_gguf_header
 from app.core.domain.model_files import gguf_file_problem
 from app.core.engines.context_window import fit_to_context
 from app.core.engines.llama.chat_template import (
@@ -70,7 +69,7 @@ from app.core.engines.llama.chat_template import (
     ChatTemplateCancelled,
     ChatTemplateError,
 )
-from app.core.engines.llama.projector_check import projector_problem
+from app.core.engines.llama.projector_check import checked_projector
 from app.core.engines.llama.vision_projector import ImageSpan, PromptItem, VisionProjector
 from app.core.engines.llama.llama_runtime import LlamaLog, compiled_backend, default_thread_count, init_llama_backend
 from app.core.engines.reasoning_splitter import ReasoningSplitter, prompt_opens_reasoning
@@ -197,16 +196,7 @@ class LlamaEngine:
     def _open_projector(self, path: Path) -> None:
         """Loads the vision projector beside the model, after checking it in Python: libmtmd
         ends the process on some damaged files instead of failing."""
-        problem = gguf_file_problem(path)
-        if problem is not None:
-            raise ModelLoadError(problem)
-        try:
-            header = read_gguf_header(path)
-        except GGUFHeaderError as error:
-            raise ModelLoadError(f"The image support file “{path.name}” cannot be read: {error}") from None
-        problem = projector_problem(header, path.name, llama_cpp.llama_model_n_embd(self._model))
-        if problem is not None:
-            raise ModelLoadError(problem)
+        header = checked_projector(path, llama_cpp.llama_model_n_embd(self._model))
         layers = header.metadata.get("clip.vision.block_count")
         self._vision = VisionProjector(
             path,

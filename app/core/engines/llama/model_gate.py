@@ -28,7 +28,7 @@ from app.core.domain.gguf_header import GGUFHeader, GGUFHeaderError, read_gguf_h
 from app.core.domain.model_files import gguf_file_problem
 from app.core.engines.llama.model_header_check import model_header_problem
 from app.core.engines.llama.model_probe import ProbeLimits, probe_model
-from app.core.engines.llama.projector_check import projector_problem
+from app.core.engines.llama.projector_check import checked_projector
 
 logger = logging.getLogger(__name__)
 
@@ -95,18 +95,8 @@ class ModelGate:
     @staticmethod
     def _check_projector(path: Path, model_header: GGUFHeader) -> str:
         """The projector's identity, once its header has passed ``projector_check``."""
-        problem = gguf_file_problem(path)
-        if problem is not None:
-            raise ModelLoadError(problem)
-        try:
-            header = read_gguf_header(path)
-        except GGUFHeaderError as error:
-            raise ModelLoadError(f"The image support file “{path.name}” cannot be read: {error}") from None
         embedding = model_header.metadata.get(f"{model_header.architecture}.embedding_length")
-        problem = projector_problem(header, path.name, embedding if isinstance(embedding, int) else 0)
-        if problem is not None:
-            raise ModelLoadError(problem)
-        return _identity(path, header)
+        return _identity(path, checked_projector(path, embedding if isinstance(embedding, int) else 0))
 
     def _probe_once(self, path: Path, identity: str, settings: LoadSettings, on_checking, cancel) -> None:
         verdict = self._known_verdicts().get(identity)

@@ -109,22 +109,33 @@ def _check_qwen35(metadata: dict, key, interval: int | None) -> None:
         raise _Refused("its linear-attention sizes do not agree with each other")
 
 
-def _check_tensors(header: GGUFHeader, layers: int, embedding: int) -> None:
-    if not header.tensors:
-        raise _Refused("it holds no tensors")
+def tensor_layout_problem(header: GGUFHeader) -> str | None:
+    """Why the tensor table cannot be right (a type, a shape, an offset outside the file), as
+    the end of a sentence ("tensor x is not aligned"); None when every tensor lies in the file.
+    Shared with the projector's checks."""
     data_size = header.file_size - header.data_offset
     for name, tensor in header.tensors.items():
         try:
             block, block_bytes = GGML_QUANT_SIZES[GGMLQuantizationType(tensor.ggml_type)]
         except (ValueError, KeyError):
-            raise _Refused(f"tensor {name} has an unknown type {tensor.ggml_type}") from None
+            return f"tensor {name} has an unknown type {tensor.ggml_type}"
         if any(dimension < 1 for dimension in tensor.shape) or tensor.shape[0] % block:
-            raise _Refused(f"tensor {name} has the impossible shape {list(tensor.shape)}")
+            return f"tensor {name} has the impossible shape {list(tensor.shape)}"
         if tensor.offset % header.alignment:
-            raise _Refused(f"tensor {name} is not aligned")
+            return f"tensor {name} is not aligned"
         byte_count = math.prod(tensor.shape) // block * block_bytes
         if tensor.offset > data_size or byte_count > data_size - tensor.offset:
-            raise _Refused(f"tensor {name} lies beyond the end of the file: the file is incomplete")
+            return f"tensor {name} lies beyond the end of the file: the file is incomplete"
+    return None
+
+
+def _check_tensors(header: GGUFHeader, layers: int, embedding: int) -> None:
+    if not header.tensors:
+        raise _Refused("it holds no tensors")
+    problem = tensor_layout_problem(header)
+    if problem is not None:
+        raise _Refused(problem)
+    for name in header.tensors:
         match = _LAYER_TENSOR.match(name)
         if match and int(match.group(1)) >= layers:
             raise _Refused(f"tensor {name} belongs to a layer beyond its {layers} layers")

@@ -11,10 +11,14 @@ through is caught by the first-use probe in a child process (``model_probe``).
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
-from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
+from gguf.constants import GGMLQuantizationType
 
-from app.core.domain.gguf_header import GGUFHeader
+from app.core.domain.generation import ModelLoadError
+from app.core.domain.gguf_header import GGUFHeader, GGUFHeaderError, read_gguf_header
+from app.core.domain.model_files import gguf_file_problem
+from app.core.engines.llama.model_header_check import tensor_layout_problem
 
 # The projector types whose graph this app has run; other families have other assertions.
 SUPPORTED_PROJECTORS = frozenset({"qwen3vl_merger"})
@@ -26,6 +30,22 @@ _F32 = GGMLQuantizationType.F32
 
 class _Refused(Exception):
     pass
+
+
+def checked_projector(path: Path, text_embedding: int) -> GGUFHeader:
+    """The header of the projector at ``path`` once the file and its header passed every check
+    for a text model ``text_embedding`` wide; raises ``ModelLoadError`` with the reason."""
+    problem = gguf_file_problem(path)
+    if problem is not None:
+        raise ModelLoadError(problem)
+    try:
+        header = read_gguf_header(path)
+    except GGUFHeaderError as error:
+        raise ModelLoadError(f"The image support file “{path.name}” cannot be read: {error}") from None
+    problem = projector_problem(header, path.name, text_embedding)
+    if problem is not None:
+        raise ModelLoadError(problem)
+    return header
 
 
 def projector_problem(header: GGUFHeader, file_name: str, text_embedding: int) -> str | None:
@@ -73,7 +93,9 @@ def _check(header: GGUFHeader, text_embedding: int) -> None:
             raise _Refused(f"{key} is not three numbers")
     if not all(isinstance(v, float) and v != 0 for v in metadata["clip.vision.image_std"]):
         raise _Refused("clip.vision.image_std holds a zero")
-    _check_tensor_data(header)
+    problem = tensor_layout_problem(header)
+    if problem is not None:
+        raise _Refused(problem)
     merged = 4 * width
     expected = {
         "v.patch_embd.weight": (patch, patch, 3, width),
@@ -106,20 +128,6 @@ def _check(header: GGUFHeader, text_embedding: int) -> None:
         raise _Refused("its position table is not a square grid of F32 values")
     if any(name.startswith("v.deepstack") or ".deepstack" in name for name in header.tensors):
         raise _Refused("it has deepstack layers, which Qwen3.5 projectors do not")
-
-
-def _check_tensor_data(header: GGUFHeader) -> None:
-    data_size = header.file_size - header.data_offset
-    for name, tensor in header.tensors.items():
-        try:
-            block, block_bytes = GGML_QUANT_SIZES[GGMLQuantizationType(tensor.ggml_type)]
-        except (ValueError, KeyError):
-            raise _Refused(f"tensor {name} has an unknown type {tensor.ggml_type}") from None
-        if any(dimension < 1 for dimension in tensor.shape) or tensor.shape[0] % block:
-            raise _Refused(f"tensor {name} has the impossible shape {list(tensor.shape)}")
-        byte_count = math.prod(tensor.shape) // block * block_bytes
-        if tensor.offset % header.alignment or tensor.offset > data_size or byte_count > data_size - tensor.offset:
-            raise _Refused(f"tensor {name} lies beyond the end of the file: the file is incomplete")
 
 
 def _integer(metadata: dict, key: str, high: int) -> int:
