@@ -63,13 +63,13 @@ class Chat:
         ).result(TIMEOUT_S)
 
 
-def _start(tmp_path: Path, model: Path | None) -> Chat:
+def _start(tmp_path: Path, model: Path | None, *, projector: Path | None = None, context: int = CONTEXT_LENGTH) -> Chat:
     worker = StoreWorker(tmp_path / "conversations.sqlite3")
     host = EngineHost(LlamaEngine)
     if model is not None:
         models = EventRecorder()
         host.subscribe(models)
-        host.load_model(model, LoadSettings(context_size=CONTEXT_LENGTH))
+        host.load_model(model, LoadSettings(context_size=context, projector=projector))
         models.wait_for(ModelLoaded)
     session = ChatSession(worker, host)
     events = EventRecorder()

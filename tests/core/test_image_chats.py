@@ -8,36 +8,22 @@ from pathlib import Path
 import pytest
 
 from app.core.chat.chat_events import ConversationCreated, ConversationOpened, ImageReading, TurnFinished, TurnRefused
-from app.core.chat.chat_session import ChatSession
 from app.core.chat.chat_settings import ChatSettings
 from app.core.chat.prompt_assembly import reply_request
 from app.core.conversations import conversation_export
-from app.core.conversations.store_worker import StoreWorker
 from app.core.domain.conversations import ImagePart
-from app.core.domain.generation import NO_PROJECTOR_MESSAGE, ChatMessage, LoadSettings, SamplingSettings
-from app.core.engines.engine_events import ModelLoaded
-from app.core.engines.engine_host import EngineHost
-from app.core.engines.llama.llama_engine import LlamaEngine
+from app.core.domain.generation import NO_PROJECTOR_MESSAGE, ChatMessage, SamplingSettings
 from app.core.images.image_intake import prepare_image
 from tests.core.test_chat_session import Chat, _stop
-from tests.event_recorder import TIMEOUT_S, EventRecorder
+from tests.core.test_chat_session import _start as start_chat
+from tests.event_recorder import TIMEOUT_S
 from tests.vision_fixtures import chat_image, picture_bytes
 
 
 def _start(tmp_path: Path, model: Path, projector: Path | None) -> Chat:
-    worker = StoreWorker(tmp_path / "conversations.sqlite3")
-    host = EngineHost(LlamaEngine)
-    models = EventRecorder()
-    host.subscribe(models)
-    host.load_model(model, LoadSettings(context_size=4096, projector=projector))
-    models.wait_for(ModelLoaded)
-    session = ChatSession(worker, host)
-    events = EventRecorder()
-    session.subscribe(events)
-    session.open_conversation(None)
-    events.wait_for(ConversationOpened)
-    session.update_settings(ChatSettings(max_tokens=4), "")
-    return Chat(worker, host, session, events)
+    chat = start_chat(tmp_path, model, projector=projector, context=4096)
+    chat.session.update_settings(ChatSettings(max_tokens=4), "")
+    return chat
 
 
 @pytest.fixture
