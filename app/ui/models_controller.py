@@ -40,7 +40,7 @@ from app.core.models.speed_calibration import (
 from app.core.models.hub_access import HubSettings, OfflineError, hub_endpoint, make_hf_api
 from app.core.domain.model_files import gguf_file_problem
 from app.core.models.local_models import LocalModel, ModelSource, find_local_models, is_projector
-from app.core.models.model_catalog import PROJECTOR_FILENAME, CatalogEntry, CatalogError, ModelCatalog
+from app.core.models.model_catalog import PROJECTOR_FILENAME, CatalogEntry, CatalogError, CatalogFile, ModelCatalog
 from app.core.models.model_downloads import (
     DownloadManager,
     DownloadProgress,
@@ -414,30 +414,12 @@ class ModelsController(QObject):
 
     @staticmethod
     def request_for(entry: CatalogEntry) -> DownloadRequest:
-        model = entry.model
-        # A size the catalog read from the Hub (published, or pinned with the checksum) must be
-        # what the Hub delivers; only an estimated one ("≈ size") is no promise.
-        return DownloadRequest(
-            repo_id=model.repo_id,
-            filename=model.filename,
-            revision=model.revision,
-            expected_size=None if model.size_is_estimate else model.size,
-            expected_sha256=model.sha256 if model.is_pinned else None,
-        )
+        return _download_request(entry.model)
 
     @staticmethod
     def projector_request_for(entry: CatalogEntry) -> DownloadRequest | None:
         """The download of the entry's image support; every quantization of a size shares it."""
-        projector = entry.projector
-        if projector is None:
-            return None
-        return DownloadRequest(
-            repo_id=projector.repo_id,
-            filename=projector.filename,
-            revision=projector.revision,
-            expected_size=None if projector.size_is_estimate else projector.size,
-            expected_sha256=projector.sha256 if projector.is_pinned else None,
-        )
+        return _download_request(entry.projector) if entry.projector is not None else None
 
     def progress_of(self, entry: CatalogEntry) -> DownloadProgress | None:
         return self._queued(self.request_for(entry))
@@ -624,3 +606,15 @@ def _report(signal, *values) -> None:
 
 def download_is_active(progress: DownloadProgress | None) -> bool:
     return progress is not None and progress.state in (DownloadState.QUEUED, DownloadState.DOWNLOADING, DownloadState.VERIFYING)
+
+
+def _download_request(file: CatalogFile) -> DownloadRequest:
+    # A size the catalog read from the Hub (published, or pinned with the checksum) must be what
+    # the Hub delivers; only an estimated one ("≈ size") is no promise.
+    return DownloadRequest(
+        repo_id=file.repo_id,
+        filename=file.filename,
+        revision=file.revision,
+        expected_size=None if file.size_is_estimate else file.size,
+        expected_sha256=file.sha256 if file.is_pinned else None,
+    )

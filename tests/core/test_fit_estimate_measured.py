@@ -69,16 +69,7 @@ def test_the_estimate_is_within_15_percent_of_the_memory_a_real_load_takes(tmp_p
     path = write_qwen35_gguf(tmp_path / "model.gguf", with_data=True, **model["sizes"])
     context, batch = model["context"], model["batch"]
 
-    completed = subprocess.run(
-        [sys.executable, "-c", _MEASURE, str(path), str(context), str(batch)],
-        cwd=REPOSITORY,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert completed.returncode == 0, completed.stderr
-    measured = json.loads(completed.stdout.strip().splitlines()[-1])
+    measured = _measure_in_a_fresh_process(_MEASURE, path, context, batch)
     estimate = estimate_memory(ModelShape.from_gguf(path), path.stat().st_size, context, batch_size=batch)
 
     figures = (
@@ -133,8 +124,14 @@ PICTURES = {"640×480": (640, 480), "1600×1200": (1600, 1200)}  # about 300 and
 
 
 def _measure_images(model: Path, projector: Path | None, picture: tuple[int, int] = (0, 0)) -> dict:
+    return _measure_in_a_fresh_process(_MEASURE_IMAGES, model, projector or "-", *picture)
+
+
+def _measure_in_a_fresh_process(script: str, *arguments) -> dict:
+    """What ``script`` prints as its last line (JSON), run in a new interpreter: memory figures
+    of a process that did nothing else."""
     completed = subprocess.run(
-        [sys.executable, "-c", _MEASURE_IMAGES, str(model), str(projector or "-"), *map(str, picture)],
+        [sys.executable, "-c", script, *map(str, arguments)],
         cwd=REPOSITORY,
         check=False,
         capture_output=True,

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import QApplication
 
 from app.core.domain.generation import LoadSettings
 from app.core.profile.app_paths import AppPaths
 from app.main import DesktopApp, build_app
+from app.ui.settings_dialog import SettingsDialog
 
 WAIT_MS = 30_000
 
@@ -76,3 +79,22 @@ def select(app: DesktopApp, conversation_id: int) -> None:
     """Clicks the conversation in the sidebar."""
     sidebar = app.window.sidebar
     sidebar.list_view.setCurrentIndex(sidebar.model.index(sidebar.model.row_of(conversation_id)))
+
+
+def in_settings(app: DesktopApp, change: Callable[[SettingsDialog], None], open_settings: Callable[[], None] | None = None) -> None:
+    """Opens Settings (``open_settings``, else the window's command) and runs ``change(dialog)``
+    while it is open; ``change`` saves or cancels. The dialog never outlives a failed check."""
+
+    def act() -> None:
+        dialog = QApplication.activeModalWidget()
+        if not isinstance(dialog, SettingsDialog):
+            QTimer.singleShot(10, act)
+            return
+        try:
+            change(dialog)
+        finally:
+            if dialog.isVisible():
+                dialog.reject()
+
+    QTimer.singleShot(0, act)
+    (open_settings or app.window.show_settings)()

@@ -6,11 +6,10 @@ detail in Settings (pytest-qt, offscreen)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QMimeData, QPointF, QRect, Qt, QTimer, QUrl
+from PySide6.QtCore import QMimeData, QPointF, QRect, Qt, QUrl
 from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent, QGuiApplication, QImage, QLinearGradient, QPainter
 from PySide6.QtWidgets import QApplication
 
@@ -22,7 +21,7 @@ from app.main import DesktopApp
 from app.ui.attachments import MAX_IMAGES_PER_MESSAGE
 from app.ui.image_display import ImageViewer
 from app.ui.settings_dialog import SettingsDialog
-from tests.ui.app_driver import WAIT_MS, close, load, open_app, stored_messages, type_and_send, wait_until_idle
+from tests.ui.app_driver import WAIT_MS, close, in_settings, load, open_app, stored_messages, type_and_send, wait_until_idle
 
 
 @pytest.fixture
@@ -333,28 +332,12 @@ def test_a_missing_or_damaged_picture_file_shows_a_placeholder(qtbot, paths, tin
     close(reopened)
 
 
-def _in_settings(app: DesktopApp, change: Callable[[SettingsDialog], None]) -> None:
-    def act() -> None:
-        dialog = QApplication.activeModalWidget()
-        if not isinstance(dialog, SettingsDialog):
-            QTimer.singleShot(10, act)
-            return
-        try:
-            change(dialog)
-        finally:
-            if dialog.isVisible():
-                dialog.reject()
-
-    QTimer.singleShot(0, act)
-    app.window.show_settings()
-
-
 def _choose_detail(app: DesktopApp, detail: str) -> None:
     def choose(dialog: SettingsDialog) -> None:
         dialog.image_detail.setCurrentIndex(dialog.image_detail.findData(detail))
         dialog.accept()
 
-    _in_settings(app, choose)
+    in_settings(app, choose)
 
 
 def _prompt_tokens_of_a_picture_chat(qtbot, app: DesktopApp, path: Path) -> int:
@@ -376,7 +359,7 @@ def test_the_image_detail_setting_is_saved_and_used_for_the_next_picture(qtbot, 
     assert standard - low == IMAGE_DETAIL_TOKENS["standard"] - IMAGE_DETAIL_TOKENS["low"]
 
     shown: list[str] = []
-    _in_settings(app, lambda dialog: shown.append(dialog.image_detail.currentText()))
+    in_settings(app, lambda dialog: shown.append(dialog.image_detail.currentText()))
     assert shown == ["Low (fastest)"]
     close(app)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx2 as httpx
 import openai
 import pytest
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication, QLineEdit
 
@@ -26,7 +26,7 @@ from app.main import DesktopApp
 from app.ui.api_request_log_dialog import ApiRequestLogDialog
 from app.ui.settings_dialog import SettingsDialog
 from tests.hub_fixtures import MemoryKeyring
-from tests.ui.app_driver import WAIT_MS, close, load, open_app, stored, titles, type_and_send, wait_until_idle
+from tests.ui.app_driver import WAIT_MS, close, in_settings, load, open_app, stored, titles, type_and_send, wait_until_idle
 
 
 @pytest.fixture
@@ -39,25 +39,6 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def _in_settings(app: DesktopApp, change: Callable[[SettingsDialog], None], open_settings: Callable[[], None] | None = None) -> None:
-    """Opens Settings (``open_settings``, else the window's command) and runs ``change(dialog)``
-    while it is open; ``change`` saves or cancels. The dialog never outlives a failed check."""
-
-    def act() -> None:
-        dialog = QApplication.activeModalWidget()
-        if not isinstance(dialog, SettingsDialog):
-            QTimer.singleShot(10, act)
-            return
-        try:
-            change(dialog)
-        finally:
-            if dialog.isVisible():
-                dialog.reject()
-
-    QTimer.singleShot(0, act)
-    (open_settings or app.window.show_settings)()
 
 
 def _turn_on(dialog: SettingsDialog, port: int) -> None:
@@ -120,7 +101,7 @@ def test_turning_the_api_on_in_settings_serves_the_loaded_model_on_localhost(qtb
         qtbot.mouseClick(dialog.api_copy_address, Qt.MouseButton.LeftButton)
         dialog.accept()
 
-    _in_settings(app, turn_on)
+    in_settings(app, turn_on)
     assert shown == [_url(port)] and QGuiApplication.clipboard().text() == _url(port)
     _wait_until_on(qtbot, app)
     assert _url(port) in window.api_status.toolTip() and "No API key needed" in window.api_status.toolTip()
@@ -133,7 +114,7 @@ def test_turning_the_api_on_in_settings_serves_the_loaded_model_on_localhost(qtb
     assert reply.choices[0].message.content == THINKING_ANSWER
     assert titles(app) == [] and _stored_conversations(app) == []  # not the user's chat history
 
-    _in_settings(app, lambda dialog: (dialog.api_enabled.setChecked(False), dialog.accept()))
+    in_settings(app, lambda dialog: (dialog.api_enabled.setChecked(False), dialog.accept()))
     qtbot.waitUntil(lambda: not window.api_status.isVisible(), timeout=WAIT_MS)
     assert not app.core.api.state.running
     with pytest.raises(httpx.ConnectError):
@@ -158,7 +139,7 @@ def test_the_api_key_is_kept_in_the_keyring_and_never_in_the_settings_file(
         keys.append(dialog.api_key_edit.text())
         dialog.accept()
 
-    _in_settings(app, turn_on_with_a_new_key)
+    in_settings(app, turn_on_with_a_new_key)
     [key] = keys
     assert key.startswith("qlc-") and len(key) > 40
     _wait_until_on(qtbot, app)
@@ -171,7 +152,7 @@ def test_the_api_key_is_kept_in_the_keyring_and_never_in_the_settings_file(
     assert httpx.get(_url(port) + "/models", headers={"Authorization": f"Bearer {key}"}).status_code == 200
 
     prefilled: list[str] = []
-    _in_settings(app, lambda dialog: prefilled.append(dialog.api_key_edit.text()))  # and cancelled
+    in_settings(app, lambda dialog: prefilled.append(dialog.api_key_edit.text()))  # and cancelled
     assert prefilled == [key]
     close(app)
     assert key not in caplog.text and key not in paths.settings_file.read_text()
@@ -212,7 +193,7 @@ def test_allowing_other_computers_without_a_key_is_refused_with_a_reason(qtbot, 
         seen.append((generated, dialog.isVisible(), dialog.api_problem.isVisible(), dialog.api_problem.text()))
         assert dialog.focusWidget() is dialog.api_key_edit
 
-    _in_settings(app, allow_the_network_then_remove_the_key)
+    in_settings(app, allow_the_network_then_remove_the_key)
     [(generated, still_open, problem_shown, problem)] = seen
     assert generated.startswith("qlc-")
     assert still_open and problem_shown and problem == reason
@@ -227,7 +208,7 @@ def _serving(qtbot, paths: AppPaths, model: Path) -> tuple[DesktopApp, int]:
     app = open_app(qtbot, paths)
     load(qtbot, app, model)
     port = _free_port()
-    _in_settings(app, lambda dialog: (_turn_on(dialog, port), dialog.accept()))
+    in_settings(app, lambda dialog: (_turn_on(dialog, port), dialog.accept()))
     _wait_until_on(qtbot, app)
     return app, port
 
@@ -279,7 +260,7 @@ def test_the_request_log_lists_api_requests_without_their_content(qtbot, paths, 
     app = open_app(qtbot, paths)
     load(qtbot, app, tiny_model)
     port = _free_port()
-    _in_settings(app, lambda dialog: (_turn_on(dialog, port), dialog.accept()))
+    in_settings(app, lambda dialog: (_turn_on(dialog, port), dialog.accept()))
     _wait_until_on(qtbot, app)
     secret = "Meet me at the old mill at midnight"
     client = openai.OpenAI(base_url=_url(port), api_key="not-needed")
@@ -327,7 +308,7 @@ def test_a_port_in_use_is_reported_and_the_api_stays_off(qtbot, paths) -> None:
     taken.bind(("127.0.0.1", port))
     taken.listen()
     try:
-        _in_settings(app, lambda dialog: (_turn_on(dialog, port), dialog.accept()))
+        in_settings(app, lambda dialog: (_turn_on(dialog, port), dialog.accept()))
         status = window.api_status
         qtbot.waitUntil(lambda: status.isVisible() and status.text() == "API off", timeout=WAIT_MS)
         assert f"Port {port} is already used by another program" in status.toolTip()
@@ -344,7 +325,7 @@ def test_a_port_in_use_is_reported_and_the_api_stays_off(qtbot, paths) -> None:
         dialog.accept()
 
     [settings_button] = window.error_banner.action_buttons
-    _in_settings(app, save_again, lambda: qtbot.mouseClick(settings_button, Qt.MouseButton.LeftButton))
+    in_settings(app, save_again, lambda: qtbot.mouseClick(settings_button, Qt.MouseButton.LeftButton))
     assert reasons and f"Port {port} is already used" in reasons[0]
     _wait_until_on(qtbot, app)
     assert httpx.get(_url(port) + "/models").status_code == 200
