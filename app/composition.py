@@ -2,7 +2,7 @@
 
 ``app.main`` (the window) builds them here; so can any other front end. Shutting down: the chat
 session first (a reply being written is cancelled and will be kept as interrupted), then the
-engine host (its thread ends the reply, frees the model and is joined), then the store worker
+tools (MCP servers are stopped), then the engine host (its thread ends the reply, frees the model and is joined), then the store worker
 (it runs the saves still queued, the end of that reply among them, and closes the file). The
 local API stops before all of them: its open replies are cancelled and its clients told.
 """
@@ -25,6 +25,9 @@ from app.core.models.hardware_probe import probe_hardware
 from app.core.models.memory_fit import MemoryFit
 from app.core.profile.app_paths import AppPaths
 from app.core.profile.settings import Settings
+from app.core.tools.tool_service import ToolService
+
+SEARCH_TIMEOUT_S = 10.0  # the built-in search tool waits this long for the store
 
 
 ENGINE_STOP_SECONDS = 3.0  # closing waits this long for a reply or load to end, then goes on
@@ -37,6 +40,7 @@ class CoreServices:
     session: ChatSession
     library: ConversationLibrary
     api: LocalApiService
+    tools: ToolService
     image_path: Callable[[str], Path]
     """Where the store keeps the picture with a given SHA-256 (``ConversationStore.image_path``;
     ValueError for a name that is no SHA-256), for screens to show."""
@@ -51,12 +55,17 @@ class CoreServices:
         except BaseException:
             store.shutdown()
             raise
-        session = ChatSession(store, engine, default_thinking=settings.enable_thinking)
+        tools = ToolService(
+            paths.config_dir,
+            lambda query: store.submit(lambda opened: opened.search(query)).result(SEARCH_TIMEOUT_S),
+            offline=settings.offline_mode,
+        )
+        session = ChatSession(store, engine, default_thinking=settings.enable_thinking, tools=tools)
         session.set_image_detail(settings.image_detail)
         # The store's own method: it reads only the folder fixed when the store opened, never the
         # database, so the GUI thread may call it.
         image_path = store.submit(lambda opened: opened.image_path).result()
-        return cls(store, engine, session, ConversationLibrary(store), LocalApiService(engine), image_path)
+        return cls(store, engine, session, ConversationLibrary(store), LocalApiService(engine), tools, image_path)
 
     def shutdown(self) -> bool:
         """Ends everything in order (see the module docstring); harmless twice. Returns whether
@@ -65,6 +74,7 @@ class CoreServices:
         end the process with ``os._exit``, since the interpreter's normal exit could wait on it."""
         self.api.shutdown()
         self.session.shutdown()
+        self.tools.shutdown()
         engine_stopped = self.engine.shutdown(timeout=ENGINE_STOP_SECONDS)
         self.store.shutdown()
         return engine_stopped

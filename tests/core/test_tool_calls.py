@@ -14,7 +14,7 @@ TOOLS = [{
     "function": {"name": "search", "parameters": {"type": "object", "properties": {
         "query": {"type": "string"}, "limit": {"type": "integer"}, "filters": {"type": "object"},
     }}},
-}]
+}, {"type": "function", "function": {"name": "fetch", "parameters": {"type": "object", "properties": {}}}}]
 XML_CALL = (
     "<tool_call>\n<function=search>\n<parameter=query>\n42\n</parameter>\n<parameter=limit>\n5\n</parameter>\n"
     "<parameter=filters>\n{\"site\": \"example.org\"}\n</parameter>\n</function>\n</tool_call>"

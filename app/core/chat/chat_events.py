@@ -3,14 +3,22 @@
 A turn's events come in this order: ``TurnStarted``, any ``PromptProgress``, ``ReasoningDelta``
 and ``AnswerDelta`` events as the reply is written, then exactly one ``TurnFinished`` or
 ``TurnFailed``. A request that could not start a turn gets ``TurnRefused`` instead.
+
+With tools on, a turn may take several steps. A reply that calls tools ends with
+``ReplyCalledTools`` instead of ``TurnFinished``; then, for each call in order, either
+``ToolApprovalRequested`` (answered with ``ChatSession.answer_tool_call``) and, once allowed,
+``ToolCallRunning``, and always a ``MessageAdded`` with the ``tool`` message holding its result;
+then the next reply's ``TurnStarted``. The turn's last reply ends with ``TurnFinished``.
+``ToolsStarting`` comes after a ``TurnStarted`` while MCP servers start.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from app.core.chat.chat_settings import ChatSettings
-from app.core.domain.conversations import Conversation, Message
+from app.core.domain.conversations import Conversation, Message, ToolCallPart
 
 
 @dataclass(frozen=True)
@@ -124,6 +132,57 @@ class TurnFailed:
     message: str
 
 
+class ToolApproval(StrEnum):
+    """The person's answer to a tool call."""
+
+    ALLOW_ONCE = "allow_once"
+    ALWAYS_ALLOW = "always_allow"  # this tool of this server runs without asking from now on
+    DENY = "deny"  # the model is told that the person said no
+
+
+@dataclass(frozen=True)
+class ToolsStarting:
+    """The reply ``message_id`` waits for MCP servers to start (their tools are not known yet)."""
+
+    message_id: int
+
+
+@dataclass(frozen=True)
+class ReplyCalledTools:
+    """The reply ended asking for tool calls (its ``ToolCallPart`` parts); the turn goes on."""
+
+    reply: Message
+
+
+@dataclass(frozen=True)
+class ToolApprovalRequested:
+    """The reply ``message_id`` wants to run ``call`` (the tool ``server``/``call.name``, whose
+    ``description`` the model read): nothing runs until ``ChatSession.answer_tool_call``."""
+
+    message_id: int
+    call: ToolCallPart
+    server: str
+    description: str
+
+
+@dataclass(frozen=True)
+class ToolCallRunning:
+    """The call ``call_id`` of the reply ``message_id`` was allowed and runs now."""
+
+    message_id: int
+    call_id: str
+    always_allowed: bool
+
+
+@dataclass(frozen=True)
+class ToolsMeasured:
+    """The tools the open chat offers (``count``) take ``tokens`` of every prompt (0 when tools
+    are off, or no model is loaded to count them)."""
+
+    count: int
+    tokens: int
+
+
 @dataclass(frozen=True)
 class TurnRefused:
     """Nothing was started: ``reason`` says why. ``text`` is what the user wrote, to give back."""
@@ -160,6 +219,11 @@ SessionEvent = (
     | TurnFinished
     | TurnFailed
     | TurnRefused
+    | ToolsStarting
+    | ReplyCalledTools
+    | ToolApprovalRequested
+    | ToolCallRunning
+    | ToolsMeasured
     | NextTurnPrepared
     | SessionProblem
 )

@@ -18,10 +18,11 @@ the reply within one decode step and the turn finishes as usual, its text kept.
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from app.core.chat import prompt_assembly
 from app.core.chat.chat_events import (
@@ -35,8 +36,14 @@ from app.core.chat.chat_events import (
     NextTurnPrepared,
     PromptProgress,
     ReasoningDelta,
+    ReplyCalledTools,
     SessionEvent,
     SessionProblem,
+    ToolApproval,
+    ToolApprovalRequested,
+    ToolCallRunning,
+    ToolsMeasured,
+    ToolsStarting,
     TurnFailed,
     TurnFinished,
     TurnRefused,
@@ -47,14 +54,26 @@ from app.core.chat.chat_settings import ChatSettings
 from app.core.chat.reply_recorder import ReplyRecorder
 from app.core.conversations.conversation_store import ConversationStore, NotFoundError
 from app.core.conversations.store_worker import StoreWorker
-from app.core.domain.conversations import MAX_MESSAGE_CHARACTERS, Conversation, ImagePart, Message, MessageState
+from app.core.domain.conversations import (
+    MAX_MESSAGE_CHARACTERS,
+    Conversation,
+    ImagePart,
+    Message,
+    MessageState,
+    ToolCallPart,
+    ToolOutcome,
+    ToolResultPart,
+)
 from app.core.domain.generation import (
     DEFAULT_IMAGE_DETAIL,
     IMAGE_DETAIL_TOKENS,
     NO_PROJECTOR_MESSAGE,
     GenerationRequest,
+    GenerationResult,
+    GenerationStats,
     ModelFacts,
     StopReason,
+    ToolCall,
 )
 from app.core.engines.engine_events import (
     GenerationEvent,
@@ -69,30 +88,64 @@ from app.core.engines.engine_events import (
     TextGenerated,
 )
 from app.core.engines.engine_host import EngineHost, Priority
+from app.core.engines.tool_calls import OPEN as TOOL_CALL_OPEN
 from app.core.images.image_intake import PreparedImage
 from app.core.listeners import Listeners
+from app.core.tools.tool_catalog import OfferedTools, ToolDefinition, ToolRun, offer
+from app.core.tools.tool_service import ToolCallHandle, ToolService
 
 logger = logging.getLogger(__name__)
 
 
+UNREADABLE_CALL_NOTICE = (
+    "The model wrote a tool call that could not be used (malformed, or a tool this chat does not offer); "
+    "it is shown as text and nothing was run."
+)
+DENIED_RESULT = "The user denied this tool call; it was not run."
+STOPPED_BEFORE_RESULT = "The user stopped the reply before this tool call ran; it was not run."
+
+
+def step_limit_notice(limit: int) -> str:
+    return (
+        f"This turn reached its limit of {limit} tool call{'s' if limit != 1 else ''} (Settings › Tools); "
+        "the remaining calls were not run."
+    )
+
+
 @dataclass
 class _Turn:
-    """A reply being written."""
+    """A reply being written, and the tool calls of its turn."""
 
     conversation_id: int
     reply: Message
     request: GenerationRequest
     recorder: ReplyRecorder
     kept_message_ids: list[int]  # store ids of the messages in the prompt, in order
+    calls_made: int = 0  # tool calls the turn (one question) has run or answered before this reply
+    tools: OfferedTools = field(default_factory=OfferedTools)
+    pending: list[ToolCallPart] = field(default_factory=list)  # the reply's calls not yet answered
+    awaiting: ToolCallPart | None = None  # the call waiting for the person's approval
+    running: ToolCallHandle | None = None  # the call running now
+    last_message: Message | None = None  # the turn's newest message: the next one follows it
+    limit_reached: bool = False
 
 
 class ChatSession:
     """The conversation a client is having; every method may be called from any thread."""
 
-    def __init__(self, worker: StoreWorker, host: EngineHost, *, default_thinking: bool | None = None) -> None:
-        """``default_thinking`` is the thinking choice for new chats (None: the model's own)."""
+    def __init__(
+        self,
+        worker: StoreWorker,
+        host: EngineHost,
+        *,
+        default_thinking: bool | None = None,
+        tools: ToolService | None = None,
+    ) -> None:
+        """``default_thinking`` is the thinking choice for new chats (None: the model's own);
+        ``tools`` the tools replies may call (None: none, whatever a chat's settings say)."""
         self._worker = worker
         self._host = host
+        self._tools = tools
         self._listeners: Listeners[SessionEvent] = Listeners()
         self._closing = False
         # Worker-thread state:
@@ -117,10 +170,10 @@ class ChatSession:
         belongs to its conversation. Ends with ``ConversationOpened``."""
 
         def open_(store: ConversationStore) -> None:
-            self._stop_turn()
+            self._stop_turn(store)
             if conversation_id is None:
                 self._conversation, self._path = None, []
-                self._settings, self._system_prompt = ChatSettings(enable_thinking=self._default_thinking), ""
+                self._settings, self._system_prompt = self._new_chat_settings(), ""
             else:
                 self._conversation = store.get_conversation(conversation_id)
                 self._path = store.messages(conversation_id)
@@ -212,7 +265,7 @@ class ChatSession:
         turn = self._turn
         if turn is not None:
             turn.request.cancel.set()
-        self._run(lambda _store: self._stop_turn())
+        self._run(self._stop_turn)
 
     def delete_message(self, message_id: int) -> None:
         """Deletes one message of the open conversation; what followed it stays."""
@@ -271,13 +324,51 @@ class ChatSession:
 
         self._run(update)
 
+    def answer_tool_call(self, call_id: str, approval: ToolApproval) -> None:
+        """The person's answer to ``ToolApprovalRequested`` for the call ``call_id``."""
+
+        def answer(store: ConversationStore) -> None:
+            turn = self._turn
+            if turn is None or turn.awaiting is None or turn.awaiting.call_id != call_id:
+                logger.info("Ignored an answer to tool call %s, which no longer waits", call_id)
+                return
+            call, turn.awaiting = turn.awaiting, None
+            tool = turn.tools.find(call.name)
+            if approval is ToolApproval.DENY or tool is None:
+                self._answer_unrun(store, turn, call, DENIED_RESULT, ToolOutcome.DENIED, tool)
+                self._next_call(store, turn)
+                return
+            if approval is ToolApproval.ALWAYS_ALLOW:
+                self._tools.always_allow(tool)
+            self._run_call(turn, call, tool, always_allowed=False)
+
+        self._run(answer)
+
+    def set_chat_tools(self, enabled: bool, switched_off: Sequence[str] = ()) -> None:
+        """Whether replies in this conversation may call tools, and which tools it leaves out
+        (keys, "server/tool"); answers with ``ChatSettingsChanged`` and ``ToolsMeasured``."""
+
+        def set_tools(store: ConversationStore) -> None:
+            self._settings = replace(self._settings, tools_enabled=enabled, tools_switched_off=tuple(switched_off))
+            self._save_settings(store)
+            self._emit_settings()
+            self._measure_tools()
+
+        self._run(set_tools)
+
+    def measure_tools(self) -> None:
+        """Counts the tokens the open chat's tools take (``ToolsMeasured``)."""
+        self._run(lambda _store: self._measure_tools())
+
     def shutdown(self) -> None:
-        """The app is closing: a reply being written ends now and is kept as interrupted. Shut
-        the engine host down next, then the store worker, so that ending is saved."""
+        """The app is closing: a reply being written ends now and is kept as interrupted, a
+        tool call waiting or running is stopped. Shut the engine host down next, then the store
+        worker, so that ending is saved."""
         self._closing = True
         turn = self._turn
         if turn is not None:
             turn.request.cancel.set()
+            self._run(self._stop_turn)
 
     # ------------------------------------------------------------------------------- a turn
 
@@ -336,7 +427,13 @@ class ChatSession:
         self._start_turn(store, reply, history)
 
     def _start_turn(
-        self, store: ConversationStore, reply: Message, history: list[Message], continuation: Message | None = None
+        self,
+        store: ConversationStore,
+        reply: Message,
+        history: list[Message],
+        continuation: Message | None = None,
+        *,
+        calls_made: int = 0,
     ) -> None:
         messages, kept_ids = prompt_assembly.prompt_messages(self._system_prompt, history, _image_reader(store))
         thinking = prompt_assembly.thinking_enabled(self._settings, self._facts)
@@ -350,12 +447,29 @@ class ChatSession:
             ),
             initial=(reply.reasoning, reply.content),
         )
-        turn = _Turn(self._conversation.id, reply, request, recorder, kept_ids)
+        turn = _Turn(self._conversation.id, reply, request, recorder, kept_ids, calls_made=calls_made)
         self._turn = turn
         self._emit(TurnStarted(reply))
-        self._host.generate(request, Priority.PERSON, lambda event: self._on_generation_event(turn, event))
+        if self._tools is None or not self._settings.tools_enabled:
+            self._generate(store, turn, OfferedTools())
+            return
+
+        def ready(offered: OfferedTools) -> None:  # on a server thread, or here
+            self._run(lambda store: self._generate(store, turn, offered))
+
+        if self._tools.prepare(self._settings.tools_switched_off, ready):
+            self._emit(ToolsStarting(reply.id))
+
+    def _generate(self, store: ConversationStore, turn: _Turn, offered: OfferedTools) -> None:
+        if turn.request.cancel.is_set():  # stopped while its tools' servers started
+            self._end_turn(store, turn, GenerationFinished(_nothing_generated()))
+            return
+        turn.tools = offered
+        if offered:
+            turn.request = replace(turn.request, tools=offered.schemas())
+        self._host.generate(turn.request, Priority.PERSON, lambda event: self._on_generation_event(turn, event))
         if self._host.running_priority is Priority.API:  # a reply for another program goes on first
-            self._emit(TurnWaiting(reply.id))
+            self._emit(TurnWaiting(turn.reply.id))
 
     def _on_generation_event(self, turn: _Turn, event: GenerationEvent) -> None:
         """Engine thread: text goes out at once; the end is a store job."""
@@ -374,33 +488,173 @@ class ChatSession:
 
     def _end_turn(self, store: ConversationStore, turn: _Turn, event: GenerationFinished | GenerationFailed) -> None:
         recorder = turn.recorder
+        calls: tuple[ToolCall, ...] = ()
         if isinstance(event, GenerationFailed):
             state, stats, error = MessageState.FAILED, None, event.message
         else:
             stats, error = event.result.stats, None
             if stats.stop_reason is not StopReason.CANCELLED:
                 state = MessageState.COMPLETE
+                calls = event.result.tool_calls if turn.tools else ()
+                if turn.tools and TOOL_CALL_OPEN in recorder.content:
+                    error = UNREADABLE_CALL_NOTICE
             else:
                 state = MessageState.INTERRUPTED if self._closing else MessageState.STOPPED
-        if self._turn is turn:
+        parts = tuple(ToolCallPart(call.id, call.name, _arguments(call.arguments)) for call in calls)
+        if self._turn is turn and not parts:
             self._turn = None
         try:
             store.update_message(
-                turn.reply.id, content=recorder.content, reasoning=recorder.reasoning, state=state, stats=stats, error=error
+                turn.reply.id, content=recorder.content, reasoning=recorder.reasoning, state=state, stats=stats,
+                error=error, parts=parts or None,
             )
             reply = store.get_message(turn.reply.id)
         except NotFoundError:  # its conversation was deleted while it was written
+            if self._turn is turn:
+                self._turn = None
             return
-        if self._conversation is not None and self._conversation.id == turn.conversation_id:
-            self._path = [reply if message.id == reply.id else message for message in self._path]
+        self._replace_in_path(turn, reply)
+        turn.reply = turn.last_message = reply
         if isinstance(event, GenerationFailed):
             self._emit(TurnFailed(reply, event.message))
+            return
+        if parts:
+            turn.pending = list(parts)
+            self._emit(ReplyCalledTools(reply))
+            if self._turn is not turn:  # stopped just as it ended: its calls do not run
+                self._finish_stopped(store, turn)
+            else:
+                self._next_call(store, turn)
             return
         omitted = event.result.omitted_messages
         kept = turn.kept_message_ids
         first_kept = kept[omitted] if 0 < omitted < len(kept) else None
         self._emit(TurnFinished(reply, omitted, first_kept))
         self._prepare_next_turn(store)
+
+    # --------------------------------------------------------------------------- tool calls
+
+    def _next_call(self, store: ConversationStore, turn: _Turn) -> None:
+        """Answers the reply's calls in order: each waits for the person unless its tool is
+        always allowed; once all are answered the model goes on."""
+        limit = self._tools.preferences.step_limit
+        while turn.pending:
+            call = turn.pending[0]
+            tool = turn.tools.find(call.name)
+            if tool is None:  # a JSON-form call of a tool this chat does not offer
+                self._answer_unrun(store, turn, call, f"There is no tool named {call.name!r}.", ToolOutcome.UNAVAILABLE, None)
+                continue
+            if turn.calls_made >= limit:
+                turn.limit_reached = True
+                self._answer_unrun(store, turn, call, step_limit_notice(limit), ToolOutcome.UNAVAILABLE, tool)
+                continue
+            if self._tools.is_always_allowed(tool):
+                self._run_call(turn, call, tool, always_allowed=True)
+                return
+            turn.awaiting = call
+            self._emit(ToolApprovalRequested(turn.reply.id, call, tool.server, tool.description))
+            return
+        self._after_calls(store, turn)
+
+    def _run_call(self, turn: _Turn, call: ToolCallPart, tool: ToolDefinition, *, always_allowed: bool) -> None:
+        turn.calls_made += 1
+        self._emit(ToolCallRunning(turn.reply.id, call.call_id, always_allowed))
+
+        def done(run: ToolRun) -> None:  # on a tool thread
+            self._run(lambda store: self._call_done(store, turn, call, tool, run, always_allowed))
+
+        turn.running = self._tools.run(tool, call.arguments, done)
+
+    def _call_done(
+        self, store: ConversationStore, turn: _Turn, call: ToolCallPart, tool: ToolDefinition, run: ToolRun,
+        always_allowed: bool,
+    ) -> None:
+        turn.running = None
+        outcome = ToolOutcome.ALWAYS_ALLOWED if always_allowed and run.outcome is ToolOutcome.ALLOWED else run.outcome
+        self._add_result(store, turn, ToolResultPart(
+            call.call_id, call.name, run.output.text, run.output.is_error, tool.server, outcome.value, run.duration_s
+        ))
+        if self._turn is not turn or turn.request.cancel.is_set():
+            self._finish_stopped(store, turn)
+        else:
+            self._next_call(store, turn)
+
+    def _answer_unrun(
+        self, store: ConversationStore, turn: _Turn, call: ToolCallPart, text: str, outcome: ToolOutcome,
+        tool: ToolDefinition | None,
+    ) -> None:
+        """Tells the model the call did not run, and why."""
+        self._add_result(store, turn, ToolResultPart(
+            call.call_id, call.name, text, True, tool.server if tool else "", outcome.value
+        ))
+
+    def _add_result(self, store: ConversationStore, turn: _Turn, result: ToolResultPart) -> None:
+        turn.pending = [call for call in turn.pending if call.call_id != result.call_id]
+        message = store.add_message(
+            turn.conversation_id, "tool", result.text, parent_id=turn.last_message.id, parts=(result,)
+        )
+        turn.last_message = message
+        if self._conversation is not None and self._conversation.id == turn.conversation_id:
+            self._path.append(message)
+        self._emit(MessageAdded(message))
+
+    def _after_calls(self, store: ConversationStore, turn: _Turn) -> None:
+        """Every call is answered: the model reads the results and goes on, unless the turn
+        reached its step limit."""
+        if turn.limit_reached:
+            store.update_message(turn.reply.id, error=step_limit_notice(self._tools.preferences.step_limit))
+            turn.reply = store.get_message(turn.reply.id)
+            self._replace_in_path(turn, turn.reply)
+            self._finish(store, turn)
+            return
+        showing = self._conversation is not None and self._conversation.id == turn.conversation_id
+        if not showing or self._facts is None:
+            self._finish(store, turn)
+            return
+        reply = store.add_message(
+            turn.conversation_id, "assistant", state=MessageState.STREAMING, parent_id=turn.last_message.id
+        )
+        history = list(self._path)
+        self._path.append(reply)
+        self._emit(MessageAdded(reply))
+        self._start_turn(store, reply, history, calls_made=turn.calls_made)
+
+    def _finish_stopped(self, store: ConversationStore, turn: _Turn) -> None:
+        """Stop came while the turn's calls were answered: those left are not run."""
+        if turn.running is not None:  # it ends (reported as stopped) and comes back here
+            turn.running.cancel()
+            return
+        turn.awaiting = None
+        for call in list(turn.pending):
+            self._answer_unrun(store, turn, call, STOPPED_BEFORE_RESULT, ToolOutcome.STOPPED, turn.tools.find(call.name))
+        self._finish(store, turn)
+
+    def _finish(self, store: ConversationStore, turn: _Turn) -> None:
+        if self._turn is turn:
+            self._turn = None
+        self._emit(TurnFinished(turn.reply))
+        self._prepare_next_turn(store)
+
+    def _measure_tools(self) -> None:
+        offered = self._offered_tools()
+        if not offered or self._facts is None:
+            self._emit(ToolsMeasured(len(offered.by_name), 0))
+            return
+        schemas = offered.schemas()
+        measuring = self._host.call(lambda engine: engine.count_tool_tokens(schemas), Priority.PREPARATION)
+
+        def measured(future) -> None:
+            tokens = 0 if future.cancelled() or future.exception() else future.result()
+            self._emit(ToolsMeasured(len(schemas), tokens))
+
+        measuring.add_done_callback(measured)
+
+    def _offered_tools(self) -> OfferedTools:
+        """The tools the open chat offers as far as they are known now (servers not started)."""
+        if self._tools is None or not self._settings.tools_enabled:
+            return OfferedTools()
+        switched_off = set(self._settings.tools_switched_off)
+        return offer(tool for tool in self._tools.known_tools() if tool.key not in switched_off)
 
     def _prepare_next_turn(self, store: ConversationStore) -> None:
         """Lets the engine evaluate the conversation so far while the user reads and types, so
@@ -410,13 +664,19 @@ class ChatSession:
         messages, _ = prompt_assembly.prompt_messages(self._system_prompt, self._path, _image_reader(store))
         thinking = prompt_assembly.thinking_enabled(self._settings, self._facts)
         request = prompt_assembly.reply_request(
-            messages, self._settings, thinking=thinking, image_token_limit=self._image_token_limit
+            messages, self._settings, thinking=thinking, image_token_limit=self._image_token_limit,
+            tools=self._offered_tools().schemas(),  # the tools open the prompt: the next turn's too
         )
         self._host.prepare_next_turn(request, lambda evaluated: self._emit(NextTurnPrepared(evaluated)))
 
-    def _stop_turn(self) -> None:
-        if self._turn is not None:
-            self._turn.request.cancel.set()
+    def _stop_turn(self, store: ConversationStore) -> None:
+        turn = self._turn
+        if turn is None:
+            return
+        turn.request.cancel.set()
+        if turn.pending:  # between replies, answering its tool calls
+            self._finish_stopped(store, turn)
+        else:
             self._turn = None  # it still ends (and is saved) through its own events
 
     # ------------------------------------------------------------------------------ helpers
@@ -426,6 +686,14 @@ class ChatSession:
             (index for index, message in enumerate(self._path) if message.id == message_id and message.role == role),
             None,
         )
+
+    def _replace_in_path(self, turn: _Turn, message: Message) -> None:
+        if self._conversation is not None and self._conversation.id == turn.conversation_id:
+            self._path = [message if shown.id == message.id else shown for shown in self._path]
+
+    def _new_chat_settings(self) -> ChatSettings:
+        tools_on = self._tools is not None and self._tools.preferences.offer_in_new_chats
+        return ChatSettings(enable_thinking=self._default_thinking, tools_enabled=tools_on)
 
     def _refuse_while_writing(self) -> bool:
         if self._turn is not None:
@@ -487,6 +755,19 @@ class ChatSession:
 
     def _emit(self, event: SessionEvent) -> None:
         self._listeners.emit(event)
+
+
+def _nothing_generated() -> GenerationResult:
+    return GenerationResult("", "", GenerationStats(0, 0, 0, 0.0, 0.0, StopReason.CANCELLED))
+
+
+def _arguments(text: str) -> dict:
+    """A call's arguments (JSON text from the parser, always an object) as a mapping."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _image_reader(store: ConversationStore) -> prompt_assembly.ReadImage:

@@ -64,18 +64,28 @@ class ChatSettings:
     min_p: float = 0.0
     presence_penalty: float = 2.0
     max_tokens: int = 32768
+    tools_enabled: bool = False  # replies may call tools (each call still needs the person's approval)
+    tools_switched_off: tuple[str, ...] = ()  # keys ("server/tool") of tools this chat does not offer
 
     @classmethod
     def from_dict(cls, data: dict | None) -> "ChatSettings":
         known = {item.name for item in fields(cls)}
         values = {key: value for key, value in (data or {}).items() if key in known}
+        switched_off = values.get("tools_switched_off", ())
+        if not isinstance(switched_off, list | tuple) or not all(isinstance(key, str) for key in switched_off):
+            switched_off = ()
+        values["tools_switched_off"] = tuple(switched_off)
+        if not isinstance(values.get("tools_enabled", False), bool):
+            values.pop("tools_enabled")
         try:
             return cls(**values)
         except TypeError:
             return cls()
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        values = asdict(self)
+        values["tools_switched_off"] = list(self.tools_switched_off)
+        return values
 
     def thinking(self, model_default: bool) -> bool:
         return model_default if self.enable_thinking is None else self.enable_thinking

@@ -6,12 +6,13 @@ engine then fits what it is given into its context window (``app.core.engines.co
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from app.core.chat.chat_settings import ChatSettings
-from app.core.domain.conversations import ImagePart, Message, MessageState
-from app.core.domain.generation import ChatImage, ChatMessage, GenerationRequest, ModelFacts, StopReason
+from app.core.domain.conversations import ImagePart, Message, MessageState, ToolCallPart, ToolResultPart
+from app.core.domain.generation import ChatImage, ChatMessage, GenerationRequest, ModelFacts, StopReason, ToolCall
 
 logger = logging.getLogger(__name__)
 
@@ -37,14 +38,32 @@ def prompt_messages(
     kept = [
         message
         for message in path
-        if message.state is not MessageState.FAILED and (message.content or message.role == "user")
+        if message.state is not MessageState.FAILED
+        and (message.content or message.role in ("user", "tool") or _tool_calls(message))
     ]
     turns = [ChatMessage("system", system_prompt)] if system_prompt.strip() else []
-    turns += [
-        ChatMessage(message.role, message.content, message.reasoning, images=_images(message, read_image))
-        for message in kept
-    ]
+    turns += [_chat_message(message, read_image) for message in kept]
     return turns, [message.id for message in kept]
+
+
+def _chat_message(message: Message, read_image: ReadImage | None) -> ChatMessage:
+    """A stored message as the model sees it: a reply with the calls it made, a tool message
+    as the result of its call."""
+    if message.role == "tool":
+        result = next((part for part in message.parts if isinstance(part, ToolResultPart)), None)
+        return ChatMessage("tool", message.content, tool_call_id=result.call_id if result else "")
+    return ChatMessage(
+        message.role, message.content, message.reasoning,
+        tool_calls=_tool_calls(message), images=_images(message, read_image),
+    )
+
+
+def _tool_calls(message: Message) -> tuple[ToolCall, ...]:
+    return tuple(
+        ToolCall(part.call_id, part.name, json.dumps(part.arguments, ensure_ascii=False))
+        for part in message.parts
+        if isinstance(part, ToolCallPart)
+    )
 
 
 def _images(message: Message, read_image: ReadImage | None) -> tuple[ChatImage, ...]:
@@ -77,15 +96,18 @@ def reply_request(
     thinking: bool,
     continuation: Message | None = None,
     image_token_limit: int | None = None,
+    tools: tuple[Mapping, ...] = (),
 ) -> GenerationRequest:
     """The request for a reply to ``history``: sampling from the conversation's preset for the
     thinking mode (the vision preset when the history shows images); with ``continuation``,
-    carrying on that reply where it stopped. ``image_token_limit`` bounds each image's tokens."""
+    carrying on that reply where it stopped. ``image_token_limit`` bounds each image's tokens;
+    ``tools`` are the function definitions the reply may call."""
     return GenerationRequest(
         messages=tuple(history),
         enable_thinking=thinking,
         sampling=settings.sampling(thinking=thinking, images=has_images(history)),
         image_token_limit=image_token_limit,
+        tools=tools,
         continuation=(
             ChatMessage("assistant", continuation.content, continuation.reasoning) if continuation else None
         ),

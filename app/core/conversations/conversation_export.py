@@ -63,6 +63,7 @@ from app.core.domain.conversations import (
     MessagePart,
     MessageState,
     ToolCallPart,
+    ToolOutcome,
     ToolResultPart,
 )
 from app.core.domain.generation import GenerationStats, StopReason
@@ -264,6 +265,9 @@ def _part_fields(part: MessagePart, read_image: ReadImage) -> dict[str, Any]:
         "name": part.name,
         "content": part.text,
         "is_error": part.is_error,
+        "server": part.server,
+        "outcome": part.outcome,
+        "duration_s": part.duration_s,
     }
 
 
@@ -574,10 +578,29 @@ def _read_part(fields: dict[str, Any], where: str, images: dict[ImagePart, bytes
             _field(fields, "name", str, where),
             _field(fields, "content", str, where),
             _field(fields, "is_error", bool, where),
+            # Files written before approvals existed have none of these three.
+            _field(fields, "server", str, where) if "server" in fields else "",
+            _tool_outcome(fields, where),
+            _duration(fields, where),
         )
     raise ConversationImportError(
         f'In {where}, "type" must be one of "image", "tool_call", "tool_result", not "{kind}".'
     )
+
+
+def _tool_outcome(fields: dict[str, Any], where: str) -> str:
+    if fields.get("outcome", "") == "":
+        return ""
+    return _choice(fields, "outcome", ToolOutcome, where).value
+
+
+def _duration(fields: dict[str, Any], where: str) -> float:
+    if "duration_s" not in fields:
+        return 0.0
+    value = _field(fields, "duration_s", float, where)
+    if not math.isfinite(value) or not 0 <= value <= _LARGEST_FREE_NUMBER:
+        raise ConversationImportError(f'In {where}, "duration_s" must be a number of seconds of at least 0.')
+    return float(value)
 
 
 def _as_object(value: Any, where: str) -> dict[str, Any]:

@@ -544,8 +544,10 @@ class ConversationStore:
         state: MessageState | None = None,
         stats: GenerationStats | None = None,
         error: str | None = None,
+        parts: Sequence[MessagePart] | None = None,
     ) -> None:
-        """Change the given fields and leave those passed as ``None`` as they are.
+        """Change the given fields and leave those passed as ``None`` as they are; ``parts``
+        replaces all of the message's parts (a reply's tool calls, known once it has ended).
 
         Does not touch the conversation's ``updated_at``: the reply being written was already
         counted as activity when it was added.
@@ -561,7 +563,13 @@ class ConversationStore:
             changes.update(_stats_columns(stats))
         if error is not None:
             changes["error"] = error
-        self._update_row("messages", message_id, changes)
+        if parts is None:
+            self._update_row("messages", message_id, changes)
+            return
+        with self._transaction():
+            self._update_row("messages", message_id, changes)
+            self._connection.execute("DELETE FROM message_parts WHERE message_id = ?", (message_id,))
+            self._insert_parts(message_id, parts)
 
     def get_message(self, message_id: int) -> Message:
         """The message with this id; ``NotFoundError`` if there is none."""
@@ -872,7 +880,10 @@ def _part_columns(part: MessagePart) -> tuple[str, dict[str, Any]]:
     if isinstance(part, ToolCallPart):
         return "tool_call", {"call_id": part.call_id, "name": part.name, "arguments": part.arguments}
     if isinstance(part, ToolResultPart):
-        return "tool_result", {"call_id": part.call_id, "name": part.name, "text": part.text, "is_error": part.is_error}
+        return "tool_result", {
+            "call_id": part.call_id, "name": part.name, "text": part.text, "is_error": part.is_error,
+            "server": part.server, "outcome": part.outcome, "duration_s": part.duration_s,
+        }
     raise TypeError(f"not a message part: {part!r}")
 
 

@@ -50,14 +50,31 @@ class ToolCallPart:
     arguments: dict[str, Any] = field(default_factory=dict)
 
 
+class ToolOutcome(StrEnum):
+    """What became of a tool call: whether the person let it run, and how it ended."""
+
+    ALLOWED = "allowed"  # the person allowed it this once; it ran
+    ALWAYS_ALLOWED = "always_allowed"  # it ran without asking: the tool is always allowed
+    DENIED = "denied"  # the person said no; the model was told so
+    FAILED = "failed"  # it ran and failed (the tool's own error, or its server crashed)
+    TIMED_OUT = "timed_out"  # it ran past the time a tool may take
+    STOPPED = "stopped"  # the person pressed Stop before or while it ran
+    UNAVAILABLE = "unavailable"  # not run: no such tool now, or the turn's step limit was reached
+
+
 @dataclass(frozen=True)
 class ToolResultPart:
-    """What a tool answered to the call ``call_id``."""
+    """What a tool answered to the call ``call_id`` (``text``, an error message when
+    ``is_error``): which ``server`` ran it, whether the person allowed it (``outcome``, a
+    ``ToolOutcome`` value; "" in files from before approvals) and how long it ran."""
 
     call_id: str
     name: str
     text: str
     is_error: bool = False
+    server: str = ""
+    outcome: str = ""
+    duration_s: float = 0.0
 
 
 MessagePart = ImagePart | ToolCallPart | ToolResultPart

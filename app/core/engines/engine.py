@@ -77,6 +77,9 @@ class Engine(Protocol):
         ``PromptTooLongError`` when no reply fits, and ``PromptRejectedError`` when the model's
         template refuses the conversation or the model cannot read its images."""
 
+    def count_tool_tokens(self, tools: Sequence[Mapping]) -> int:
+        """How many tokens offering ``tools`` (function definitions) adds to every prompt."""
+
     def prepare_next_turn(
         self,
         messages: Sequence[ChatMessage],

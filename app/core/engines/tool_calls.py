@@ -11,11 +11,13 @@ Qwen3.5 writes a call in the XML form its chat template teaches (``../shared/ref
     </tool_call>
 
 Smaller models sometimes fall back to the JSON form of Qwen2.5/Qwen3 (``<tool_call>{"name": …,
-"arguments": {…}}</tool_call>``); both are read. Parameter values are text: a value is decoded
-as JSON unless the tool's schema says the parameter is a string (``"42"`` stays a string there,
-becomes a number elsewhere), the rule of llama.cpp's own Qwen3-Coder parser.
+"arguments": {…}}</tool_call>``); both are read. Parameter values are text, converted by the
+tool's JSON schema: a string parameter keeps the text as it is (``"42"`` stays a string), a
+boolean takes true/false in any case, anything else (numbers, arrays, objects, or no declared
+type) is decoded as JSON where it parses, the rule of llama.cpp's own Qwen3-Coder parser.
 
-Model output is untrusted: what does not parse stays answer text, never an exception.
+Model output is untrusted: what does not parse stays answer text, never an exception; so does a
+call of a function that was not offered, when functions were.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ def parse_tool_calls(text: str, tools: Sequence[Mapping] = ()) -> tuple[str, tup
     types = _parameter_types(tools)
     for match in _BLOCK.finditer(text):
         call = _parse_block(match.group(1), types) if len(calls) < MAX_CALLS else None
-        if call is None:
+        if call is None or (types and call.name not in types):
             continue  # left in the text: the reader sees what the model wrote
         calls.append(call)
         kept.append(text[position:match.start()])
@@ -113,7 +115,7 @@ def unfinished_marker_length(text: str, marker: str) -> int:
     return 0
 
 
-def _parse_block(body: str, types: Mapping[str, Mapping[str, str]]) -> ToolCall | None:
+def _parse_block(body: str, types: Mapping[str, Mapping[str, frozenset[str]]]) -> ToolCall | None:
     stripped = body.strip()
     if stripped.startswith("{"):
         return _parse_json_call(stripped)
@@ -147,18 +149,20 @@ def _parse_json_call(text: str) -> ToolCall | None:
     return ToolCall(new_call_id(), value["name"], json.dumps(arguments, ensure_ascii=False))
 
 
-def _parameter_value(text: str, declared_type: str | None) -> object:
-    if declared_type == "string":
+def _parameter_value(text: str, declared_types: frozenset[str] | None) -> object:
+    if declared_types and "string" in declared_types:
         return text
+    if declared_types and "boolean" in declared_types and text.strip().lower() in ("true", "false"):
+        return text.strip().lower() == "true"
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return text
 
 
-def _parameter_types(tools: Sequence[Mapping]) -> dict[str, dict[str, str]]:
+def _parameter_types(tools: Sequence[Mapping]) -> dict[str, dict[str, frozenset[str]]]:
     """Each offered function's declared parameter types, by function and parameter name."""
-    types: dict[str, dict[str, str]] = {}
+    types: dict[str, dict[str, frozenset[str]]] = {}
     for tool in tools:
         function = tool.get("function") if isinstance(tool, Mapping) else None
         if not isinstance(function, Mapping) or not isinstance(function.get("name"), str):
@@ -166,8 +170,24 @@ def _parameter_types(tools: Sequence[Mapping]) -> dict[str, dict[str, str]]:
         parameters = function.get("parameters")
         properties = parameters.get("properties") if isinstance(parameters, Mapping) else None
         types[function["name"]] = {
-            key: spec.get("type")
+            key: _declared_types(spec)
             for key, spec in (properties.items() if isinstance(properties, Mapping) else ())
-            if isinstance(spec, Mapping) and isinstance(spec.get("type"), str)
+            if isinstance(spec, Mapping)
         }
     return types
+
+
+def _declared_types(spec: Mapping) -> frozenset[str]:
+    """A schema's types: ``"type"`` as a name or a list, or those of its ``anyOf``/``oneOf``
+    choices (how Pydantic writes ``int | None``)."""
+    declared = spec.get("type")
+    if isinstance(declared, str):
+        return frozenset((declared,))
+    if isinstance(declared, list):
+        return frozenset(item for item in declared if isinstance(item, str))
+    choices = spec.get("anyOf", spec.get("oneOf"))
+    if isinstance(choices, list):
+        return frozenset(
+            item["type"] for item in choices if isinstance(item, Mapping) and isinstance(item.get("type"), str)
+        )
+    return frozenset()

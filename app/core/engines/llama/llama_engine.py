@@ -332,6 +332,14 @@ class LlamaEngine:
             items.extend(self._tokenize(piece))
         return items
 
+    def count_tool_tokens(self, tools: Sequence[Mapping]) -> int:
+        """How many prompt tokens offering ``tools`` costs: the template's tool section."""
+        template = self._require_template()
+        question = [ChatMessage("user", "?")]
+        with_tools = template.render(question, enable_thinking=False, tools=tools)
+        without = template.render(question, enable_thinking=False)
+        return max(0, len(self._tokenize(with_tools)) - len(self._tokenize(without)))
+
     def tokenize(self, text: str) -> list[int]:
         """Tokens of ``text`` with special tokens (``<|im_start|>``…) parsed, no BOS added."""
         # A turn's prompt is tokenized to fit it into the context, then again to evaluate it:

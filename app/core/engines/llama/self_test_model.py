@@ -72,6 +72,9 @@ ENDLESS_CYCLE = "abc"  # the non-thinking reply repeats this forever
 # The non-thinking reply of a model written with ``calls_tools``: one call, in Qwen3.5's XML form.
 TOOL_CALL_NAME = "get_weather"
 TOOL_CALL_BODY = f"\n<function={TOOL_CALL_NAME}>\n<parameter=city>\nParis\n</parameter>\n</function>\n"
+# The reply of a model written with ``writes_malformed_tool_call``: a call whose function tag is
+# never closed, which no parser can read.
+MALFORMED_TOOL_CALL_BODY = f"\n<function={TOOL_CALL_NAME}\n<parameter=city>\nParis\n"
 
 # --- Chat template (same structure as the Qwen3/Qwen3.5 templates, images too, no tool calls) ---
 _TEMPLATE_BODY = """\
@@ -171,6 +174,7 @@ _SPECIAL_TOKENS = [
     ("<tool_call>", gguf.TokenType.USER_DEFINED),
     ("</tool_call>", gguf.TokenType.USER_DEFINED),
     (TOOL_CALL_BODY, gguf.TokenType.USER_DEFINED),  # a whole call body in one token, for a chain
+    (MALFORMED_TOOL_CALL_BODY, gguf.TokenType.USER_DEFINED),
     # What libmtmd wraps an image in; the template's image placeholder is these three.
     ("<|vision_start|>", gguf.TokenType.CONTROL),
     ("<|vision_end|>", gguf.TokenType.CONTROL),
@@ -197,6 +201,7 @@ END_THINK_ID = _ID["</think>"]
 _THINKING_CHAIN = ["Ċ", *THINKING_REASONING, "</think>", *THINKING_ANSWER, "<|im_end|>"]
 _CYCLE_CHAIN = ["ĊĊ", *ENDLESS_CYCLE, ENDLESS_CYCLE[0]]
 _TOOL_CALL_CHAIN = ["ĊĊ", "<tool_call>", TOOL_CALL_BODY, "</tool_call>", "<|im_end|>"]
+_MALFORMED_TOOL_CALL_CHAIN = ["ĊĊ", "<tool_call>", MALFORMED_TOOL_CALL_BODY, "</tool_call>", "<|im_end|>"]
 
 
 def _successors(*chains: list[str]) -> dict[int, int]:
@@ -208,6 +213,7 @@ _TOOL_CALLING_SUCCESSOR = _successors(_THINKING_CHAIN, _TOOL_CALL_CHAIN)
 # A small model's slip: the call written inside its thinking, which it never closes.
 _THINKING_TOOL_CALL_CHAIN = ["Ċ", *_TOOL_CALL_CHAIN[1:]]
 _CALLING_WHILE_THINKING_SUCCESSOR = _successors(_THINKING_TOOL_CALL_CHAIN, _CYCLE_CHAIN)
+_MALFORMED_CALL_SUCCESSOR = _successors(_THINKING_CHAIN, _MALFORMED_TOOL_CALL_CHAIN)
 
 # --- Weight design (see the module docstring) --------------------------------------------------
 _CHAIN_SCALE = 4.0  # embedding value of a chain token in its own dimension
@@ -237,7 +243,7 @@ def _output_and_embedding(rng: np.random.Generator, successor: dict[int, int]) -
     for byte, token in _bytes_to_unicode().items():
         if not 0x20 <= byte <= 0x7E:
             output[_ID[token], bias_dim] = _UNPRINTABLE_WEIGHT
-    chains = _SUCCESSOR | _TOOL_CALLING_SUCCESSOR | _CALLING_WHILE_THINKING_SUCCESSOR
+    chains = _SUCCESSOR | _TOOL_CALLING_SUCCESSOR | _CALLING_WHILE_THINKING_SUCCESSOR | _MALFORMED_CALL_SUCCESSOR
     banned = set(chains) | set(chains.values()) | {_ID[t] for t, _ in _SPECIAL_TOKENS}
     for token in banned:
         output[token, bias_dim] = _BANNED_WEIGHT
@@ -298,6 +304,7 @@ def write_tiny_qwen35_gguf(
     overrides: Mapping[str, object] | None = None,
     calls_tools: bool = False,
     calls_tools_while_thinking: bool = False,
+    writes_malformed_tool_call: bool = False,
     chat_template: str | None = None,
 ) -> Path:
     """Write the tiny ``qwen35`` model to ``path`` and return ``path``.
@@ -310,7 +317,8 @@ def write_tiny_qwen35_gguf(
 
     With ``calls_tools`` the non-thinking reply is a call of ``TOOL_CALL_NAME`` (city "Paris")
     instead of the endless cycle; with ``calls_tools_while_thinking`` the thinking reply is that
-    call, inside the unclosed thinking block. ``chat_template`` replaces the template (tests give the real
+    call, inside the unclosed thinking block; with ``writes_malformed_tool_call`` the non-thinking
+    reply is a call that cannot be parsed (``MALFORMED_TOOL_CALL_BODY``). ``chat_template`` replaces the template (tests give the real
     Qwen3.5 one, which renders tools).
     """
     path = Path(path)
@@ -360,6 +368,7 @@ def write_tiny_qwen35_gguf(
     successor = (
         _CALLING_WHILE_THINKING_SUCCESSOR if calls_tools_while_thinking
         else _TOOL_CALLING_SUCCESSOR if calls_tools
+        else _MALFORMED_CALL_SUCCESSOR if writes_malformed_tool_call
         else _SUCCESSOR
     )
     for name, tensor in _tensors(np.random.default_rng(seed), successor).items():
