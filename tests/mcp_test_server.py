@@ -1,8 +1,12 @@
 """A real MCP server for the tests, written with the SDK's MCPServer (FastMCP before mcp 2.x)
-and started over stdio by them: ``python tests/mcp_test_server.py [--crash-at-start]``.
+and started over stdio by them: ``python tests/mcp_test_server.py [--crash-at-start]
+[--weather=answer|hang|crash|flood] [--http PORT]``.
 
-Its tools behave in the ways a test needs: answer, answer with typed arguments, never answer,
-answer too much, and kill the server mid-call.
+The tiny test models always call ``get_weather``, so ``--weather`` picks what that call does:
+answer, never answer, answer too much, or kill the server mid-call. ``describe_arguments``
+echoes typed arguments. (Few tools, and short: with the tiny model's byte-sized tokens each
+description costs hundreds of tokens of its 4,096-token context.) ``--http PORT`` serves streamable
+HTTP on 127.0.0.1 instead of stdio.
 """
 
 from __future__ import annotations
@@ -18,9 +22,20 @@ CITY_WEATHER = "Sunny, 21 °C in {city}"
 server = MCPServer("test-tools")
 
 
+FLOOD_CHARACTERS = 100_000
+_WEATHER = next((arg.split("=", 1)[1] for arg in sys.argv if arg.startswith("--weather=")), "answer")
+
+
 @server.tool()
-def get_weather(city: str) -> str:
+async def get_weather(city: str) -> str:
     """The weather in a city."""
+    if _WEATHER == "hang":
+        await asyncio.Event().wait()
+    if _WEATHER == "crash":
+        print("get_weather: exiting mid-call", file=sys.stderr, flush=True)
+        os._exit(7)
+    if _WEATHER == "flood":
+        return "y" * FLOOD_CHARACTERS
     return CITY_WEATHER.format(city=city)
 
 
@@ -31,28 +46,11 @@ def describe_arguments(count: int, ratio: float, enabled: bool, tags: list[str],
     return ", ".join(f"{name}={value!r}:{type(value).__name__}" for name, value in values.items())
 
 
-@server.tool()
-async def wait_forever() -> str:
-    """Never answers."""
-    await asyncio.Event().wait()
-    return "never"
-
-
-@server.tool()
-def flood(characters: int) -> str:
-    """Answers with that many characters."""
-    return "x" * characters
-
-
-@server.tool()
-def crash() -> str:
-    """Ends the server's process in the middle of the call."""
-    print("crash tool: exiting now", file=sys.stderr, flush=True)
-    os._exit(7)
-
-
 if __name__ == "__main__":
     if "--crash-at-start" in sys.argv:
         print("test server: cannot start, missing configuration", file=sys.stderr, flush=True)
         sys.exit(3)
-    server.run()
+    if "--http" in sys.argv:
+        server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[sys.argv.index("--http") + 1]))
+    else:
+        server.run()

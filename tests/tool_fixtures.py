@@ -20,14 +20,14 @@ _GENERATION_PROMPT = """    {%- if enable_thinking is defined and enable_thinkin
 
 def scripted_tool_template(answer_after: int) -> str:
     """The real Qwen3.5 template, except that its generation prompt opens the thinking block
-    once the conversation holds ``answer_after`` tool results: a model written with
+    once the turn (since the last question) holds ``answer_after`` tool results: a model written with
     ``calls_tools`` then answers (``THINKING_ANSWER``) instead of calling again. The tiny model
     reads only the last token, so this is how a test scripts "call, read the result, answer"."""
     source = REAL_TEMPLATE.read_text(encoding="utf-8")
     assert _GENERATION_PROMPT in source
     scripted = (
         "    {%- if enable_thinking is defined and enable_thinking is false and "
-        f"(messages | selectattr('role', 'equalto', 'tool') | list | length) < {answer_after} %}}\n"
+        f"(messages[ns.last_query_index:] | selectattr('role', 'equalto', 'tool') | list | length) < {answer_after} %}}\n"
         "        {{- '<think>\\n\\n</think>\\n\\n' }}"
     )
     return source.replace(_GENERATION_PROMPT, scripted)
@@ -67,10 +67,14 @@ def malformed_call_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
 
 
-def server_config(*names: str, crash_at_start: tuple[str, ...] = ()) -> str:
-    """``mcp.json`` text with the test server under each of ``names``."""
+def server_config(*names: str, crash_at_start: tuple[str, ...] = (), weather: str = "answer") -> str:
+    """``mcp.json`` text with the test server under each of ``names``; ``weather`` is what its
+    ``get_weather`` does (see ``tests/mcp_test_server.py``)."""
     servers = {
-        name: {"command": sys.executable, "args": [str(TEST_SERVER)] + (["--crash-at-start"] if name in crash_at_start else [])}
+        name: {
+            "command": sys.executable,
+            "args": [str(TEST_SERVER), f"--weather={weather}"] + (["--crash-at-start"] if name in crash_at_start else []),
+        }
         for name in names
     }
     return json.dumps({"mcpServers": servers})
@@ -78,12 +82,12 @@ def server_config(*names: str, crash_at_start: tuple[str, ...] = ()) -> str:
 
 def tool_service(
     config_dir: Path, *names: str, search=lambda query: [], approve: bool = True, crash_at_start: tuple[str, ...] = (),
-    **options,
+    weather: str = "answer", **options,
 ) -> ToolService:
     """A tool service whose config holds the test server under ``names`` (allowed to run
     unless ``approve`` is False)."""
     service = ToolService(config_dir, search, **options)
-    service.set_config_text(server_config(*names, crash_at_start=crash_at_start))
+    service.set_config_text(server_config(*names, crash_at_start=crash_at_start, weather=weather))
     if approve:
         for name in names:
             service.approve_launch(name)

@@ -1,10 +1,11 @@
 """The chat pane's controller: the transcript and composer on one side, the chat session on the other.
 
 It forwards what the user asks for (send, with pictures, stop, edit, regenerate, continue, switch
-version, delete, thinking on or off, chat settings) to the session, and shows what the session
-reports.
+version, delete, thinking on or off, chat settings, the chat's tools, answers to tool calls) to
+the session, and shows what the session reports.
 It decides nothing about turns: whether a reply may be continued or a message sent is the
-session's call, and a refusal comes back as an event.
+session's call, and a refusal comes back as an event. A turn with tool calls is one busy span,
+from the question to the last reply's end, however many replies and calls it takes.
 """
 
 from __future__ import annotations
@@ -21,6 +22,11 @@ from app.core.chat.chat_events import (
     ImageReading,
     MessageAdded,
     PromptProgress,
+    ReplyCalledTools,
+    ToolApprovalRequested,
+    ToolCallRunning,
+    ToolsMeasured,
+    ToolsStarting,
     TurnFailed,
     TurnFinished,
     TurnRefused,
@@ -30,10 +36,11 @@ from app.core.chat.chat_events import (
 from app.core.chat.chat_session import ChatSession
 from app.core.domain.conversations import MessageState
 from app.core.domain.generation import GenerationStats
+from app.core.tools.tool_service import ToolService
 from app.ui.attachments import Attachment
 from app.ui.chat_settings_panel import ChatSettingsPanel
 from app.ui.composer_widget import ComposerWidget
-from app.ui.event_bridges import SessionBridge
+from app.ui.event_bridges import SessionBridge, ToolsBridge
 from app.ui.stream_coalescer import StreamCoalescer
 from app.ui.transcript_view import MessageWidget, TranscriptView
 
@@ -62,11 +69,15 @@ class ChatController(QObject):
         composer: ComposerWidget,
         settings_panel: ChatSettingsPanel,
         context_size: Callable[[], int],
+        tools: ToolService,
+        tools_bridge: ToolsBridge,
         parent: QObject | None = None,
     ) -> None:
-        """``context_size()`` is the context the model is loaded with (shown in the panel)."""
+        """``context_size()`` is the context the model is loaded with (shown in the panel);
+        ``tools`` are the tools a chat may offer (listed in the composer's Tools menu)."""
         super().__init__(parent)
         self._session = session
+        self._tools = tools
         self.transcript = transcript
         self.composer = composer
         self._panel = settings_panel
@@ -86,13 +97,25 @@ class ChatController(QObject):
         self._stop_watch.timeout.connect(self._on_stop_unanswered)
         self._coalescer = StreamCoalescer(self)
         self._coalescer.sig_flushed.connect(self._show_streamed_text)
+        # The chat's tool choice (on, switched off) whose cost was last asked for: a chat opened
+        # with the same choice costs the same, and the session measures a choice made here itself.
+        self._measured_choice: tuple[bool, tuple[str, ...]] | None = None
+        # ToolsChanged comes in bursts (a server starting, then ready): one refresh per pass.
+        self._tools_refresh = QTimer(self)
+        self._tools_refresh.setSingleShot(True)
+        self._tools_refresh.setInterval(0)
+        self._tools_refresh.timeout.connect(self._refresh_tools)
 
         composer.sig_send.connect(self.send)
         composer.sig_stop.connect(self.stop)
         composer.sig_cancel_edit.connect(self.cancel_edit)
         composer.thinking_switch.toggled.connect(self._on_thinking_toggled)
         transcript.sig_message_action.connect(self._on_message_action)
+        transcript.sig_tool_call_answered.connect(session.answer_tool_call)
         settings_panel.sig_changed.connect(session.update_settings)
+        composer.tools_button.sig_choice_changed.connect(self._on_tool_choice_changed)
+        tools_bridge.sig_tools_changed.connect(self._tools_refresh.start)
+        composer.tools_button.show_tools(tools.known_tools(), tools.servers())
 
         bridge.sig_conversation_opened.connect(self._on_conversation_opened)
         bridge.sig_conversation_created.connect(self._on_conversation_created)
@@ -106,6 +129,11 @@ class ChatController(QObject):
         bridge.sig_turn_finished.connect(self._on_turn_ended)
         bridge.sig_turn_failed.connect(self._on_turn_ended)
         bridge.sig_turn_refused.connect(self._on_turn_refused)
+        bridge.sig_tools_starting.connect(self._on_tools_starting)
+        bridge.sig_reply_called_tools.connect(self._on_reply_called_tools)
+        bridge.sig_tool_approval_requested.connect(self._on_tool_approval_requested)
+        bridge.sig_tool_call_running.connect(self._on_tool_call_running)
+        bridge.sig_tools_measured.connect(self._on_tools_measured)
         bridge.sig_problem.connect(lambda event: self.sig_error.emit(event.message))
 
     # ------------------------------------------------------------------------------ intents
@@ -215,6 +243,20 @@ class ChatController(QObject):
         elif action in ("previous", "next"):
             self._session.switch_alternative(message_id, -1 if action == "previous" else 1)
 
+    def measure_tools(self) -> None:
+        """Asks what the chat's tools cost in tokens again (a model was loaded: its own count)."""
+        self._session.measure_tools()
+
+    def _on_tool_choice_changed(self, enabled: bool, switched_off: tuple[str, ...]) -> None:
+        self._measured_choice = (enabled, switched_off)  # set_chat_tools measures it
+        self._session.set_chat_tools(enabled, switched_off)
+
+    def _refresh_tools(self) -> None:
+        """The tools there are changed (settings, a server started): the menu lists them again,
+        and their cost is counted again."""
+        self.composer.tools_button.show_tools(self._tools.known_tools(), self._tools.servers())
+        self.measure_tools()
+
     def _on_thinking_toggled(self, checked: bool) -> None:
         self._session.set_thinking(checked)
         self._panel.set_thinking(checked)
@@ -251,6 +293,14 @@ class ChatController(QObject):
         switch.setChecked(event.thinking)
         switch.blockSignals(False)
         self._panel.show_settings(event.settings, event.system_prompt, self._context_size(), thinking=event.thinking)
+        choice = (event.settings.tools_enabled, event.settings.tools_switched_off)
+        self.composer.tools_button.show_choice(*choice)
+        if choice != self._measured_choice:
+            self._measured_choice = choice
+            self.measure_tools()
+
+    def _on_tools_measured(self, event: ToolsMeasured) -> None:
+        self.composer.tools_button.show_measure(event.count, event.tokens)
 
     def _on_turn_started(self, event: TurnStarted) -> None:
         self._set_busy(True)
@@ -261,6 +311,38 @@ class ChatController(QObject):
             self._streaming_widget.set_outcome(MessageState.STREAMING, None, None)
         self.transcript.refresh_actions()
         self.sig_activity.emit(self.tr("Generating…"))
+
+    def _on_tools_starting(self, event: ToolsStarting) -> None:
+        if event.message_id == self._streaming_id:
+            self._reading_prompt = True  # the first text or progress replaces this line
+            self.sig_activity.emit(self.tr("Starting tool servers…"))
+
+    def _on_reply_called_tools(self, event: ReplyCalledTools) -> None:
+        """One step of the turn ended with calls: they show, and the turn (busy) goes on; the
+        reply stays the one a Stop now ends."""
+        reply = event.reply
+        if reply.id != self._streaming_id:
+            return
+        self._coalescer.flush()
+        widget = self.transcript.show_tool_calls(reply)
+        if widget is not None:
+            widget.set_outcome(reply.state, reply.stats, reply.error)
+            for block in widget.tool_blocks():
+                block.show_queued()
+
+    def _on_tool_approval_requested(self, event: ToolApprovalRequested) -> None:
+        block = self.transcript.tool_block(event.call.call_id)
+        if block is not None:
+            block.show_approval(event.server, event.description)
+        if event.message_id == self._streaming_id:
+            self.sig_activity.emit(self.tr("Waiting for your approval"))
+
+    def _on_tool_call_running(self, event: ToolCallRunning) -> None:
+        block = self.transcript.tool_block(event.call_id)
+        if block is not None:
+            block.show_running()
+        if event.message_id == self._streaming_id and block is not None:
+            self.sig_activity.emit(self.tr("Running %1…").replace("%1", block.call.name))
 
     def _on_turn_waiting(self, event: TurnWaiting) -> None:
         if event.message_id == self._streaming_id:

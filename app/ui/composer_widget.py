@@ -1,5 +1,6 @@
-"""The message composer: a text box where Enter sends and Shift+Enter starts a new line, and the
-pictures attached to the message (a button, a paste or a drop; see ``attachments``).
+"""The message composer: a text box where Enter sends and Shift+Enter starts a new line, the
+pictures attached to the message (a button, a paste or a drop; see ``attachments``) and the
+chat's tools (``chat_tools_button``).
 
 A paste or drop is measured before it is inserted: text that would make the message longer than
 ``MAX_MESSAGE_CHARACTERS`` is refused with a note, and nothing is inserted. Lines longer than
@@ -37,6 +38,7 @@ from app.ui.attachments import (
     carries_images,
     image_offers,
 )
+from app.ui.chat_tools_button import ChatToolsButton
 from app.ui.icons import themed_icon
 from app.ui.reading_column import MAX_READING_WIDTH, SIDE_MARGIN
 
@@ -108,8 +110,8 @@ class MessageEdit(QPlainTextEdit):
 
 
 class ComposerWidget(QWidget):
-    """Text box, attached pictures, "Think" switch and a Send button that turns into Stop while
-    a reply streams."""
+    """Text box, attached pictures, the Tools button, "Think" switch and a Send button that
+    turns into Stop while a reply streams."""
 
     sig_send = Signal(str, object)
     """The user sends a message: its text and its pictures (a tuple of ``Attachment``); the
@@ -152,6 +154,7 @@ class ComposerWidget(QWidget):
         self.attach_button.setAccessibleName(self.tr("Attach images"))
         self.attach_button.clicked.connect(self._on_attach_clicked)
         self._image_problem = ""  # why pictures cannot be attached now; "" when they can
+        self.tools_button = ChatToolsButton()
         self._last_image_folder = ""
         self._editing = False
 
@@ -179,6 +182,7 @@ class ComposerWidget(QWidget):
         self.cancel_edit_button.hide()
         buttons = QHBoxLayout()
         buttons.addWidget(self.attach_button)
+        buttons.addWidget(self.tools_button)
         buttons.addWidget(self.thinking_switch)
         buttons.addWidget(self.editing_label, 1)
         buttons.addStretch(1)

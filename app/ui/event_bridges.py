@@ -24,6 +24,7 @@ from app.core.conversations import conversation_events
 from app.core.conversations.conversation_library import ConversationLibrary
 from app.core.engines import engine_events
 from app.core.engines.engine_host import EngineHost
+from app.core.tools.tool_service import ToolsChanged, ToolService
 
 
 class _Bridge(QObject):
@@ -95,6 +96,16 @@ class SessionBridge(_Bridge):
     """``TurnFailed``: no reply could be written."""
     sig_turn_refused = Signal(object)
     """``TurnRefused``: nothing was started; the reason and the user's text."""
+    sig_tools_starting = Signal(object)
+    """``ToolsStarting``: the reply waits for MCP servers to start before it is written."""
+    sig_reply_called_tools = Signal(object)
+    """``ReplyCalledTools``: a reply ended asking for tool calls (its parts); the turn goes on."""
+    sig_tool_approval_requested = Signal(object)
+    """``ToolApprovalRequested``: a call waits for the person's answer; nothing runs until then."""
+    sig_tool_call_running = Signal(object)
+    """``ToolCallRunning``: an allowed call runs now."""
+    sig_tools_measured = Signal(object)
+    """``ToolsMeasured``: how many tools the open chat offers and the prompt tokens they take."""
     sig_next_turn_prepared = Signal(object)
     """``NextTurnPrepared``: the conversation was evaluated ahead of the next question."""
     sig_problem = Signal(object)
@@ -114,6 +125,11 @@ class SessionBridge(_Bridge):
             (chat_events.TurnFinished, self.sig_turn_finished),
             (chat_events.TurnFailed, self.sig_turn_failed),
             (chat_events.TurnRefused, self.sig_turn_refused),
+            (chat_events.ToolsStarting, self.sig_tools_starting),
+            (chat_events.ReplyCalledTools, self.sig_reply_called_tools),
+            (chat_events.ToolApprovalRequested, self.sig_tool_approval_requested),
+            (chat_events.ToolCallRunning, self.sig_tool_call_running),
+            (chat_events.ToolsMeasured, self.sig_tools_measured),
             (chat_events.NextTurnPrepared, self.sig_next_turn_prepared),
             (chat_events.SessionProblem, self.sig_problem),
         ):
@@ -185,3 +201,14 @@ class ApiRequestLogBridge(_Bridge):
     def __init__(self, log: ApiRequestLog, parent: QObject | None = None) -> None:
         super().__init__(log.subscribe, parent)
         self._route(ApiRequestRecord, self.sig_request_logged)
+
+
+class ToolsBridge(_Bridge):
+    """The tool service's changes."""
+
+    sig_tools_changed = Signal(object)
+    """``ToolsChanged``: servers, their status or the tool settings changed: read them again."""
+
+    def __init__(self, tools: ToolService, parent: QObject | None = None) -> None:
+        super().__init__(tools.subscribe, parent)
+        self._route(ToolsChanged, self.sig_tools_changed)

@@ -45,6 +45,7 @@ from app.core.engines.engine_host import EngineHost
 from app.core.models.fit_estimate import format_gb
 from app.core.profile.secret_store import SecretStore
 from app.core.profile.settings import Settings
+from app.core.tools.tool_service import ToolService
 from app.ui.api_request_log_dialog import ApiRequestLogDialog
 from app.ui.api_status import ApiStatusIndicator
 from app.ui.attachments import carries_images
@@ -55,7 +56,7 @@ from app.ui.composer_widget import ComposerWidget
 from app.ui.conversation_files import ConversationFiles
 from app.ui.conversation_sidebar import ConversationSidebar
 from app.ui.download_status import DownloadsIndicator
-from app.ui.event_bridges import ApiRequestLogBridge, EngineBridge, LibraryBridge, LocalApiBridge, SessionBridge
+from app.ui.event_bridges import ApiRequestLogBridge, EngineBridge, LibraryBridge, LocalApiBridge, SessionBridge, ToolsBridge
 from app.ui.model_bar import ModelBar
 from app.ui.models_controller import ModelsController
 from app.ui.models_dialog import ModelsDialog
@@ -83,11 +84,13 @@ class MainWindow(QMainWindow):
         api: LocalApiService,
         api_key: SecretStore,
         image_path: Callable[[str], Path],
+        tools: ToolService,
         parent: QWidget | None = None,
     ) -> None:
         """``runtime_description`` says what runs the models, for the About box; ``api`` is the
         local API server that Settings turns on and off, and ``api_key`` keeps its key;
-        ``image_path(sha256)`` is where the stored picture with that hash is, for the transcript."""
+        ``image_path(sha256)`` is where the stored picture with that hash is, for the transcript;
+        ``tools`` are the tools chats may offer (the composer's Tools menu)."""
         super().__init__(parent)
         self.setWindowTitle(self.tr("Qwen Local Chat"))
         self.setAcceptDrops(True)
@@ -114,6 +117,7 @@ class MainWindow(QMainWindow):
         self._session_bridge = SessionBridge(session, self)
         self._api_bridge = LocalApiBridge(api, self)
         self._api_log_bridge = ApiRequestLogBridge(api.log, self)
+        self._tools_bridge = ToolsBridge(tools, self)
 
         self._build_widgets()
         self.conversation_files = ConversationFiles(
@@ -121,14 +125,17 @@ class MainWindow(QMainWindow):
         )
         self.chat = ChatController(
             session, self._session_bridge, self.transcript, self.composer, self.chat_settings_panel,
-            self._context_size, self,
+            self._context_size, tools, self._tools_bridge, self,
         )
         self._build_actions()
         self._connect()
         self._refresh_model_picker()
         self._restore_geometry()
         self._update_ready_state()
-        for bridge in (self._engine_bridge, self._session_bridge, self._library_bridge, self._api_bridge, self._api_log_bridge):
+        for bridge in (
+            self._engine_bridge, self._session_bridge, self._library_bridge, self._api_bridge, self._api_log_bridge,
+            self._tools_bridge,
+        ):
             bridge.start()
         self.api_status.show_state(api.state)  # read once its changes are sure to arrive
 
@@ -279,6 +286,7 @@ class MainWindow(QMainWindow):
         self.chat.sig_thinking_changed.connect(self._on_thinking_changed)
         self.chat.sig_busy_changed.connect(lambda _busy: self.transcript.refresh_actions())
         self.composer.sig_image_support_requested.connect(self.show_models)
+        self.composer.tools_button.sig_settings_requested.connect(self.show_settings)
 
         library = self._library_bridge
         library.sig_conversations_changed.connect(self._on_conversations_changed)
@@ -376,6 +384,9 @@ class MainWindow(QMainWindow):
         self._show_model_status()
         self._show_reply_figures(self.chat.last_reply_stats())
         self.chat_settings_panel.set_context_size(facts.context_size)
+        # The session heard of the model before this window did (it subscribed to the engine
+        # first), so it counts with the new model's tokenizer.
+        self.chat.measure_tools()
         self._update_ready_state()
 
     def _on_model_load_failed(self, event: ModelLoadFailed) -> None:

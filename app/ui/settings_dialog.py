@@ -1,6 +1,6 @@
 """Settings for every chat: appearance, how models run (context, threads, GPU), how finely
-pictures are read, the models folder and Hub (token, address, proxy, offline mode), and the local API server (port, key, who
-may reach it). Per-chat settings are in the chat's panel."""
+pictures are read, the models folder and Hub (token, address, proxy, offline mode), the local API server (port, key, who
+may reach it) and tools (``tool_settings_page``). Per-chat settings are in the chat's panel."""
 
 from __future__ import annotations
 
@@ -35,7 +35,9 @@ from app.core.domain.generation import IMAGE_DETAIL_TOKENS
 from app.core.models.hub_access import HubSettings, hub_endpoint
 from app.core.profile.secret_store import SecretStore
 from app.core.profile.settings import Settings
+from app.core.tools.tool_service import ToolService
 from app.ui.models_controller import ModelsController
+from app.ui.tool_settings_page import ToolSettingsPage
 
 
 class SettingsDialog(QDialog):
@@ -49,12 +51,16 @@ class SettingsDialog(QDialog):
         api_key: SecretStore,
         api_state: LocalApiState,
         parent: QWidget | None = None,
+        *,
+        tools: ToolService | None = None,
     ) -> None:
         """Edits ``app_settings`` in place when saved, and keeps the API key in ``api_key`` (the
-        window then applies and stores them); ``api_state`` is the API's now."""
+        window then applies and stores them); ``api_state`` is the API's now. ``tools`` adds the
+        Tools sections, which change the tool service at once."""
         super().__init__(parent)
         self.setWindowTitle(self.tr("Settings"))
         self._controller = controller
+        self._tools = tools
         self._settings = app_settings
         self._api_key = api_key
         self._api_state = api_state
@@ -197,6 +203,9 @@ class SettingsDialog(QDialog):
             sections_layout.addWidget(box)
             boxes.append(box)
         self.api_section = boxes[-1]
+        self.tool_settings = ToolSettingsPage(tools) if tools is not None else None
+        if self.tool_settings is not None:
+            sections_layout.addWidget(self.tool_settings)
         # Scrolled, so that the dialog fits a small laptop screen too.
         self._scroll = QScrollArea()
         self._scroll.setWidget(sections)
@@ -384,6 +393,8 @@ class SettingsDialog(QDialog):
         elif self.token_edit.text().strip():
             controller.secrets.set_token(self.token_edit.text().strip())
         controller.apply_hub_settings(self.endpoint_edit.text().strip(), self.proxy_edit.text().strip(), self.offline_check.isChecked())
+        if self._tools is not None:
+            self._tools.set_offline(self.offline_check.isChecked())  # servers on other computers stop at once
         settings.api_server_enabled = self.api_enabled.isChecked()
         settings.api_server_port = self.api_port.value()
         settings.api_allow_network = self.api_allow_network.isChecked()

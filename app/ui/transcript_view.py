@@ -1,5 +1,9 @@
 """The conversation transcript: user and assistant messages, their pictures, streaming text,
-thinking blocks."""
+thinking blocks, and the tool calls of replies with their results.
+
+A ``tool`` message (a call's result) is shown in its call's block in the reply before it, not as
+a message of its own; only a result whose call is not on screen gets a row.
+"""
 
 from __future__ import annotations
 
@@ -20,12 +24,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.domain.conversations import ImagePart, Message, MessageState
+from app.core.domain.conversations import ImagePart, Message, MessageState, ToolCallPart, ToolResultPart
 from app.core.domain.generation import GenerationStats, StopReason
 from app.ui.icons import themed_icon
 from app.ui.image_display import FlowLayout, ImageThumbnail, ThumbnailLoader
 from app.ui.markdown_view import MarkdownView
 from app.ui.reading_column import side_margin
+from app.ui.tool_call_block import ToolCallBlock
 
 
 # Plain text a label lays out at most: Qt wraps and lays a label out whole, on the GUI thread, at
@@ -96,6 +101,8 @@ class MessageWidget(QFrame):
     """The user asked for an action on this message: (action name, message id); actions are
     "copy", "delete" and, where offered, "edit", "regenerate", "continue", "previous" and
     "next" (switch between versions)."""
+    sig_tool_call_answered = Signal(str, object)
+    """The person answered a tool call's approval request: (call id, ``ToolApproval``)."""
 
     def __init__(self, message: Message, thumbnails: ThumbnailLoader | None = None, parent: QWidget | None = None) -> None:
         """``thumbnails`` decodes the message's pictures; without it they show as placeholders."""
@@ -103,7 +110,8 @@ class MessageWidget(QFrame):
         self.message_id = message.id
         self.role = message.role
         is_user = message.role == "user"
-        self.setObjectName("userMessage" if is_user else "assistantMessage")
+        is_reply = message.role == "assistant"
+        self.setObjectName("userMessage" if is_user else "assistantMessage" if is_reply else "toolMessage")
         self._reasoning = message.reasoning
         self._answer = message.content
         self._streaming = message.state == MessageState.STREAMING
@@ -118,7 +126,14 @@ class MessageWidget(QFrame):
         layout.setContentsMargins(14, 10, 14, 10)
         layout.setSpacing(6)
 
-        author = QLabel(self.tr("You") if is_user else self.tr("Qwen"))
+        if is_user:
+            author_name = self.tr("You")
+        elif is_reply:
+            author_name = self.tr("Qwen")
+        else:  # a tool's result whose call is not on screen
+            names = [part.name for part in message.parts if isinstance(part, ToolResultPart)]
+            author_name = self.tr("Result of %1").replace("%1", names[0] if names else self.tr("a tool"))
+        author = QLabel(author_name)
         author.setObjectName("messageAuthor")
         layout.addWidget(author)
 
@@ -146,14 +161,28 @@ class MessageWidget(QFrame):
         layout.addWidget(self._thinking_toggle)
         layout.addWidget(self._reasoning_label)
 
-        if is_user:
-            self._body: QLabel | MarkdownView = _plain_label("messageBody")
-            self._body.setAccessibleName(self.tr("Your message"))
-        else:
-            self._body = MarkdownView()
+        if is_reply:
+            self._body: QLabel | MarkdownView = MarkdownView()
             self._body.setAccessibleName(self.tr("Reply"))
             self._body.sig_changed.connect(self.sig_text_changed)
+        else:
+            self._body = _plain_label("messageBody")
+            self._body.setAccessibleName(self.tr("Your message") if is_user else author_name)
         layout.addWidget(self._body)
+
+        self._tool_calls = QVBoxLayout()
+        self._tool_calls.setContentsMargins(0, 0, 0, 0)
+        self._tool_calls.setSpacing(6)
+        layout.addLayout(self._tool_calls)
+        self._tool_blocks: list[ToolCallBlock] = []
+        self.show_tool_calls(message.parts)
+        # What the app says about a reply that ended well (a tool call it could not use, the
+        # turn's tool call limit): information, not a failure.
+        self.notice = QLabel()
+        self.notice.setObjectName("replyNotice")
+        self.notice.setWordWrap(True)
+        self.notice.hide()
+        layout.addWidget(self.notice)
 
         self._footer = QLabel()
         self._footer.setObjectName("messageFooter")
@@ -208,6 +237,22 @@ class MessageWidget(QFrame):
     @property
     def answer(self) -> str:
         return self._answer
+
+    def show_tool_calls(self, parts) -> None:
+        """Adds a block for each tool call among ``parts`` that has none yet."""
+        for part in parts:
+            if isinstance(part, ToolCallPart) and self.tool_block(part.call_id) is None:
+                block = ToolCallBlock(part)
+                block.sig_layout_changed.connect(self.sig_text_changed)
+                block.sig_answered.connect(self.sig_tool_call_answered)
+                self._tool_calls.addWidget(block)
+                self._tool_blocks.append(block)
+
+    def tool_blocks(self) -> list[ToolCallBlock]:
+        return list(self._tool_blocks)
+
+    def tool_block(self, call_id: str) -> ToolCallBlock | None:
+        return next((block for block in self._tool_blocks if block.call.call_id == call_id), None)
 
     def show_copied(self) -> None:
         """Confirms a copy on the button itself: a check mark and "Copied", for a moment."""
@@ -306,6 +351,8 @@ class MessageWidget(QFrame):
             notes.append(self.tr("The context window is full"))
         if state == MessageState.FAILED:
             notes.append(self.tr("Failed: %1").replace("%1", error or self.tr("unknown error")))
+        self.notice.setText(error or "")
+        self.notice.setVisible(bool(error) and state == MessageState.COMPLETE)
         if stats and self.role == "assistant":
             notes.append(describe_stats(stats))
         self._footer.setText(" — ".join(notes))
@@ -369,6 +416,13 @@ PAGE_SIZE = 30
 PAGE_CHARACTERS = 16_000
 
 
+def _shown_in_its_call(message: Message, call_ids: set[str]) -> bool:
+    """A tool message whose call is among ``call_ids`` (a reply shown holds it): its result is
+    shown in that call's block."""
+    results = [part for part in message.parts if isinstance(part, ToolResultPart)]
+    return message.role == "tool" and bool(results) and all(result.call_id in call_ids for result in results)
+
+
 def _fitting_page(earlier: list[Message], count: int) -> int:
     """How many of the newest ``earlier`` messages make a page: up to ``count``, and no more than
     PAGE_CHARACTERS of text, but always at least one."""
@@ -395,6 +449,8 @@ class TranscriptView(QScrollArea):
 
     sig_message_action = Signal(str, int)
     """A message's action button was clicked: (action name, message id)."""
+    sig_tool_call_answered = Signal(str, object)
+    """The person answered a tool call's approval request: (call id, ``ToolApproval``)."""
 
     def __init__(self, image_path: Callable[[str], Path] | None = None, parent: QWidget | None = None) -> None:
         """``image_path(sha256)`` is where the stored picture with that hash is (see
@@ -425,6 +481,7 @@ class TranscriptView(QScrollArea):
         self._fit_timer.timeout.connect(self._fit_column)
         self._widgets: list[MessageWidget] = []
         self._earlier: list[Message] = []  # not shown yet, oldest first
+        self._results: dict[str, ToolResultPart] = {}  # the open conversation's tool results, by call
         self._alternatives_of: Callable[[int], tuple[int, int]] = lambda _message_id: (0, 1)
         self._context_notice: QLabel | None = None
         self._follow = True
@@ -453,12 +510,23 @@ class TranscriptView(QScrollArea):
             self._remove_row(widget)
         self._widgets = []
         self._alternatives_of = alternatives_of or (lambda _message_id: (0, 1))
-        self._earlier = list(messages)
+        calls = {part.call_id for message in messages for part in message.parts if isinstance(part, ToolCallPart)}
+        self._results = {
+            part.call_id: part for message in messages for part in message.parts if isinstance(part, ToolResultPart)
+        }
+        self._earlier = [message for message in messages if not _shown_in_its_call(message, calls)]
         self._show_earlier(FIRST_PAGE_SIZE)
         self._follow = True  # the re-fit then scrolls to the newest message
 
     def add_message(self, message: Message) -> MessageWidget:
-        """Adds a message at the end (a new question or reply)."""
+        """Adds a message at the end (a new question or reply); a tool's result goes into its
+        call's block, in the reply that holds it (that reply's widget is returned)."""
+        for result in (part for part in message.parts if isinstance(part, ToolResultPart)):
+            self._results[result.call_id] = result
+            holder = self._widget_with_call(result.call_id)
+            if holder is not None:
+                holder.tool_block(result.call_id).show_result(result)
+                return holder
         widget = self._make_widget(message, self._column.count() - 1)
         if self._widgets:
             self._widgets[-1].set_offered_actions(last_reply=False)
@@ -486,8 +554,30 @@ class TranscriptView(QScrollArea):
         self._follow = True
         self.verticalScrollBar().setValue(self.verticalScrollBar().maximum())
 
+    def show_tool_calls(self, reply: Message) -> MessageWidget | None:
+        """The reply ended with tool calls: its blocks appear, with any result already known."""
+        widget = self.widget_for(reply.id)
+        if widget is not None:
+            widget.show_tool_calls(reply.parts)
+            self._show_known_results(widget)
+        return widget
+
+    def tool_block(self, call_id: str) -> ToolCallBlock | None:
+        holder = self._widget_with_call(call_id)
+        return holder.tool_block(call_id) if holder is not None else None
+
+    def _widget_with_call(self, call_id: str) -> MessageWidget | None:
+        return next((widget for widget in reversed(self._widgets) if widget.tool_block(call_id) is not None), None)
+
+    def _show_known_results(self, widget: MessageWidget) -> None:
+        for block in widget.tool_blocks():
+            result = self._results.get(block.call.call_id)
+            if result is not None and block.result is None:
+                block.show_result(result)
+
     def _make_widget(self, message: Message, position: int) -> MessageWidget:
         widget = MessageWidget(message, self._thumbnails)
+        self._show_known_results(widget)
         widget.set_model_ready(self._model_ready, self._not_ready_reason)
         index, count = self._alternatives_of(message.id)
         if count > 1:
@@ -509,6 +599,7 @@ class TranscriptView(QScrollArea):
         holder.show()
         widget.sig_text_changed.connect(self.fit_column_later)
         widget.sig_action.connect(self.sig_message_action)
+        widget.sig_tool_call_answered.connect(self.sig_tool_call_answered)
         return widget
 
     def _show_earlier(self, count: int) -> None:

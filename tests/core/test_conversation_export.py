@@ -259,7 +259,8 @@ def test_images_and_tool_calls_travel_with_their_messages(
     store.add_message(conversation.id, "user", "What is this?", parts=[image])
     call = ToolCallPart("call-1", "lookup", {"query": "png", "limit": 3})
     store.add_message(conversation.id, "assistant", "Let me look.", parts=[call])
-    store.add_message(conversation.id, "tool", parts=[ToolResultPart("call-1", "lookup", "A picture format.")])
+    result = ToolResultPart("call-1", "lookup", "A picture format.", False, "docs", "always_allowed", 0.25)
+    store.add_message(conversation.id, "tool", parts=[result])
     exported = _json(store, conversation)
     part = json.loads(exported)["messages"][0]["parts"][0]
     assert (part["type"], part["media_type"], part["sha256"]) == ("image", "image/png", image.sha256)
@@ -270,8 +271,23 @@ def test_images_and_tool_calls_travel_with_their_messages(
     assert messages[0].parts == (image,)
     assert other_store.image_path(image.sha256).read_bytes() == picture
     assert messages[1].parts == (call,)
-    assert messages[2].parts == (ToolResultPart("call-1", "lookup", "A picture format."),)
+    assert messages[2].parts == (result,)  # who ran it, how it was allowed and how long it took
     assert _json(other_store, imported) == exported
+
+
+def test_tool_results_from_before_approvals_are_read_and_a_made_up_outcome_is_refused() -> None:
+    document = _valid_document()
+    result = {"type": "tool_result", "tool_call_id": "c", "name": "lookup", "content": "ok", "is_error": False}
+    document["messages"][0] = {**document["messages"][0], "role": "tool", "parts": [result]}
+    [imported] = from_json(json.dumps(document))
+    assert imported.tree.messages[0].parts == (ToolResultPart("c", "lookup", "ok"),)
+
+    result["outcome"] = "approved by the model"
+    with pytest.raises(ConversationImportError, match='"outcome" must be one of "allowed", "always_allowed"'):
+        from_json(json.dumps(document))
+    result["outcome"], result["duration_s"] = "allowed", -1
+    with pytest.raises(ConversationImportError, match='"duration_s" must be a number of seconds'):
+        from_json(json.dumps(document))
 
 
 def test_a_version_1_file_is_read_as_one_chain_and_its_stopped_replies_are_stopped() -> None:

@@ -101,6 +101,10 @@ UNREADABLE_CALL_NOTICE = (
     "The model wrote a tool call that could not be used (malformed, or a tool this chat does not offer); "
     "it is shown as text and nothing was run."
 )
+TOOL_RESULTS_TOO_LONG = (
+    "The tool results do not leave room for a reply in this model's context window. Load the model "
+    "with a larger context, switch off tools this chat does not need, or ask for less at a time."
+)
 DENIED_RESULT = "The user denied this tool call; it was not run."
 STOPPED_BEFORE_RESULT = "The user stopped the reply before this tool call ran; it was not run."
 
@@ -491,6 +495,8 @@ class ChatSession:
         calls: tuple[ToolCall, ...] = ()
         if isinstance(event, GenerationFailed):
             state, stats, error = MessageState.FAILED, None, event.message
+            if event.request_problem == "context_length_exceeded" and turn.calls_made:
+                error = TOOL_RESULTS_TOO_LONG
         else:
             stats, error = event.result.stats, None
             if stats.stop_reason is not StopReason.CANCELLED:
@@ -516,7 +522,7 @@ class ChatSession:
         self._replace_in_path(turn, reply)
         turn.reply = turn.last_message = reply
         if isinstance(event, GenerationFailed):
-            self._emit(TurnFailed(reply, event.message))
+            self._emit(TurnFailed(reply, error))
             return
         if parts:
             turn.pending = list(parts)

@@ -23,7 +23,8 @@ conversation gets new ones. Readers ignore fields they do not know.
 Parts, each an object with a ``type``: ``{"type": "image", "media_type", "sha256", "data"}``
 (the bytes in base64, checked against the SHA-256 on import), ``{"type": "tool_call", "id",
 "name", "arguments"}`` (arguments an object) and ``{"type": "tool_result", "tool_call_id",
-"name", "content", "is_error"}``.
+"name", "content", "is_error", "server", "outcome", "duration_s"}`` (the last three optional:
+who ran it, ``ToolOutcome``'s value, seconds).
 
 Version 1 files (the first release) are still read: their messages have no ``id``, ``parent``
 or ``parts`` and form one chain, the last message being the current one.

@@ -123,6 +123,9 @@ class McpServers:
 
     async def _start(self, config: ServerConfig) -> ServerStatus:
         running = self._running.get(config.name)
+        if running is not None and running.stop_requested.is_set():
+            await self._stop(config.name)  # a stopping server ends before it starts again
+            running = None
         if running is None or running.task.done():
             running = _Running(config)
             self._running[config.name] = running
@@ -204,20 +207,26 @@ class McpServers:
             if "closed" in message.lower():  # the connection is gone: the server died mid-call
                 running.failure = f"It stopped while running {tool!r}."
                 running.stop_requested.set()
+                # Its status (failed, with its standard error) is final before the caller hears.
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(asyncio.shield(running.task), STOP_TIMEOUT_S)
                 raise ConnectionError(f"The server {server!r} stopped while running the tool.") from None
             return ToolOutput(f"The tool failed: {message}", is_error=True)
         return _output(result)
 
     async def _stop(self, name: str) -> None:
-        running = self._running.pop(name, None)
-        if running is not None and running.task is not None:
-            running.stop_requested.set()
-            try:
-                await asyncio.wait_for(asyncio.shield(running.task), STOP_TIMEOUT_S)
-            except (TimeoutError, asyncio.CancelledError):
-                running.task.cancel()
-            except Exception:
-                logger.exception("Server %s failed while stopping", name)
+        running = self._running.get(name)
+        if running is None or running.task is None:
+            return
+        running.stop_requested.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(running.task), STOP_TIMEOUT_S)
+        except (TimeoutError, asyncio.CancelledError):
+            running.task.cancel()
+        except Exception:
+            logger.exception("Server %s failed while stopping", name)
+        if self._running.get(name) is running:  # kept until it ended, so shutting down waits for it
+            del self._running[name]
 
     async def _stop_all(self) -> None:
         await asyncio.gather(*(self._stop(name) for name in list(self._running)), return_exceptions=True)

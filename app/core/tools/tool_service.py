@@ -66,7 +66,8 @@ class ServerView:
         if self.blocked_offline:
             return "Blocked: offline mode allows only servers on this computer"
         if self.needs_approval:
-            return "Not started: its command has to be allowed first"
+            what = "its command" if self.config.transport == "stdio" else "connecting to it"
+            return f"Not started: {what} has to be allowed first"
         state = self.status.state
         if state is ServerState.READY:
             count = len(self.status.tools)
@@ -135,6 +136,10 @@ class ToolService:
 
     def subscribe(self, listener: Callable[[ToolsChanged], None]) -> None:
         self._listeners.add(listener)
+
+    def unsubscribe(self, listener: Callable[[ToolsChanged], None]) -> None:
+        """For screens that come and go (Settings): ``listener`` hears no more changes."""
+        self._listeners.remove(listener)
 
     # ------------------------------------------------------------------------ what there is
 
@@ -268,8 +273,6 @@ class ToolService:
         view = self.server(name)
         if view is None or not self._may_run(view):
             return None
-        if view.status.state is ServerState.FAILED:
-            self._mcp.stop(name).result(timeout=10)
         return self._mcp.start(view.config)
 
     # ---------------------------------------------------------------------- for the session
