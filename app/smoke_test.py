@@ -13,6 +13,8 @@ it to see whether an installation is sound. It needs no screen, no network and n
    afterwards;
 4. the local API (uvicorn and Starlette, which the bundle must carry) answers a chat request for
    the test model on 127.0.0.1 as an OpenAI client would send it;
+   tools: the app starts itself as an MCP server over stdio (``--smoke-test-mcp-server``) and
+   the tool service lists and calls its tool through the ``mcp`` SDK the bundle must carry;
 5. the keyring stores, returns and deletes a test secret; a system without a keyring service
    is reported, not failed, because the app then keeps working without saved secrets;
 6. Qt: the main window opens on a temporary profile in offline mode, on Qt's offscreen
@@ -78,6 +80,7 @@ def main(argv: list[str]) -> int:
         ("vision", _check_vision),
         ("data folder", lambda: _check_data_folder(AppPaths.under(args.profile) if args.profile else AppPaths.default())),
         ("local API", _check_local_api),
+        ("tools", _check_tools),
         ("keyring", _check_keyring),
         ("Qt", lambda: _check_qt(args.screenshot)),
     ]
@@ -138,6 +141,34 @@ def _check_local_api() -> str:
     if answer.get("content") != THINKING_ANSWER:
         raise SmokeTestFailure(f"the local API answered {answer!r} instead of {THINKING_ANSWER!r}")
     return f"answered a chat completion at {server.url}"
+
+
+def _check_tools() -> str:
+    import json
+
+    from app.core.tools.tool_service import ToolService
+    from app.smoke_mcp_server import ECHO_PREFIX, MCP_SERVER_FLAG
+
+    # The installed app is its own executable; from source it is this interpreter running the package.
+    command = [sys.executable] if getattr(sys, "frozen", False) else [sys.executable, "-m", "app"]
+    config = {"mcpServers": {"smoke": {"command": command[0], "args": command[1:] + [MCP_SERVER_FLAG]}}}
+    with tempfile.TemporaryDirectory() as folder:
+        service = ToolService(Path(folder), lambda query: [])
+        try:
+            service.set_config_text(json.dumps(config))
+            service.approve_launch("smoke")
+            status = service.start_server("smoke").result(60)
+            tool = next((tool for tool in status.tools if tool.name == "echo"), None)
+            if tool is None:
+                raise SmokeTestFailure(f"the app as an MCP server did not list its tool: {status.message} {status.stderr}")
+            done: list = []
+            finished = threading.Event()
+            service.run(tool, {"text": "ping"}, lambda run: (done.append(run), finished.set()))
+            if not finished.wait(60) or done[0].output.text != ECHO_PREFIX + "ping":
+                raise SmokeTestFailure(f"the MCP tool call failed: {done[0].output.text if done else 'no answer'}")
+        finally:
+            service.shutdown()
+    return f"called a tool of an MCP server over stdio in {done[0].duration_s * 1000:.0f} ms"
 
 
 def _check_model() -> str:

@@ -36,7 +36,7 @@ async def get_weather(city: str) -> str:
         os._exit(7)
     if _WEATHER == "flood":
         return "y" * FLOOD_CHARACTERS
-    return CITY_WEATHER.format(city=city)
+    return CITY_WEATHER.format(city=city) + os.environ.get("WEATHER_SUFFIX", "")
 
 
 @server.tool()

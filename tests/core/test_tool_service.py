@@ -18,6 +18,7 @@ from app.core.conversations.store_worker import StoreWorker
 from app.core.domain.conversations import ToolOutcome
 from app.core.engines.tool_calls import parse_tool_calls
 from app.core.tools.builtin_tools import CALCULATOR, CURRENT_TIME, SEARCH_CONVERSATIONS
+from app.core.tools.mcp_config import McpConfigError
 from app.core.tools.mcp_servers import ServerState
 from app.core.tools.tool_catalog import BUILT_IN, ToolDefinition, offer
 from app.core.tools.tool_service import ToolService
@@ -218,3 +219,42 @@ def test_a_failed_server_starts_again_when_asked(config_dir: Path) -> None:
         assert service.start_server("weather").result(TIMEOUT_S).state is ServerState.READY
     finally:
         service.shutdown()
+
+
+def _with_secrets(name: str = "weather") -> str:
+    config = json.loads(server_config(name))
+    config["mcpServers"][name]["env"] = {"WEATHER_SUFFIX": " (api key sk-123)"}
+    return json.dumps(config)
+
+
+def test_a_server_s_environment_values_are_kept_in_the_keyring_not_in_mcp_json(config_dir: Path, memory_keyring) -> None:
+    service = ToolService(config_dir, lambda query: [])
+    service.set_config_text(_with_secrets())
+    service.approve_launch("weather")
+    service.shutdown()
+    assert "sk-123" not in (config_dir / "mcp.json").read_text() and "WEATHER_SUFFIX" in (config_dir / "mcp.json").read_text()
+    assert "sk-123" not in ToolService(config_dir, lambda query: []).config_text()  # the editor shows a placeholder
+
+    restarted = ToolService(config_dir, lambda query: [])
+    try:
+        # Saved again as the editor shows it, the value stays; the server gets the real one.
+        restarted.set_config_text(restarted.config_text())
+        run = _run(restarted, _offered(restarted).find("get_weather"), {"city": "Oslo"})
+        assert run.output.text == CITY_WEATHER.format(city="Oslo") + " (api key sk-123)"
+    finally:
+        restarted.shutdown()
+
+
+def test_without_a_keyring_environment_values_stay_in_mcp_json_and_the_app_says_so(config_dir: Path) -> None:
+    service = ToolService(config_dir, lambda query: [])  # the tests' own keyring is the null one
+    service.set_config_text(_with_secrets())
+    assert "sk-123" in (config_dir / "mcp.json").read_text() and "no usable system keyring" in service.secrets_problem
+
+
+def test_a_placeholder_for_a_value_the_keyring_does_not_hold_is_refused_with_the_reason(config_dir: Path, memory_keyring) -> None:
+    service = ToolService(config_dir, lambda query: [])
+    service.set_config_text(_with_secrets("weather"))
+    renamed = service.config_text().replace('"weather"', '"forecast"')
+    with pytest.raises(McpConfigError, match='Server "forecast": the value of env "WEATHER_SUFFIX" is not in the keyring'):
+        service.set_config_text(renamed)
+    assert [view.config.name for view in service.servers()] == ["weather"]  # nothing changed

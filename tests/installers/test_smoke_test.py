@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CHECKS = ["llama.cpp", "model", "vision", "data folder", "local API", "keyring", "Qt"]
+CHECKS = ["llama.cpp", "model", "vision", "data folder", "local API", "tools", "keyring", "Qt"]
 
 
 def _smoke_test(*args: str) -> subprocess.CompletedProcess[str]:

@@ -14,6 +14,15 @@ a store job. Listeners are called on either thread and must only hand events on.
 
 Stopping only sets the turn's cancel flag, the one thing that crosses threads; the engine ends
 the reply within one decode step and the turn finishes as usual, its text kept.
+
+Tools. With tools on for the conversation, a turn may take several steps: a reply that calls
+tools is stored with its calls (``ToolCallPart``), each call waits for the person's answer
+(``answer_tool_call``) unless its tool is always allowed, runs on the tool service's threads,
+and its result is stored as a ``tool`` message after it; once every call is answered the model
+writes the next reply, which reads only the new results (the engine kept the rest). A turn makes
+at most the tool service's step limit of calls. Stop ends it at any step: the model, a call
+waiting for approval, or a call running; calls left are answered "stopped", never run. The
+model is always told what became of a call (denied, failed, timed out), so history stays valid.
 """
 
 from __future__ import annotations
@@ -318,11 +327,16 @@ class ChatSession:
         self._run(set_thinking)
 
     def update_settings(self, settings: ChatSettings, system_prompt: str) -> None:
-        """The conversation's sampling, reply length and system prompt; thinking stays as it is
-        (``set_thinking`` changes it)."""
+        """The conversation's sampling, reply length and system prompt; thinking and tools stay
+        as they are (``set_thinking`` and ``set_chat_tools`` change them)."""
 
         def update(store: ConversationStore) -> None:
-            self._settings = replace(settings, enable_thinking=self._settings.enable_thinking)
+            self._settings = replace(
+                settings,
+                enable_thinking=self._settings.enable_thinking,
+                tools_enabled=self._settings.tools_enabled,
+                tools_switched_off=self._settings.tools_switched_off,
+            )
             self._system_prompt = system_prompt
             self._save_settings(store)
 
@@ -525,12 +539,12 @@ class ChatSession:
             self._emit(TurnFailed(reply, error))
             return
         if parts:
-            turn.pending = list(parts)
             self._emit(ReplyCalledTools(reply))
-            if self._turn is not turn:  # stopped just as it ended: its calls do not run
-                self._finish_stopped(store, turn)
-            else:
-                self._next_call(store, turn)
+            if self._turn is not turn:  # stopped just as it ended: its calls stay unanswered, unrun
+                self._finish(store, turn)
+                return
+            turn.pending = list(parts)
+            self._next_call(store, turn)
             return
         omitted = event.result.omitted_messages
         kept = turn.kept_message_ids
@@ -736,6 +750,8 @@ class ChatSession:
             def set_facts(_store: ConversationStore) -> None:
                 self._facts = facts
                 self._emit_settings()
+                if self._settings.tools_enabled:
+                    self._measure_tools()  # another model counts the tools' tokens its own way
 
             self._run(set_facts)
 

@@ -5,8 +5,8 @@ Every client goes through it: the chat session asks which tools a reply may call
 same state (servers, their status and tools, what is switched off, what is always allowed).
 
 Files (in the config folder): ``mcp.json``, the servers in the shared ``mcpServers`` format the
-person may paste from other apps, and ``tool-settings.json``, the rest. Both are written
-atomically. A server runs only once the person has seen its command (``approve_launch``; a
+person may paste from other apps (their ``env`` values and ``headers`` go to the keyring:
+``server_secrets``), and ``tool-settings.json``, the rest. Both are written atomically. A server runs only once the person has seen its command (``approve_launch``; a
 changed command must be approved again) and, in offline mode, only if it is on this computer.
 """
 
@@ -29,6 +29,7 @@ from app.core.tools.builtin_tools import DEFINITIONS as BUILT_IN_TOOLS
 from app.core.tools.builtin_tools import BuiltInTools, SearchConversations
 from app.core.tools.mcp_config import McpConfigError, ServerConfig, config_text, parse_config
 from app.core.tools.mcp_servers import START_TIMEOUT_S, McpServers, ServerState, ServerStatus, ToolCallTimeout
+from app.core.tools.server_secrets import ServerSecrets
 from app.core.tools.tool_catalog import OfferedTools, ToolDefinition, ToolOutput, ToolRun, bounded_result, offer
 
 logger = logging.getLogger(__name__)
@@ -118,6 +119,7 @@ class ToolService:
         *,
         offline: bool = False,
         start_timeout_s: float = START_TIMEOUT_S,
+        secrets: ServerSecrets | None = None,
     ) -> None:
         self._servers_file = config_dir / "mcp.json"
         self._preferences_file = config_dir / "tool-settings.json"
@@ -127,9 +129,10 @@ class ToolService:
         self._built_in_runner = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="built-in-tools")
         self._offline = offline
         self._preferences = _read_preferences(self._preferences_file)
+        self._secrets = secrets or ServerSecrets()
         self._config_problem = ""
         try:
-            self._configs = parse_config(_read_text(self._servers_file))
+            self._configs = tuple(self._secrets.filled(config) for config in parse_config(_read_text(self._servers_file)))
         except McpConfigError as error:  # a hand-edited file: shown in Settings, servers unused
             self._configs, self._config_problem = (), f"mcp.json cannot be used: {error}"
         self._mcp = McpServers(lambda _status: self._changed(), start_timeout_s=start_timeout_s)
@@ -153,9 +156,15 @@ class ToolService:
         """Why the saved ``mcp.json`` could not be read ("" when it could)."""
         return self._config_problem
 
+    @property
+    def secrets_problem(self) -> str | None:
+        """Why servers' secrets stay in ``mcp.json`` (None: they are in the keyring)."""
+        return self._secrets.problem
+
     def config_text(self) -> str:
+        """The servers as the editor shows them: secrets kept in the keyring are placeholders."""
         with self._lock:
-            return config_text(self._configs) if self._configs else '{\n  "mcpServers": {}\n}\n'
+            return self._file_text() if self._configs else '{\n  "mcpServers": {}\n}\n'
 
     def built_in_tools(self) -> tuple[ToolDefinition, ...]:
         return BUILT_IN_TOOLS
@@ -187,14 +196,15 @@ class ToolService:
         """Replaces the servers by those ``text`` sets up (raises ``McpConfigError``, changing
         nothing); servers removed or changed are stopped. Returns the names of the servers whose
         command the person has not yet allowed."""
-        configs = parse_config(text)
-        names = [config.name for config in configs]
-        if len(set(names)) != len(names):
-            raise McpConfigError("Two servers have the same name.")
         with self._lock:
             old = {config.name: config for config in self._configs}
+            configs = tuple(self._secrets.filled(config, old.get(config.name)) for config in parse_config(text))
+            for config in configs:
+                self._secrets.keep(config)
+            for name in old.keys() - {config.name for config in configs}:
+                self._secrets.forget(name)
             self._configs, self._config_problem = configs, ""
-            _write_atomically(self._servers_file, config_text(configs))
+            _write_atomically(self._servers_file, self._file_text())
         for name, config in old.items():
             if config not in configs:
                 self._mcp.stop(name)
@@ -206,7 +216,7 @@ class ToolService:
             self._configs = tuple(
                 replace(config, enabled=enabled) if config.name == name else config for config in self._configs
             )
-            _write_atomically(self._servers_file, config_text(self._configs))
+            _write_atomically(self._servers_file, self._file_text())
         if not enabled:
             self._mcp.stop(name)
         self._changed()
@@ -352,6 +362,9 @@ class ToolService:
         self._built_in_runner.shutdown(wait=False, cancel_futures=True)
 
     # ------------------------------------------------------------------------------ inside
+
+    def _file_text(self) -> str:
+        return config_text(tuple(self._secrets.masked(config) for config in self._configs))
 
     def _view(self, config: ServerConfig) -> ServerView:
         approved = self._preferences.approved_launches.get(config.name) == config.launch_fingerprint
