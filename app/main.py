@@ -32,6 +32,7 @@ from app.core.models.model_downloads import DownloadManager  # noqa: F401 (impor
 from app.core.profile.app_paths import APP_NAME, AppPaths
 from app.core.profile.secret_store import API_KEY_USERNAME, SecretStore
 from app.core.profile.settings import load_settings, save_settings
+from app.smoke_mcp_server import MCP_SERVER_FLAG
 
 from PySide6.QtWidgets import QApplication, QMessageBox  # noqa: E402
 
@@ -87,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == [CHECK_MODEL_FLAG]:  # the bundled app's first-use check of a model file
         return run_check(*argv[1:3])
+    if argv[:1] == [MCP_SERVER_FLAG]:  # the smoke test's MCP server (the bundle has no Python)
+        from app.smoke_mcp_server import main as serve_mcp
+
+        return serve_mcp()
     if "--smoke-test" in argv:  # the installers' self-check: headless, exits when done
         from app.smoke_test import main as smoke_test
 
