@@ -362,3 +362,25 @@ def test_the_token_cost_of_the_offered_tools_is_measured(open_chat, tool_calling
 def _started(tools: ToolService):
     tools.start_server(SERVER).result(TIMEOUT_S)
     return tools.server(SERVER).status.tools
+
+
+def test_stop_while_the_servers_start_ends_the_turn_without_a_reply(open_chat, tool_calling_model) -> None:
+    chat = open_chat(tool_calling_model)
+    chat.send()
+    chat.events.wait_for(ToolsStarting)
+    chat.session.stop()
+    final = chat.finished().reply
+    assert final.state is MessageState.STOPPED and not final.parts and not chat.events.of(ToolApprovalRequested)
+
+
+def test_the_tools_count_against_the_context_like_the_rest_of_the_prompt(open_chat, tool_calling_model) -> None:
+    chat = open_chat(tool_calling_model, thinking=True)  # thinking: this model answers without calling
+    # 4,096 tokens of context, a quarter kept for the reply, ~2,600 for the tools' descriptions
+    # (this model's tokens are bytes): about 450 are left for the conversation.
+    for number in range(4):
+        chat.send(f"Question {number}: " + "tell me more " * 10)
+        with_tools = chat.finished(count=number + 1)
+    assert with_tools.omitted_messages > 0
+    chat.session.set_chat_tools(False)
+    chat.session.regenerate(with_tools.reply.id)
+    assert chat.finished(count=5).omitted_messages == 0

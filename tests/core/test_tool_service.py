@@ -258,3 +258,17 @@ def test_a_placeholder_for_a_value_the_keyring_does_not_hold_is_refused_with_the
     with pytest.raises(McpConfigError, match='Server "forecast": the value of env "WEATHER_SUFFIX" is not in the keyring'):
         service.set_config_text(renamed)
     assert [view.config.name for view in service.servers()] == ["weather"]  # nothing changed
+
+
+def test_a_server_switched_off_is_stopped_and_its_tools_are_not_offered(config_dir: Path) -> None:
+    service = tool_service(config_dir, "weather")
+    try:
+        assert _offered(service).find("get_weather") is not None and _children()
+        service.set_server_enabled("weather", False)
+        assert service.server("weather").summary == "Off"
+        assert _offered(service).find("get_weather") is None
+        assert '"disabled": true' in (config_dir / "mcp.json").read_text()
+        service.shutdown()
+        assert not _children()
+    finally:
+        service.shutdown()

@@ -187,8 +187,11 @@ class ToolService:
     def known_tools(self) -> tuple[ToolDefinition, ...]:
         """Every tool switched on, from the built-ins and the servers whose tools are known."""
         with self._lock:
-            tools = list(BUILT_IN_TOOLS) + [tool for view in self.servers() for tool in view.status.tools]
-            return tuple(tool for tool in tools if tool.key not in self._preferences.switched_off)
+            served = [
+                tool for view in self.servers() if self._may_run(view) and view.status.state is ServerState.READY
+                for tool in view.status.tools
+            ]
+            return tuple(tool for tool in list(BUILT_IN_TOOLS) + served if tool.key not in self._preferences.switched_off)
 
     # --------------------------------------------------------------------------- changing
 
