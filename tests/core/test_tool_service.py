@@ -272,3 +272,12 @@ def test_a_server_switched_off_is_stopped_and_its_tools_are_not_offered(config_d
         assert not _children()
     finally:
         service.shutdown()
+
+
+def test_approving_a_command_approves_only_the_one_that_was_shown(config_dir: Path) -> None:
+    service = tool_service(config_dir, "weather", approve=False)
+    shown = service.server("weather").config.launch_fingerprint
+    service.set_config_text(server_config("weather", weather="crash"))  # changed behind the dialog
+    assert service.approve_launch("weather", shown) is False and service.server("weather").needs_approval
+    assert service.approve_launch("weather", service.server("weather").config.launch_fingerprint) is True
+    assert not service.server("weather").needs_approval

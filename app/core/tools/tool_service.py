@@ -6,8 +6,10 @@ same state (servers, their status and tools, what is switched off, what is alway
 
 Files (in the config folder): ``mcp.json``, the servers in the shared ``mcpServers`` format the
 person may paste from other apps (their ``env`` values and ``headers`` go to the keyring:
-``server_secrets``), and ``tool-settings.json``, the rest. Both are written atomically. A server runs only once the person has seen its command (``approve_launch``; a
-changed command must be approved again) and, in offline mode, only if it is on this computer.
+``server_secrets``), and ``tool-settings.json``, the rest. Both are written atomically.
+
+A server runs only once the person has seen its command (``approve_launch``; a changed command
+must be approved again) and, in offline mode, only if it is on this computer.
 """
 
 from __future__ import annotations
@@ -140,10 +142,6 @@ class ToolService:
     def subscribe(self, listener: Callable[[ToolsChanged], None]) -> None:
         self._listeners.add(listener)
 
-    def unsubscribe(self, listener: Callable[[ToolsChanged], None]) -> None:
-        """For screens that come and go (Settings): ``listener`` hears no more changes."""
-        self._listeners.remove(listener)
-
     # ------------------------------------------------------------------------ what there is
 
     @property
@@ -224,14 +222,18 @@ class ToolService:
             self._mcp.stop(name)
         self._changed()
 
-    def approve_launch(self, name: str) -> None:
-        """The person saw the server's command (``ServerConfig.launch``) and lets it run."""
+    def approve_launch(self, name: str, shown: str | None = None) -> bool:
+        """The person saw the server's command (``ServerConfig.launch``) and lets it run.
+        ``shown`` is the ``launch_fingerprint`` of what they saw: when the configuration has
+        changed since, nothing is approved (False)."""
         with self._lock:
             config = next((config for config in self._configs if config.name == name), None)
-            if config is not None:
-                self._preferences.approved_launches[name] = config.launch_fingerprint
-                self._save_preferences()
+            if config is None or (shown is not None and shown != config.launch_fingerprint):
+                return False
+            self._preferences.approved_launches[name] = config.launch_fingerprint
+            self._save_preferences()
         self._changed()
+        return True
 
     def set_switched_on(self, key: str, on: bool) -> None:
         with self._lock:
