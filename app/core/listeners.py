@@ -27,12 +27,6 @@ class Listeners(Generic[Event]):
         with self._lock:
             self._listeners.append(listener)
 
-    def remove(self, listener: Callable[[Event], None]) -> None:
-        """``listener`` hears no more events (one being delivered right now may still reach it)."""
-        with self._lock:
-            if listener in self._listeners:
-                self._listeners.remove(listener)
-
     def emit(self, event: Event) -> None:
         with self._lock:
             listeners = list(self._listeners)

@@ -90,6 +90,7 @@ class ChatController(QObject):
         self._busy = False
         self._streaming_id: int | None = None
         self._streaming_widget: MessageWidget | None = None
+        self._tool_calling_ids: list[int] = []  # the turn's replies that called tools (no actions yet)
         self._reading_prompt = False  # the status bar shows prompt progress, not "Generating…"
         self._stop_watch = QTimer(self)  # how long a Stop may go unanswered before we say so
         self._stop_watch.setSingleShot(True)
@@ -243,10 +244,6 @@ class ChatController(QObject):
         elif action in ("previous", "next"):
             self._session.switch_alternative(message_id, -1 if action == "previous" else 1)
 
-    def measure_tools(self) -> None:
-        """Asks what the chat's tools cost in tokens again (a model was loaded: its own count)."""
-        self._session.measure_tools()
-
     def _on_tool_choice_changed(self, enabled: bool, switched_off: tuple[str, ...]) -> None:
         self._measured_choice = (enabled, switched_off)  # set_chat_tools measures it
         self._session.set_chat_tools(enabled, switched_off)
@@ -255,7 +252,7 @@ class ChatController(QObject):
         """The tools there are changed (settings, a server started): the menu lists them again,
         and their cost is counted again."""
         self.composer.tools_button.show_tools(self._tools.known_tools(), self._tools.servers())
-        self.measure_tools()
+        self._session.measure_tools()
 
     def _on_thinking_toggled(self, checked: bool) -> None:
         self._session.set_thinking(checked)
@@ -297,7 +294,7 @@ class ChatController(QObject):
         self.composer.tools_button.show_choice(*choice)
         if choice != self._measured_choice:
             self._measured_choice = choice
-            self.measure_tools()
+            self._session.measure_tools()
 
     def _on_tools_measured(self, event: ToolsMeasured) -> None:
         self.composer.tools_button.show_measure(event.count, event.tokens)
@@ -327,6 +324,8 @@ class ChatController(QObject):
         widget = self.transcript.show_tool_calls(reply)
         if widget is not None:
             widget.set_outcome(reply.state, reply.stats, reply.error)
+            widget.set_turn_goes_on(True)
+            self._tool_calling_ids.append(reply.id)
             for block in widget.tool_blocks():
                 block.show_queued()
 
@@ -387,7 +386,15 @@ class ChatController(QObject):
             widget = self.transcript.widget_for(reply.id)
             if widget is not None:
                 widget.set_outcome(reply.state, reply.stats, reply.error)
+                for block in widget.tool_blocks():
+                    if block.result is None:  # stopped as the reply ended: its calls never ran
+                        block.show_not_run()
             self._streaming_id = self._streaming_widget = None
+            for message_id in self._tool_calling_ids:
+                earlier = self.transcript.widget_for(message_id)
+                if earlier is not None:
+                    earlier.set_turn_goes_on(False)
+            self._tool_calling_ids = []
             self._set_busy(False)
             self.transcript.refresh_actions()
             self.sig_activity.emit("")

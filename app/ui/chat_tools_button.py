@@ -166,7 +166,7 @@ class ChatToolsButton(QToolButton):
             tools = [tool for tool in self._tools if tool.server == home]
             menu.addSection(self.tr("Built-in") if home == BUILT_IN else home)
             for tool in tools:
-                action = QAction(tool.name, self)
+                action = QAction(tool.name, menu)  # the menu's own: clear() deletes it
                 action.setCheckable(True)
                 action.setChecked(tool.key not in self._switched_off)
                 action.setEnabled(self.isChecked())
@@ -176,7 +176,7 @@ class ChatToolsButton(QToolButton):
                 self.tool_actions[tool.key] = action
             if not tools:
                 view = next((view for view in self._servers if view.config.name == home), None)
-                waiting = QAction(view.summary if view is not None else self.tr("No tools"), self)
+                waiting = QAction(view.summary if view is not None else self.tr("No tools"), menu)
                 waiting.setEnabled(False)
                 menu.addAction(waiting)
         menu.addSeparator()

@@ -117,6 +117,7 @@ class MainWindow(QMainWindow):
         self._session_bridge = SessionBridge(session, self)
         self._api_bridge = LocalApiBridge(api, self)
         self._api_log_bridge = ApiRequestLogBridge(api.log, self)
+        self._tools = tools
         self._tools_bridge = ToolsBridge(tools, self)
 
         self._build_widgets()
@@ -384,9 +385,6 @@ class MainWindow(QMainWindow):
         self._show_model_status()
         self._show_reply_figures(self.chat.last_reply_stats())
         self.chat_settings_panel.set_context_size(facts.context_size)
-        # The session heard of the model before this window did (it subscribed to the engine
-        # first), so it counts with the new model's tokenizer.
-        self.chat.measure_tools()
         self._update_ready_state()
 
     def _on_model_load_failed(self, event: ModelLoadFailed) -> None:
@@ -483,7 +481,9 @@ class MainWindow(QMainWindow):
         settings = self._settings
         before = (settings.theme, settings.font_size, self._load_settings_for_current())
         api_before = configured_api(settings, self._api_key.token())
-        dialog = SettingsDialog(self._models, settings, self._api_key, self._api.state, self)
+        dialog = SettingsDialog(
+            self._models, settings, self._api_key, self._api.state, self, tools=self._tools, tools_bridge=self._tools_bridge,
+        )
         # Over the dialog, which blocks every other window while it is open.
         dialog.sig_request_log_requested.connect(lambda: ApiRequestLogDialog(self._api.log, self._api_log_bridge, dialog).exec())
         if api_section:

@@ -36,6 +36,7 @@ from app.core.models.hub_access import HubSettings, hub_endpoint
 from app.core.profile.secret_store import SecretStore
 from app.core.profile.settings import Settings
 from app.core.tools.tool_service import ToolService
+from app.ui.event_bridges import ToolsBridge
 from app.ui.models_controller import ModelsController
 from app.ui.tool_settings_page import ToolSettingsPage
 
@@ -52,15 +53,15 @@ class SettingsDialog(QDialog):
         api_state: LocalApiState,
         parent: QWidget | None = None,
         *,
-        tools: ToolService | None = None,
+        tools: ToolService,
+        tools_bridge: ToolsBridge,
     ) -> None:
         """Edits ``app_settings`` in place when saved, and keeps the API key in ``api_key`` (the
-        window then applies and stores them); ``api_state`` is the API's now. ``tools`` adds the
-        Tools sections, which change the tool service at once."""
+        window then applies and stores them); ``api_state`` is the API's now. The Tools sections
+        change ``tools`` at once, and follow its changes through ``tools_bridge``."""
         super().__init__(parent)
         self.setWindowTitle(self.tr("Settings"))
         self._controller = controller
-        self._tools = tools
         self._settings = app_settings
         self._api_key = api_key
         self._api_state = api_state
@@ -203,9 +204,8 @@ class SettingsDialog(QDialog):
             sections_layout.addWidget(box)
             boxes.append(box)
         self.api_section = boxes[-1]
-        self.tool_settings = ToolSettingsPage(tools) if tools is not None else None
-        if self.tool_settings is not None:
-            sections_layout.addWidget(self.tool_settings)
+        self.tool_settings = ToolSettingsPage(tools, tools_bridge)
+        sections_layout.addWidget(self.tool_settings)
         # Scrolled, so that the dialog fits a small laptop screen too.
         self._scroll = QScrollArea()
         self._scroll.setWidget(sections)
@@ -393,8 +393,6 @@ class SettingsDialog(QDialog):
         elif self.token_edit.text().strip():
             controller.secrets.set_token(self.token_edit.text().strip())
         controller.apply_hub_settings(self.endpoint_edit.text().strip(), self.proxy_edit.text().strip(), self.offline_check.isChecked())
-        if self._tools is not None:
-            self._tools.set_offline(self.offline_check.isChecked())  # servers on other computers stop at once
         settings.api_server_enabled = self.api_enabled.isChecked()
         settings.api_server_port = self.api_port.value()
         settings.api_allow_network = self.api_allow_network.isChecked()

@@ -69,6 +69,8 @@ DARK_OVERRIDES = """
 #errorBanner QLabel { color: #f6aea9; }
 #welcomeError, #modelsMessage, #downloadError { color: #f28b82; }
 #warningText { color: #fdd663; }
+#toolCallState[tone="done"] { color: #81c995; }
+#toolCallState[tone="problem"] { color: #f28b82; }
 """
 
 

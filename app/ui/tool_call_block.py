@@ -95,14 +95,33 @@ class ToolText(QTextEdit):
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.document().setDocumentMargin(6)
         self.document().setUndoRedoEnabled(False)  # never edited: no undo history to keep
+        self._text = ""
+
+    @property
+    def text(self) -> str:
+        """The text shown, or to be shown once the view is."""
+        return self._text
 
     def show_text(self, text: str) -> None:
-        self.setPlainText(_bounded(text))
+        self._text = _bounded(text)
+        if self.isVisible():
+            self._lay_out()
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt API)
+        super().showEvent(event)
+        self._lay_out()
+
+    def _lay_out(self) -> None:
+        # A folded block's text is laid out when it opens, not before: ~1 ms per KB, and a chat
+        # opened with many results would pay for every one it never shows.
+        if self.toPlainText() != self._text:
+            self.setPlainText(self._text)
         self._fit_height()
 
     def resizeEvent(self, event) -> None:  # noqa: N802 (Qt API)
         super().resizeEvent(event)
-        self._fit_height()
+        if self.isVisible():
+            self._fit_height()
 
     def changeEvent(self, event) -> None:  # noqa: N802 (Qt API)
         super().changeEvent(event)
@@ -225,7 +244,7 @@ class ToolCallBlock(QFrame):
         layout.addLayout(header)
         layout.addWidget(self.details)
         layout.addWidget(self.approval)
-        self._show_state(self.tr("No result"), "stopped")
+        self.show_not_run()
         self._set_expanded(False)
 
     # ------------------------------------------------------------------------------- states
@@ -242,6 +261,11 @@ class ToolCallBlock(QFrame):
     def waits_for_answer(self) -> bool:
         """The approval question and its buttons are shown."""
         return not self.approval.isHidden()
+
+    def show_not_run(self) -> None:
+        """The call has no result and none is coming: its turn ended before it was answered."""
+        self.approval.hide()
+        self._show_state(self.tr("Not run"), "stopped")
 
     def show_queued(self) -> None:
         """The call waits for the calls before it to be answered."""

@@ -9,7 +9,7 @@ whenever it reports a change.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QFont, QFontDatabase, QGuiApplication, QTextOption
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -31,8 +31,10 @@ from PySide6.QtWidgets import (
 
 from app.core.tools.mcp_config import McpConfigError, ServerConfig
 from app.core.tools.mcp_servers import ServerState
+from app.core.tools.server_secrets import PLACEHOLDER
 from app.core.tools.tool_catalog import ToolDefinition
 from app.core.tools.tool_service import MAX_STEP_LIMIT, ServerView, ToolsChanged, ToolService
+from app.ui.event_bridges import ToolsBridge
 
 MAX_TIMEOUT_S = 3600  # an hour: longer than any tool should take, short of "never"
 SHOWN_DESCRIPTION_CHARACTERS = 240  # of a server's tool description in its row; the tooltip has it all
@@ -55,26 +57,6 @@ def monospace_font() -> QFont:
     font.setFamilies(["DejaVu Sans Mono", "Menlo", "Consolas", QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont).family()])
     font.setStyleHint(QFont.StyleHint.TypeWriter)
     return font
-
-
-class ToolsChangedBridge(QObject):
-    """The tool service's changes, on the GUI thread, while :meth:`start` … :meth:`stop`."""
-
-    sig_tools_changed = Signal()
-    """Servers, their status or tool settings changed (``ToolsChanged``): read them again."""
-
-    def __init__(self, tools: ToolService, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._tools = tools
-
-    def start(self) -> None:
-        self._tools.subscribe(self._receive)
-
-    def stop(self) -> None:
-        self._tools.unsubscribe(self._receive)
-
-    def _receive(self, _event: ToolsChanged) -> None:  # any thread
-        self.sig_tools_changed.emit()
 
 
 class LaunchApprovalDialog(QDialog):
@@ -110,7 +92,6 @@ class LaunchApprovalDialog(QDialog):
         buttons = QDialogButtonBox()
         self.allow_button = buttons.addButton(self.tr("Allow"), QDialogButtonBox.ButtonRole.AcceptRole)
         self.not_now_button = buttons.addButton(self.tr("Not now"), QDialogButtonBox.ButtonRole.RejectRole)
-        self.not_now_button.setDefault(True)  # Enter must not allow a program by accident
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
@@ -119,6 +100,9 @@ class LaunchApprovalDialog(QDialog):
         layout.addWidget(self.launch)
         layout.addWidget(note)
         layout.addWidget(buttons)
+        # Enter must not allow a program by accident (set once in the dialog: a default button
+        # belongs to its dialog).
+        self.not_now_button.setDefault(True)
         self.resize(560, self.sizeHint().height())
 
 
@@ -128,7 +112,7 @@ def ask_to_allow_launch(tools: ToolService, name: str, parent: QWidget) -> None:
     if view is None:
         return
     if LaunchApprovalDialog(view.config, parent).exec() == QDialog.DialogCode.Accepted:
-        tools.approve_launch(name)
+        tools.approve_launch(name, view.config.launch_fingerprint)  # what was shown, nothing since
 
 
 class ServerConfigDialog(QDialog):
@@ -145,6 +129,12 @@ class ServerConfigDialog(QDialog):
             "“url” (a server to reach); \"disabled\": true keeps one set up but unused."
         ))
         explanation.setWordWrap(True)
+        self.secrets_note = QLabel(tools.secrets_problem or self.tr(
+            "Values in “env” and “headers” (keys, tokens) are kept in the system keyring, never in the file: "
+            "here they read %1. Leave that to keep a value, or type a new one."
+        ).replace("%1", PLACEHOLDER))
+        self.secrets_note.setObjectName("secondaryText")
+        self.secrets_note.setWordWrap(True)
         self.editor = QPlainTextEdit(tools.config_text())
         self.editor.setFont(monospace_font())
         self.editor.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
@@ -168,6 +158,7 @@ class ServerConfigDialog(QDialog):
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
         layout.addWidget(explanation)
+        layout.addWidget(self.secrets_note)
         layout.addWidget(self.editor, 1)
         layout.addWidget(self.problem)
         layout.addWidget(example_title)
@@ -331,15 +322,15 @@ def tool_switch(tools: ToolService, tool: ToolDefinition, parent: QWidget) -> tu
 
 
 class ToolSettingsPage(QWidget):
-    """The Tools sections of Settings, on ``tools``; they follow its changes while shown."""
+    """The Tools sections of Settings, on ``tools``; they follow its changes, which ``bridge``
+    (started) brings to the GUI thread."""
 
-    def __init__(self, tools: ToolService, parent: QWidget | None = None) -> None:
+    def __init__(self, tools: ToolService, bridge: ToolsBridge, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._tools = tools
-        self._bridge = ToolsChangedBridge(tools, self)
         # Queued even when the change was made on this thread (a click here): the page is read
         # again after the click's handler returns, never while the clicked widget is in use.
-        self._bridge.sig_tools_changed.connect(self._refresh_soon, Qt.ConnectionType.QueuedConnection)
+        bridge.sig_tools_changed.connect(self._refresh_soon, Qt.ConnectionType.QueuedConnection)
         self._refresh_pending = False
         self.server_rows: dict[str, ServerRow] = {}
         self.revoke_buttons: dict[str, QPushButton] = {}
@@ -429,17 +420,6 @@ class ToolSettingsPage(QWidget):
             layout.addWidget(box)
         self.refresh()
 
-    def showEvent(self, event) -> None:  # noqa: N802 (Qt API)
-        super().showEvent(event)
-        if not event.spontaneous():
-            self._bridge.start()
-            self.refresh()  # what changed while nobody listened
-
-    def hideEvent(self, event) -> None:  # noqa: N802 (Qt API)
-        if not event.spontaneous():
-            self._bridge.stop()
-        super().hideEvent(event)
-
     def edit_server_config(self) -> None:
         """The servers' JSON in an editor; once saved, each new command is shown to be allowed."""
         editor = ServerConfigDialog(self._tools, self)
@@ -447,7 +427,7 @@ class ToolSettingsPage(QWidget):
             for name in editor.servers_to_allow:
                 ask_to_allow_launch(self._tools, name, self)
 
-    def _refresh_soon(self) -> None:
+    def _refresh_soon(self, _event: ToolsChanged) -> None:
         # A starting server reports several changes at once: the page is read once for them.
         if not self._refresh_pending:
             self._refresh_pending = True

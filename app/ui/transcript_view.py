@@ -41,6 +41,7 @@ MAX_LABEL_CHARS = 32_000
 # How high a message's pictures are shown: one alone larger, several smaller, side by side.
 SINGLE_PICTURE_HEIGHT = 200
 PICTURE_HEIGHT = 120
+MESSAGE_MARGIN = 10  # above and below a message's content
 
 
 def bounded_for_label(text: str, *, keep_end: bool = False) -> str:
@@ -120,10 +121,11 @@ class MessageWidget(QFrame):
         self._user_toggled_thinking = False
         self._stopped_at_limit = False
         self._is_last_reply = False
+        self._turn_goes_on = False  # the reply called tools, and its turn has not ended yet
         self._alternative_position: tuple[int, int] = (0, 1)
 
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(14, 10, 14, 10)
+        layout.setContentsMargins(14, MESSAGE_MARGIN, 14, MESSAGE_MARGIN)
         layout.setSpacing(6)
 
         if is_user:
@@ -133,9 +135,9 @@ class MessageWidget(QFrame):
         else:  # a tool's result whose call is not on screen
             names = [part.name for part in message.parts if isinstance(part, ToolResultPart)]
             author_name = self.tr("Result of %1").replace("%1", names[0] if names else self.tr("a tool"))
-        author = QLabel(author_name)
-        author.setObjectName("messageAuthor")
-        layout.addWidget(author)
+        self._author = QLabel(author_name)
+        self._author.setObjectName("messageAuthor")
+        layout.addWidget(self._author)
 
         pictures = [part.sha256 for part in message.parts if isinstance(part, ImagePart)]
         self.pictures: list[ImageThumbnail] = []
@@ -295,10 +297,23 @@ class MessageWidget(QFrame):
             if name != "copy" or not self._copied_timer.isActive():
                 self.action_buttons[name].setIcon(themed_icon(icon, palette))
 
+    def set_continues_turn(self, continues: bool) -> None:
+        """The reply follows its own turn's tool results: it goes on under the same name, which
+        is not repeated, and it sits close under the calls it read."""
+        self._author.setVisible(not continues)
+        margins = self.layout().contentsMargins()
+        self.layout().setContentsMargins(margins.left(), 0 if continues else MESSAGE_MARGIN, margins.right(), margins.bottom())
+
+    def set_turn_goes_on(self, goes_on: bool) -> None:
+        """The reply ended calling tools and its turn goes on: like a reply still being written,
+        it offers no actions until the turn ends."""
+        self._turn_goes_on = goes_on
+        self.set_offered_actions(last_reply=self._is_last_reply)
+
     def set_offered_actions(self, *, last_reply: bool) -> None:
         """Regenerate and Continue make sense only on the conversation's last, finished reply."""
         self._is_last_reply = last_reply
-        finished = not self._streaming
+        finished = not self._streaming and not self._turn_goes_on
         self.action_buttons["copy"].setVisible(finished and bool(self._answer))
         self.action_buttons["delete"].setVisible(finished)
         self.action_buttons["regenerate"].setVisible(finished and last_reply and self.role == "assistant")
@@ -482,6 +497,7 @@ class TranscriptView(QScrollArea):
         self._widgets: list[MessageWidget] = []
         self._earlier: list[Message] = []  # not shown yet, oldest first
         self._results: dict[str, ToolResultPart] = {}  # the open conversation's tool results, by call
+        self._tool_message_ids: set[int] = set()  # its tool messages: a reply after one continues a turn
         self._alternatives_of: Callable[[int], tuple[int, int]] = lambda _message_id: (0, 1)
         self._context_notice: QLabel | None = None
         self._follow = True
@@ -514,6 +530,7 @@ class TranscriptView(QScrollArea):
         self._results = {
             part.call_id: part for message in messages for part in message.parts if isinstance(part, ToolResultPart)
         }
+        self._tool_message_ids = {message.id for message in messages if message.role == "tool"}
         self._earlier = [message for message in messages if not _shown_in_its_call(message, calls)]
         self._show_earlier(FIRST_PAGE_SIZE)
         self._follow = True  # the re-fit then scrolls to the newest message
@@ -521,6 +538,8 @@ class TranscriptView(QScrollArea):
     def add_message(self, message: Message) -> MessageWidget:
         """Adds a message at the end (a new question or reply); a tool's result goes into its
         call's block, in the reply that holds it (that reply's widget is returned)."""
+        if message.role == "tool":
+            self._tool_message_ids.add(message.id)
         for result in (part for part in message.parts if isinstance(part, ToolResultPart)):
             self._results[result.call_id] = result
             holder = self._widget_with_call(result.call_id)
@@ -578,6 +597,7 @@ class TranscriptView(QScrollArea):
     def _make_widget(self, message: Message, position: int) -> MessageWidget:
         widget = MessageWidget(message, self._thumbnails)
         self._show_known_results(widget)
+        widget.set_continues_turn(message.role == "assistant" and message.parent_id in self._tool_message_ids)
         widget.set_model_ready(self._model_ready, self._not_ready_reason)
         index, count = self._alternatives_of(message.id)
         if count > 1:

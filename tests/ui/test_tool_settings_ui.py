@@ -12,12 +12,16 @@ from PySide6.QtCore import QDeadlineTimer, Qt, QTimer
 from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import QApplication, QDialog, QWidget
 
+from app.core.profile.app_paths import AppPaths
 from app.core.tools.builtin_tools import CALCULATOR, CURRENT_TIME
 from app.core.tools.mcp_config import McpConfigError, parse_config
 from app.core.tools.mcp_servers import ServerState
 from app.core.tools.tool_service import ToolService
+from app.ui.event_bridges import ToolsBridge
 from app.ui.tool_settings_page import LaunchApprovalDialog, ServerConfigDialog, ServerDetailsDialog, ToolSettingsPage
+from app.ui.settings_dialog import SettingsDialog
 from tests.tool_fixtures import server_config, tool_service
+from tests.ui.app_driver import close, in_settings, open_app
 
 WAIT_MS = 30_000
 REMOTE_SERVER = '{"mcpServers": {"remote": {"url": "https://example.com/mcp"}}}'
@@ -38,7 +42,11 @@ def services() -> Iterator[list[ToolService]]:
 
 
 def _page(qtbot, service: ToolService) -> ToolSettingsPage:
-    page = ToolSettingsPage(service)
+    """The page as Settings shows it, following ``service`` through a started bridge (which the
+    service keeps, as a listener, as long as itself)."""
+    bridge = ToolsBridge(service)
+    bridge.start()
+    page = ToolSettingsPage(service, bridge)
     qtbot.addWidget(page)
     page.show()
     return page
@@ -72,8 +80,8 @@ def _answer_dialogs(*steps: tuple[type[QDialog], Callable[[QDialog], None]]) -> 
         finally:
             if dialog.isVisible():
                 dialog.reject()
-        if remaining:
-            QTimer.singleShot(0, answer)
+            if remaining:
+                QTimer.singleShot(0, answer)
 
     QTimer.singleShot(0, answer)
     return remaining
@@ -107,6 +115,7 @@ def test_a_server_config_with_a_mistake_keeps_the_editor_open_with_the_message_a
         assert json.loads(editor.editor.toPlainText()) == {"mcpServers": {}}  # what is set up now: nothing
         assert _is_monospace(editor.editor) and "mcpServers" in editor.example.text()
         assert not editor.problem.isVisible()
+        assert editor.secrets_note.text() == service.secrets_problem  # the tests' keyring is none
         _save_config(mistaken)(editor)
         seen.append((editor.isVisible(), editor.problem.text(), editor.editor.toPlainText()))
         assert editor.problem.isVisible()
@@ -220,7 +229,8 @@ def test_switching_a_built_in_tool_off_is_stored_for_the_next_start(qtbot, confi
     reopened = ToolService(config_dir, lambda query: [])
     services.append(reopened)
     assert reopened.preferences.switched_off == [CALCULATOR.key]
-    assert not _page(qtbot, reopened).built_in_checks["calculate"].isChecked()
+    reopened_page = _page(qtbot, reopened)
+    assert not reopened_page.built_in_checks["calculate"].isChecked()
 
     page.built_in_checks["calculate"].click()
     assert service.preferences.switched_off == []
@@ -296,3 +306,26 @@ def test_a_server_file_that_cannot_be_read_is_shown_at_the_top(qtbot, config_dir
     assert unanswered == []
     qtbot.waitUntil(lambda: not page.config_problem.isVisible(), timeout=WAIT_MS)
     assert list(page.server_rows) == ["remote"]
+
+
+def test_the_settings_window_shows_the_tools_and_offline_mode_saved_there_blocks_a_server_elsewhere(
+    qtbot, tmp_path
+) -> None:
+    app = open_app(qtbot, AppPaths.under(tmp_path / "profile"))
+    tools = app.core.tools
+    tools.set_config_text(REMOTE_SERVER)
+    tools.approve_launch("remote")
+    shown: list[str] = []
+
+    def go_offline(dialog: SettingsDialog) -> None:
+        row = dialog.tool_settings.server_rows["remote"]
+        shown.append(row.status.text())
+        assert row.start_button.isVisible() and dialog.tool_settings.isVisible()
+        dialog.offline_check.setChecked(True)
+        dialog.accept()
+
+    in_settings(app, go_offline)
+    assert tools.server("remote").blocked_offline
+    in_settings(app, lambda dialog: shown.append(dialog.tool_settings.server_rows["remote"].status.text()))
+    assert shown == ["Starts when a chat first needs it", "Blocked: offline mode allows only servers on this computer"]
+    close(app)
