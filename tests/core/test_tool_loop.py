@@ -4,7 +4,6 @@ server over stdio (tests/mcp_test_server.py)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,16 +22,16 @@ from app.core.chat.chat_events import (
     TurnFinished,
     TurnStarted,
 )
-from app.core.chat.chat_session import (
+from app.core.chat.chat_session import ChatSession
+from app.core.chat.tool_steps import (
     DENIED_RESULT,
     STOPPED_BEFORE_RESULT,
     TOOL_RESULTS_TOO_LONG,
     UNREADABLE_CALL_NOTICE,
-    ChatSession,
     step_limit_notice,
 )
 from app.core.conversations.store_worker import StoreWorker
-from app.core.domain.conversations import MessageState, ToolCallPart, ToolOutcome, ToolResultPart
+from app.core.domain.conversations import MessageState, ToolResultPart
 from app.core.domain.generation import LoadSettings
 from app.core.engines.engine_events import ModelLoaded
 from app.core.engines.engine_host import EngineHost

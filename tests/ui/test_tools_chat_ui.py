@@ -16,7 +16,7 @@ import pytest
 from PySide6.QtCore import QPoint, Qt, QTimer
 from PySide6.QtWidgets import QApplication
 
-from app.core.chat.chat_session import UNREADABLE_CALL_NOTICE
+from app.core.chat.tool_steps import UNREADABLE_CALL_NOTICE
 from app.core.domain.conversations import MessageState, ToolCallPart, ToolOutcome, ToolResultPart
 from app.core.engines.llama.self_test_model import THINKING_ANSWER, TOOL_CALL_NAME
 from app.core.profile.app_paths import AppPaths

@@ -27,13 +27,12 @@ model is always told what became of a call (denied, failed, timed out), so histo
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from app.core.chat import prompt_assembly
+from app.core.chat import prompt_assembly, tool_steps
 from app.core.chat.chat_events import (
     AnswerDelta,
     ChatSettingsChanged,
@@ -104,25 +103,6 @@ from app.core.tools.tool_catalog import OfferedTools, ToolDefinition, ToolRun, o
 from app.core.tools.tool_service import ToolCallHandle, ToolService
 
 logger = logging.getLogger(__name__)
-
-
-UNREADABLE_CALL_NOTICE = (
-    "The model wrote a tool call that could not be used (malformed, or a tool this chat does not offer); "
-    "it is shown as text and nothing was run."
-)
-TOOL_RESULTS_TOO_LONG = (
-    "The tool results do not leave room for a reply in this model's context window. Load the model "
-    "with a larger context, switch off tools this chat does not need, or ask for less at a time."
-)
-DENIED_RESULT = "The user denied this tool call; it was not run."
-STOPPED_BEFORE_RESULT = "The user stopped the reply before this tool call ran; it was not run."
-
-
-def step_limit_notice(limit: int) -> str:
-    return (
-        f"This turn reached its limit of {limit} tool call{'s' if limit != 1 else ''} (Settings › Tools); "
-        "the remaining calls were not run."
-    )
 
 
 @dataclass
@@ -353,7 +333,7 @@ class ChatSession:
             call, turn.awaiting = turn.awaiting, None
             tool = turn.tools.find(call.name)
             if approval is ToolApproval.DENY or tool is None:
-                self._answer_unrun(store, turn, call, DENIED_RESULT, ToolOutcome.DENIED, tool)
+                self._answer_unrun(store, turn, call, tool_steps.DENIED_RESULT, ToolOutcome.DENIED, tool)
                 self._next_call(store, turn)
                 return
             if approval is ToolApproval.ALWAYS_ALLOW:
@@ -510,17 +490,17 @@ class ChatSession:
         if isinstance(event, GenerationFailed):
             state, stats, error = MessageState.FAILED, None, event.message
             if event.request_problem == "context_length_exceeded" and turn.calls_made:
-                error = TOOL_RESULTS_TOO_LONG
+                error = tool_steps.TOOL_RESULTS_TOO_LONG
         else:
             stats, error = event.result.stats, None
             if stats.stop_reason is not StopReason.CANCELLED:
                 state = MessageState.COMPLETE
                 calls = event.result.tool_calls if turn.tools else ()
                 if turn.tools and TOOL_CALL_OPEN in recorder.content:
-                    error = UNREADABLE_CALL_NOTICE
+                    error = tool_steps.UNREADABLE_CALL_NOTICE
             else:
                 state = MessageState.INTERRUPTED if self._closing else MessageState.STOPPED
-        parts = tuple(ToolCallPart(call.id, call.name, _arguments(call.arguments)) for call in calls)
+        parts = tool_steps.call_parts(calls)
         if self._turn is turn and not parts:
             self._turn = None
         try:
@@ -566,7 +546,7 @@ class ChatSession:
                 continue
             if turn.calls_made >= limit:
                 turn.limit_reached = True
-                self._answer_unrun(store, turn, call, step_limit_notice(limit), ToolOutcome.UNAVAILABLE, tool)
+                self._answer_unrun(store, turn, call, tool_steps.step_limit_notice(limit), ToolOutcome.UNAVAILABLE, tool)
                 continue
             if self._tools.is_always_allowed(tool):
                 self._run_call(turn, call, tool, always_allowed=True)
@@ -622,7 +602,7 @@ class ChatSession:
         """Every call is answered: the model reads the results and goes on, unless the turn
         reached its step limit."""
         if turn.limit_reached:
-            store.update_message(turn.reply.id, error=step_limit_notice(self._tools.preferences.step_limit))
+            store.update_message(turn.reply.id, error=tool_steps.step_limit_notice(self._tools.preferences.step_limit))
             turn.reply = store.get_message(turn.reply.id)
             self._replace_in_path(turn, turn.reply)
             self._finish(store, turn)
@@ -646,7 +626,7 @@ class ChatSession:
             return
         turn.awaiting = None
         for call in list(turn.pending):
-            self._answer_unrun(store, turn, call, STOPPED_BEFORE_RESULT, ToolOutcome.STOPPED, turn.tools.find(call.name))
+            self._answer_unrun(store, turn, call, tool_steps.STOPPED_BEFORE_RESULT, ToolOutcome.STOPPED, turn.tools.find(call.name))
         self._finish(store, turn)
 
     def _finish(self, store: ConversationStore, turn: _Turn) -> None:
@@ -781,15 +761,6 @@ class ChatSession:
 
 def _nothing_generated() -> GenerationResult:
     return GenerationResult("", "", GenerationStats(0, 0, 0, 0.0, 0.0, StopReason.CANCELLED))
-
-
-def _arguments(text: str) -> dict:
-    """A call's arguments (JSON text from the parser, always an object) as a mapping."""
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 def _image_reader(store: ConversationStore) -> prompt_assembly.ReadImage:
