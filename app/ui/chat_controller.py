@@ -339,7 +339,7 @@ class ChatController(QObject):
     def _on_tool_call_running(self, event: ToolCallRunning) -> None:
         block = self.transcript.tool_block(event.call_id)
         if block is not None:
-            block.show_running()
+            block.show_running(event.server)
         if event.message_id == self._streaming_id and block is not None:
             self.sig_activity.emit(self.tr("Running %1…").replace("%1", block.call.name))
 

@@ -281,8 +281,9 @@ class ToolCallBlock(QFrame):
         self._show_state(self.tr("Waiting for your approval"), "waiting")
         self._fold(expanded=True)
 
-    def show_running(self) -> None:
+    def show_running(self, server: str) -> None:
         self.approval.hide()
+        self._show_server(server)
         self._show_state(self.tr("Running…"), "running")
 
     def show_result(self, result: ToolResultPart) -> None:

@@ -241,7 +241,7 @@ class ServerRow(QFrame):
         self.allow_button.setToolTip(self.tr("See what it runs, and let it run"))
         self.allow_button.clicked.connect(lambda: ask_to_allow_launch(tools, self.name, self))
         self.start_button = QPushButton()
-        self.start_button.clicked.connect(lambda: tools.start_server(self.name))
+        self.start_button.clicked.connect(self._start)
         self.details_button = QPushButton(self.tr("Details…"))
         self.details_button.setToolTip(self.tr("Why it failed, and what it wrote to its error output"))
         self.details_button.clicked.connect(lambda: ServerDetailsDialog(self._view, self).exec())
@@ -283,10 +283,20 @@ class ServerRow(QFrame):
         self.status.style().polish(self.status)
         may_run = config.enabled and not view.needs_approval and not view.blocked_offline
         self.allow_button.setVisible(config.enabled and view.needs_approval and not view.blocked_offline)
-        self.start_button.setVisible(may_run and state in (ServerState.STOPPED, ServerState.FAILED))
-        self.start_button.setText(self.tr("Restart") if state is ServerState.FAILED else self.tr("Start"))
+        self.start_button.setVisible(may_run and state is not ServerState.STARTING)
+        self.start_button.setText(self.tr("Start") if state is ServerState.STOPPED else self.tr("Restart"))
+        self.start_button.setToolTip(
+            self.tr("Start it now") if state is ServerState.STOPPED
+            else self.tr("Stop it and start it afresh (for a server whose tools have changed)")
+        )
         self.details_button.setVisible(state is ServerState.FAILED)
         self._show_tools(view.status.tools)
+
+    def _start(self) -> None:
+        if self._view.status.state is ServerState.STOPPED:
+            self._tools.start_server(self.name)
+        else:
+            self._tools.restart_server(self.name)
 
     def _show_tools(self, server_tools: tuple[ToolDefinition, ...]) -> None:
         keys = tuple(tool.key for tool in server_tools)

@@ -121,6 +121,8 @@ def test_an_allowed_call_runs_and_the_model_answers_having_read_only_the_new_res
 
     chat.session.answer_tool_call(request.call.call_id, ToolApproval.ALLOW_ONCE)
     final = chat.finished().reply
+    running = chat.events.wait_for(ToolCallRunning)
+    assert (running.call_id, running.server, running.always_allowed) == (request.call.call_id, SERVER, False)
 
     question, calling, result, answer = chat.stored(final.conversation_id)
     assert calling.parts == (request.call,) and calling.state is MessageState.COMPLETE and not calling.error

@@ -281,3 +281,15 @@ def test_approving_a_command_approves_only_the_one_that_was_shown(config_dir: Pa
     assert service.approve_launch("weather", shown) is False and service.server("weather").needs_approval
     assert service.approve_launch("weather", service.server("weather").config.launch_fingerprint) is True
     assert not service.server("weather").needs_approval
+
+
+def test_restarting_a_running_server_starts_a_new_process(config_dir: Path) -> None:
+    service = tool_service(config_dir, "weather")
+    try:
+        _offered(service)
+        (first,) = _children()
+        assert service.restart_server("weather").result(TIMEOUT_S).state is ServerState.READY
+        (second,) = _children()
+        assert second.pid != first.pid and not first.is_running()
+    finally:
+        service.shutdown()

@@ -185,7 +185,7 @@ def test_starting_a_server_shows_it_ready_with_a_switch_for_each_of_its_tools(qt
     assert ready.status.state is ServerState.READY and row.status.text() == ready.summary
     assert list(row.tool_checks) == [tool.name for tool in ready.status.tools] and "get_weather" in row.tool_checks
     assert all(check.isChecked() for check in row.tool_checks.values())
-    assert not row.start_button.isVisible() and not row.details_button.isVisible()
+    assert row.start_button.text() == "Restart" and not row.details_button.isVisible()
 
     row.tool_checks["get_weather"].click()
     assert service.preferences.switched_off == ["weather/get_weather"]

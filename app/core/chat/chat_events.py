@@ -167,11 +167,13 @@ class ToolApprovalRequested:
 
 @dataclass(frozen=True)
 class ToolCallRunning:
-    """The call ``call_id`` of the reply ``message_id`` was allowed and runs now."""
+    """The call ``call_id`` of the reply ``message_id`` was allowed and runs now, on ``server``
+    (``always_allowed``: without asking)."""
 
     message_id: int
     call_id: str
     always_allowed: bool
+    server: str
 
 
 @dataclass(frozen=True)

@@ -558,7 +558,7 @@ class ChatSession:
 
     def _run_call(self, turn: _Turn, call: ToolCallPart, tool: ToolDefinition, *, always_allowed: bool) -> None:
         turn.calls_made += 1
-        self._emit(ToolCallRunning(turn.reply.id, call.call_id, always_allowed))
+        self._emit(ToolCallRunning(turn.reply.id, call.call_id, always_allowed, tool.server))
 
         def done(run: ToolRun) -> None:  # on a tool thread
             self._run(lambda store: self._call_done(store, turn, call, tool, run, always_allowed))

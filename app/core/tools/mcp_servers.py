@@ -79,6 +79,15 @@ class McpServers:
         READY or FAILED."""
         return asyncio.run_coroutine_threadsafe(self._start(config), self._event_loop())
 
+    def restart(self, config: ServerConfig) -> concurrent.futures.Future[ServerStatus]:
+        """Stops ``config``'s server if it runs, then starts it afresh (a new process)."""
+
+        async def restart() -> ServerStatus:
+            await self._stop(config.name)
+            return await self._start(config)
+
+        return asyncio.run_coroutine_threadsafe(restart(), self._event_loop())
+
     def stop(self, name: str) -> concurrent.futures.Future[None]:
         return asyncio.run_coroutine_threadsafe(self._stop(name), self._event_loop())
 

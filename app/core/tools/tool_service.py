@@ -290,6 +290,13 @@ class ToolService:
             return None
         return self._mcp.start(view.config)
 
+    def restart_server(self, name: str) -> concurrent.futures.Future[ServerStatus] | None:
+        """Starts the server ``name`` afresh, running or not (it may have changed its tools)."""
+        view = self.server(name)
+        if view is None or not self._may_run(view):
+            return None
+        return self._mcp.restart(view.config)
+
     # ---------------------------------------------------------------------- for the session
 
     def prepare(self, switched_off_in_chat: Iterable[str], on_ready: Callable[[OfferedTools], None]) -> bool:
