@@ -62,6 +62,12 @@ class ToolChat:
     def approval(self, count: int = 1) -> ToolApprovalRequested:
         return self.events.wait_for(ToolApprovalRequested, count=count)
 
+    def answer(self, approval: ToolApproval = ToolApproval.ALLOW_ONCE, count: int = 1) -> ToolApprovalRequested:
+        """Answers the ``count``-th call that asked for approval; returns its request."""
+        request = self.approval(count)
+        self.session.answer_tool_call(request.call.call_id, approval)
+        return request
+
     def finished(self, count: int = 1) -> TurnFinished:
         return self.events.wait_for(TurnFinished, count=count)
 
@@ -140,7 +146,7 @@ def test_the_turn_s_events_say_each_step_in_order(open_chat, tool_calling_model)
     chat = open_chat(tool_calling_model)
     chat.events.clear()
     chat.send()
-    chat.session.answer_tool_call(chat.approval().call.call_id, ToolApproval.ALLOW_ONCE)
+    chat.answer()
     chat.finished()
     kinds = [type(event) for event in chat.events.events if not type(event).__name__.endswith(("Delta", "Progress"))]
     started = kinds.index(TurnStarted)
@@ -153,7 +159,7 @@ def test_the_turn_s_events_say_each_step_in_order(open_chat, tool_calling_model)
 def test_a_denied_call_is_not_run_and_the_model_is_told_so(open_chat, tool_calling_model) -> None:
     chat = open_chat(tool_calling_model)
     chat.send()
-    chat.session.answer_tool_call(chat.approval().call.call_id, ToolApproval.DENY)
+    chat.answer(ToolApproval.DENY)
     final = chat.finished().reply
     (result,) = chat.results(final.conversation_id)
     assert (result.text, result.outcome, result.is_error) == (DENIED_RESULT, "denied", True)
@@ -164,7 +170,7 @@ def test_a_denied_call_is_not_run_and_the_model_is_told_so(open_chat, tool_calli
 def test_always_allow_is_remembered_per_server_tool_and_revoking_asks_again(open_chat, tool_calling_model, tmp_path) -> None:
     chat = open_chat(tool_calling_model)
     chat.send()
-    chat.session.answer_tool_call(chat.approval().call.call_id, ToolApproval.ALWAYS_ALLOW)
+    chat.answer(ToolApproval.ALWAYS_ALLOW)
     chat.finished()
     assert chat.tools.preferences.always_allowed == [f"{SERVER}/{TOOL_CALL_NAME}"]
     assert ToolService(tmp_path / "config", lambda query: []).preferences.always_allowed == [f"{SERVER}/{TOOL_CALL_NAME}"]
@@ -183,8 +189,8 @@ def test_always_allow_is_remembered_per_server_tool_and_revoking_asks_again(open
 def test_a_multi_step_turn_runs_each_call_then_answers(open_chat, two_step_tool_model) -> None:
     chat = open_chat(two_step_tool_model)
     chat.send()
-    chat.session.answer_tool_call(chat.approval().call.call_id, ToolApproval.ALLOW_ONCE)
-    chat.session.answer_tool_call(chat.approval(count=2).call.call_id, ToolApproval.ALLOW_ONCE)
+    chat.answer()
+    chat.answer(count=2)
     final = chat.finished().reply
     roles = [message.role for message in chat.stored(final.conversation_id)]
     assert roles == ["user", "assistant", "tool", "assistant", "tool", "assistant"]
@@ -209,7 +215,7 @@ def test_a_tool_that_hangs_times_out_and_the_model_goes_on(open_chat, tool_calli
     tools.set_limits(timeout_s=1)
     chat = open_chat(tool_calling_model, tools)
     chat.send()
-    chat.session.answer_tool_call(chat.approval().call.call_id, ToolApproval.ALLOW_ONCE)
+    chat.answer()
     final = chat.finished().reply
     (result,) = chat.results(final.conversation_id)
     assert (result.outcome, result.is_error) == ("timed_out", True) and "1 seconds" in result.text
@@ -222,7 +228,7 @@ def test_a_huge_result_is_cut_with_a_notice_and_one_that_still_does_not_fit_says
 ) -> None:
     chat = open_chat(tool_calling_model, tool_service(tmp_path / "config", SERVER, weather="flood"))
     chat.send()
-    chat.session.answer_tool_call(chat.approval().call.call_id, ToolApproval.ALLOW_ONCE)
+    chat.answer()
     failed = chat.events.wait_for(TurnFailed)
     (result,) = chat.results(failed.reply.conversation_id)
     assert result.text.startswith("y" * MAX_RESULT_CHARACTERS) and "[Result truncated: the tool returned 100,000" in result.text
@@ -235,7 +241,7 @@ def test_a_server_that_dies_mid_call_is_marked_failed_with_its_stderr_and_the_ch
 ) -> None:
     chat = open_chat(tool_calling_model, tool_service(tmp_path / "config", SERVER, weather="crash"))
     chat.send()
-    chat.session.answer_tool_call(chat.approval().call.call_id, ToolApproval.ALLOW_ONCE)
+    chat.answer()
     final = chat.finished().reply
     (result,) = chat.results(final.conversation_id)
     assert (result.outcome, result.is_error) == ("failed", True) and "stopped while running" in result.text
@@ -318,7 +324,7 @@ def test_stop_while_the_model_writes_ends_before_any_call(open_chat, tmp_path, t
 def test_regenerating_the_answer_after_a_result_runs_no_tool_again(open_chat, tool_calling_model) -> None:
     chat = open_chat(tool_calling_model)
     chat.send()
-    chat.session.answer_tool_call(chat.approval().call.call_id, ToolApproval.ALLOW_ONCE)
+    chat.answer()
     first = chat.finished().reply
     chat.session.regenerate(first.id)
     again = chat.finished(count=2).reply
@@ -329,11 +335,11 @@ def test_regenerating_the_answer_after_a_result_runs_no_tool_again(open_chat, to
 def test_editing_the_question_asks_for_the_calls_again_on_a_new_branch(open_chat, tool_calling_model) -> None:
     chat = open_chat(tool_calling_model)
     chat.send()
-    chat.session.answer_tool_call(chat.approval().call.call_id, ToolApproval.ALLOW_ONCE)
+    chat.answer()
     first = chat.finished().reply
     question = chat.stored(first.conversation_id)[0]
     chat.session.edit_and_resend(question.id, "What about Lyon?")
-    chat.session.answer_tool_call(chat.approval(count=2).call.call_id, ToolApproval.DENY)
+    chat.answer(ToolApproval.DENY, count=2)
     chat.finished(count=2)
     tree = chat.worker.submit(lambda store: store.conversation_tree(first.conversation_id)).result(TIMEOUT_S)
     assert sum(message.role == "tool" for message in tree.messages) == 2  # both branches keep theirs

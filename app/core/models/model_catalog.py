@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.core.atomic_file import write_text_atomically
 from app.core.models.hub_access import API_TIMEOUT_SECONDS, describe_hub_error
 from app.core.profile.app_paths import RESOURCES_DIR
 
@@ -163,10 +163,7 @@ class ModelCatalog:
         return {"format": CATALOG_FORMAT, "repositories": {}}
 
     def _write_cache(self, metadata: dict) -> None:
-        self._cache_path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self._cache_path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(metadata, indent=1), encoding="utf-8")
-        os.replace(temporary, self._cache_path)
+        write_text_atomically(self._cache_path, json.dumps(metadata, indent=1))
 
 
 def _entry(metadata: dict, size_label: str, quantization: str) -> CatalogEntry:

@@ -58,6 +58,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from app.core.atomic_file import write_text_atomically
 from app.core.models.hub_access import (
     HubSettings,
     describe_hub_error,
@@ -777,10 +778,7 @@ class DownloadManager:
     @staticmethod
     def _write_json(path: Path, data: dict) -> None:
         """Atomically, so a crash never leaves half a file."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(data, indent=1), encoding="utf-8")
-        os.replace(temporary, path)
+        write_text_atomically(path, json.dumps(data, indent=1))
 
 
 def _describe_failure(error: Exception, request: DownloadRequest, endpoint: str) -> str:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from app.core.atomic_file import write_text_atomically
 from app.core.domain.generation import DEFAULT_IMAGE_DETAIL, LoadSettings
 
 logger = logging.getLogger(__name__)
@@ -96,7 +96,4 @@ def load_settings(path: Path) -> Settings:
 
 def save_settings(settings: Settings, path: Path) -> None:
     """Writes atomically, so a crash mid-write never leaves a half file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(asdict(settings), indent=2), encoding="utf-8")
-    os.replace(temporary, path)
+    write_text_atomically(path, json.dumps(asdict(settings), indent=2))

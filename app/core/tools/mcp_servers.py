@@ -164,7 +164,7 @@ class McpServers:
             failure = f"It did not answer within {self._start_timeout_s:g} seconds of starting."
         except BaseException as error:  # noqa: BLE001 (a server may fail in any way; report it)
             failure = _failure_message(error)
-            if running.session is None and "closed" in failure.lower():
+            if running.session is None and _connection_closed(error):
                 failure = "The program ended before it finished starting."
         finally:
             running.session = None
@@ -212,15 +212,14 @@ class McpServers:
         except asyncio.CancelledError:
             raise
         except Exception as error:
-            message = _failure_message(error)
-            if "closed" in message.lower():  # the connection is gone: the server died mid-call
+            if _connection_closed(error):  # the server died mid-call
                 running.failure = f"It stopped while running {tool!r}."
                 running.stop_requested.set()
                 # Its status (failed, with its standard error) is final before the caller hears.
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(asyncio.shield(running.task), STOP_TIMEOUT_S)
                 raise ConnectionError(f"The server {server!r} stopped while running the tool.") from None
-            return ToolOutput(f"The tool failed: {message}", is_error=True)
+            return ToolOutput(f"The tool failed: {_failure_message(error)}", is_error=True)
         return _output(result)
 
     async def _stop(self, name: str) -> None:
@@ -294,6 +293,17 @@ def _output(result) -> ToolOutput:
     if not pieces and structured is not None:
         pieces.append(json.dumps(structured, ensure_ascii=False))
     return ToolOutput("\n".join(pieces), is_error=bool(getattr(result, "is_error", False)))
+
+
+def _connection_closed(error: BaseException) -> bool:
+    """Whether ``error`` (or one inside an exception group) is the SDK saying the connection
+    ended: the server's process exited or its address stopped answering."""
+    from mcp.shared.exceptions import MCPError
+    from mcp.types import CONNECTION_CLOSED
+
+    if isinstance(error, BaseExceptionGroup):
+        return any(_connection_closed(inner) for inner in error.exceptions)
+    return isinstance(error, MCPError) and error.code == CONNECTION_CLOSED
 
 
 def _failure_message(error: BaseException) -> str:

@@ -38,6 +38,7 @@ class ServerSecrets:
     @property
     def problem(self) -> str | None:
         """Why secrets stay in ``mcp.json`` (None: they are in the keyring)."""
+        # Whether the system has a usable keyring is the same for every entry: ask any one.
         return self._entry("").keyring_problem and (
             "This computer has no usable system keyring, so environment values and headers stay in "
             "mcp.json as you wrote them."

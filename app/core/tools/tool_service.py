@@ -17,7 +17,6 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -25,6 +24,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from app.core.atomic_file import write_text_atomically
 from app.core.domain.conversations import ToolOutcome
 from app.core.listeners import Listeners
 from app.core.tools.builtin_tools import DEFINITIONS as BUILT_IN_TOOLS
@@ -205,7 +205,7 @@ class ToolService:
             for name in old.keys() - {config.name for config in configs}:
                 self._secrets.forget(name)
             self._configs, self._config_problem = configs, ""
-            _write_atomically(self._servers_file, self._file_text())
+            write_text_atomically(self._servers_file, self._file_text())
         for name, config in old.items():
             if config not in configs:
                 self._mcp.stop(name)
@@ -217,7 +217,7 @@ class ToolService:
             self._configs = tuple(
                 replace(config, enabled=enabled) if config.name == name else config for config in self._configs
             )
-            _write_atomically(self._servers_file, self._file_text())
+            write_text_atomically(self._servers_file, self._file_text())
         if not enabled:
             self._mcp.stop(name)
         self._changed()
@@ -392,7 +392,7 @@ class ToolService:
         return view.config.enabled and not view.needs_approval and not view.blocked_offline
 
     def _save_preferences(self) -> None:
-        _write_atomically(self._preferences_file, json.dumps(asdict(self._preferences), indent=2) + "\n")
+        write_text_atomically(self._preferences_file, json.dumps(asdict(self._preferences), indent=2) + "\n")
 
     def _changed(self) -> None:
         self._listeners.emit(ToolsChanged())
@@ -434,10 +434,3 @@ def _same_kind(value: Any, default: Any) -> bool:
     if isinstance(default, bool) or isinstance(value, bool):
         return isinstance(value, bool) and isinstance(default, bool)
     return isinstance(value, type(default))
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)

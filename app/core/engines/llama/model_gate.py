@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Protocol
 
 import llama_cpp
 
+from app.core.atomic_file import write_text_atomically
 from app.core.domain.generation import LoadSettings, ModelFacts, ModelLoadError, ModelMemoryError
 from app.core.domain.gguf_header import GGUFHeader, GGUFHeaderError, read_gguf_header
 from app.core.domain.model_files import gguf_file_problem
@@ -130,10 +130,7 @@ class ModelGate:
         if self._verdicts_file is None:
             return
         try:
-            self._verdicts_file.parent.mkdir(parents=True, exist_ok=True)
-            partial = self._verdicts_file.with_suffix(".partial")
-            partial.write_text(json.dumps(verdicts, ensure_ascii=False, indent=1), encoding="utf-8")
-            os.replace(partial, self._verdicts_file)
+            write_text_atomically(self._verdicts_file, json.dumps(verdicts, ensure_ascii=False, indent=1))
         except OSError as error:  # the check is only repeated next time
             logger.warning("Could not remember model checks in %s: %s", self._verdicts_file, error)
 
