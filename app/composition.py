@@ -18,9 +18,12 @@ from app.core.chat.chat_session import ChatSession
 from app.core.conversations.conversation_library import ConversationLibrary
 from app.core.conversations.store_worker import StoreWorker
 from app.core.engines.engine_host import EngineHost
+from app.core.engines.engine_switch import EngineSwitch
 from app.core.engines.llama.llama_engine import LlamaEngine
 from app.core.engines.llama.llama_runtime import accelerator_report
 from app.core.engines.llama.model_gate import ModelGate
+from app.core.engines.remote.model_servers import ModelServers
+from app.core.engines.remote.remote_engine import RemoteEngine
 from app.core.models.hardware_probe import probe_hardware
 from app.core.models.memory_fit import MemoryFit
 from app.core.profile.app_paths import AppPaths
@@ -41,6 +44,7 @@ class CoreServices:
     library: ConversationLibrary
     api: LocalApiService
     tools: ToolService
+    model_servers: ModelServers
     image_path: Callable[[str], Path]
     """Where the store keeps the picture with a given SHA-256 (``ConversationStore.image_path``;
     ValueError for a name that is no SHA-256), for screens to show."""
@@ -50,8 +54,9 @@ class CoreServices:
         """Opens the conversation store and starts the engine thread; raises ``StoreError``
         when the conversation file cannot be used."""
         store = StoreWorker(paths.database)
+        model_servers = ModelServers(paths.config_dir, offline=settings.offline_mode)
         try:
-            engine = start_engine_host(paths.model_checks)
+            engine = start_engine_host(paths.model_checks, model_servers)
         except BaseException:
             store.shutdown()
             raise
@@ -65,7 +70,9 @@ class CoreServices:
         # The store's own method: it reads only the folder fixed when the store opened, never the
         # database, so the GUI thread may call it.
         image_path = store.submit(lambda opened: opened.image_path).result()
-        return cls(store, engine, session, ConversationLibrary(store), LocalApiService(engine), tools, image_path)
+        return cls(
+            store, engine, session, ConversationLibrary(store), LocalApiService(engine), tools, model_servers, image_path
+        )
 
     def shutdown(self) -> bool:
         """Ends everything in order (see the module docstring); harmless twice. Returns whether
@@ -80,8 +87,12 @@ class CoreServices:
         return engine_stopped
 
 
-def start_engine_host(model_checks: Path) -> EngineHost:
+def start_engine_host(model_checks: Path, model_servers: ModelServers | None = None) -> EngineHost:
     """The engine thread with the llama.cpp engine, behind the model gate (every model file is
-    checked before llama.cpp opens it in this process; verdicts are kept in ``model_checks``)."""
+    checked before llama.cpp opens it in this process; verdicts are kept in ``model_checks``),
+    and, given ``model_servers``, the engine for their models beside it."""
     gate = ModelGate(model_checks, MemoryFit(lambda: probe_hardware(None, accelerator_report())))
-    return EngineHost(LlamaEngine, admit_model=gate)
+    if model_servers is None:
+        return EngineHost(LlamaEngine, admit_model=gate)
+    servers = model_servers
+    return EngineHost(lambda: EngineSwitch(LlamaEngine(), RemoteEngine(servers.connection_for)), admit_model=gate)

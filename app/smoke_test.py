@@ -12,7 +12,9 @@ it to see whether an installation is sound. It needs no screen, no network and n
    conversation database; the throwaway database, and the folders it had to create, are removed
    afterwards;
 4. the local API (uvicorn and Starlette, which the bundle must carry) answers a chat request for
-   the test model on 127.0.0.1 as an OpenAI client would send it;
+   the test model on 127.0.0.1 as an OpenAI client would send it; and the model-server engine
+   (the ``openai`` client, httpx2 and certifi's authorities, which the bundle must carry)
+   streams a reply from it, as it would from a server on another computer;
    tools: the app starts itself as an MCP server over stdio (``--smoke-test-mcp-server``) and
    the tool service lists and calls its tool through the ``mcp`` SDK the bundle must carry;
 5. the keyring stores, returns and deletes a test secret; a system without a keyring service
@@ -134,13 +136,35 @@ def _check_local_api() -> str:
                 )
                 with urllib.request.urlopen(request, timeout=60) as response:
                     answer = json.load(response)["choices"][0]["message"]
+                streamed = _reply_through_the_model_server_engine(server.url)
             finally:
                 server.stop()
         finally:
             host.shutdown()
     if answer.get("content") != THINKING_ANSWER:
         raise SmokeTestFailure(f"the local API answered {answer!r} instead of {THINKING_ANSWER!r}")
-    return f"answered a chat completion at {server.url}"
+    if streamed != THINKING_ANSWER:
+        raise SmokeTestFailure(f"the model-server engine got {streamed!r} instead of {THINKING_ANSWER!r}")
+    return f"answered a chat completion at {server.url}, and streamed one to the model-server engine"
+
+
+def _reply_through_the_model_server_engine(url: str) -> str:
+    from app.core.domain.generation import RemoteModel
+    from app.core.engines.remote.remote_engine import RemoteEngine
+    from app.core.engines.remote.server_connection import ServerConnection, list_models
+
+    connection = ServerConnection("the smoke test's server", url)
+    engine = RemoteEngine(lambda _name: connection)
+    try:
+        model = list_models(connection)[0].id
+        engine.load(RemoteModel(connection.name, model), LoadSettings())
+        result = engine.generate(
+            [ChatMessage("user", "Why?")], enable_thinking=True, sampling=SamplingSettings(max_tokens=16),
+            cancel=threading.Event(), on_text=lambda _reasoning, _answer: None,
+        )
+    finally:
+        engine.unload()
+    return result.answer
 
 
 def _check_tools() -> str:

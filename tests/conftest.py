@@ -18,7 +18,7 @@ import pytest  # noqa: E402
 
 from app.core.engines.llama.self_test_model import write_tiny_qwen35_gguf  # noqa: E402
 
-pytest_plugins = ["tests.hub_fixtures", "tests.api_fixtures", "tests.vision_fixtures", "tests.tool_fixtures"]
+pytest_plugins = ["tests.hub_fixtures", "tests.api_fixtures", "tests.vision_fixtures", "tests.tool_fixtures", "tests.model_server_fixtures"]
 
 # This process never touches the developer's real keyring (tests that need one install their own).
 # Set in-process, not through the environment, so the installed-app smoke test run as a child

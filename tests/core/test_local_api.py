@@ -28,6 +28,22 @@ def test_the_models_endpoint_lists_the_loaded_model_by_its_file_name(served_tool
     models = served_tools.client.models.list().data
     assert [model.id for model in models] == ["tiny-tools"]
     assert served_tools.client.models.retrieve("tiny-tools").id == "tiny-tools"
+    # What another copy of the app, using this one as its model server, wants to know.
+    assert (models[0].max_model_len, models[0].capabilities) == (CONTEXT, ["completion"])
+
+
+def test_continue_final_message_carries_on_the_last_assistant_message(served_endless: ServedModel) -> None:
+    reply = served_endless.client.chat.completions.create(
+        model="any", max_tokens=3,
+        messages=[*HELLO, {"role": "assistant", "content": ENDLESS_CYCLE[:-1]}],
+        extra_body={**NO_THINKING, "continue_final_message": True, "add_generation_prompt": False},
+    )
+    # The cycle goes on where the message stopped: a fresh reply would start it again.
+    assert reply.choices[0].message.content == ENDLESS_CYCLE[-1] + ENDLESS_CYCLE[:-1]
+    with pytest.raises(openai.BadRequestError, match="continue_final_message needs the last message"):
+        served_endless.client.chat.completions.create(
+            model="any", messages=HELLO, extra_body={"continue_final_message": True}
+        )
 
 
 def test_a_reply_returns_its_reasoning_and_its_answer_apart_with_token_counts(served_tools: ServedModel) -> None:

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from app.core.tools.mcp_config import McpConfigError, ServerConfig, config_text, is_loopback_url, parse_config
+from app.core.network_addresses import is_loopback_url
+from app.core.tools.mcp_config import McpConfigError, ServerConfig, config_text, parse_config
 
 CLAUDE_DESKTOP = """{
   "mcpServers": {

@@ -436,15 +436,21 @@ class _RecordDraft:
 
 
 def _model_id(facts: ModelFacts) -> str:
-    return facts.path.stem
+    return facts.remote.model_id if facts.remote is not None else facts.path.stem
 
 
 def _model_object(facts: ModelFacts) -> dict:
+    """OpenAI's model object, with what a model server's client wants to know: the context
+    (vLLM's ``max_model_len``) and whether it reads images (llama-server's capabilities)."""
     try:
-        created = int(facts.path.stat().st_mtime)
+        created = int(facts.path.stat().st_mtime) if facts.path is not None else 0
     except OSError:
         created = 0
-    return {"id": _model_id(facts), "object": "model", "created": created, "owned_by": "local"}
+    capabilities = ["completion", "multimodal"] if facts.reads_images else ["completion"]
+    return {
+        "id": _model_id(facts), "object": "model", "created": created, "owned_by": "local",
+        "max_model_len": facts.context_size, "capabilities": capabilities,
+    }
 
 
 async def _api_error(_request: Request, error: Exception) -> Response:

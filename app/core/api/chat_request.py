@@ -63,6 +63,7 @@ class ChatRequest:
     stop: tuple[str, ...] = ()
     tools: tuple[Mapping, ...] = ()
     image_detail: str | None = None  # a key of IMAGE_DETAIL_TOKENS the client asked for; None: auto
+    continuation: ChatMessage | None = None  # vLLM's continue_final_message: carry on this reply
 
     def generation_request(self, facts: ModelFacts, image_detail: str = DEFAULT_IMAGE_DETAIL) -> GenerationRequest:
         """The engine's request: the model card's preset for the thinking mode (its vision
@@ -71,7 +72,10 @@ class ChatRequest:
         thinking = facts.thinks_by_default if self.enable_thinking is None else self.enable_thinking
         images = any(message.images for message in self.messages)
         sampling = replace(
-            SamplingSettings.for_mode(thinking=thinking, max_tokens=self.max_tokens or facts.context_size, images=images),
+            # A model server that does not say its context (0) bounds the reply itself.
+            SamplingSettings.for_mode(
+                thinking=thinking, max_tokens=self.max_tokens or facts.context_size or SamplingSettings.max_tokens, images=images
+            ),
             seed=self.seed,
             **self.sampling,
         )
@@ -80,6 +84,7 @@ class ChatRequest:
             enable_thinking=thinking,
             sampling=sampling,
             tools=self.tools,
+            continuation=self.continuation,
             reply_room=self.max_tokens or 1,
             image_token_limit=IMAGE_DETAIL_TOKENS[self.image_detail or image_detail],
         )
@@ -113,6 +118,14 @@ def parse_chat_request(body: bytes) -> ChatRequest:
     if seed is not None and (not _is_int(seed) or not 0 <= seed <= MAX_SEED):
         raise invalid(f"seed must be an integer from 0 to {MAX_SEED}.", param="seed")
     messages = _messages(data.get("messages"))
+    continuation = None
+    if _optional(data, "continue_final_message", bool, False):
+        if messages[-1].role != "assistant" or messages[-1].tool_calls or len(messages) < 2:
+            raise invalid(
+                "continue_final_message needs the last message to be an assistant reply without tool calls.",
+                param="continue_final_message",
+            )
+        messages, continuation = messages[:-1], messages[-1]
     if sum(len(message.images) for message in messages) > MAX_IMAGES:
         raise invalid(f"At most {MAX_IMAGES} images are accepted in one request.", param="messages")
     return ChatRequest(
@@ -126,6 +139,7 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         stop=_stop(data.get("stop")),
         tools=_tools(data.get("tools"), data.get("tool_choice", "auto")),
         image_detail=_image_detail(data.get("messages")),
+        continuation=continuation,
     )
 
 

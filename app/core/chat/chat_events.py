@@ -80,6 +80,15 @@ class TurnWaiting:
 
 
 @dataclass(frozen=True)
+class TurnWaitingForServer:
+    """The reply ``message_id`` was asked of the model server ``server``, which has not begun
+    it yet (it reads the conversation, or serves others first)."""
+
+    message_id: int
+    server: str
+
+
+@dataclass(frozen=True)
 class PromptProgress:
     """``done`` of the prompt's ``total`` tokens are read (reused ones count as done)."""
 
@@ -214,6 +223,7 @@ SessionEvent = (
     | ChatSettingsChanged
     | TurnStarted
     | TurnWaiting
+    | TurnWaitingForServer
     | PromptProgress
     | ImageReading
     | ReasoningDelta

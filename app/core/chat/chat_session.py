@@ -57,6 +57,7 @@ from app.core.chat.chat_events import (
     TurnRefused,
     TurnStarted,
     TurnWaiting,
+    TurnWaitingForServer,
 )
 from app.core.chat.chat_settings import ChatSettings
 from app.core.chat.reply_recorder import ReplyRecorder
@@ -94,6 +95,7 @@ from app.core.engines.engine_events import (
     ModelLoadFailed,
     PromptEvaluated,
     TextGenerated,
+    WaitingForServer,
 )
 from app.core.engines.engine_host import EngineHost, Priority
 from app.core.engines.tool_calls import OPEN as TOOL_CALL_OPEN
@@ -121,6 +123,7 @@ class _Turn:
     running: ToolCallHandle | None = None  # the call running now
     last_message: Message | None = None  # the turn's newest message: the next one follows it
     limit_reached: bool = False
+    continued: Message | None = None  # the reply as it was before this turn began continuing it
 
 
 class ChatSession:
@@ -445,7 +448,7 @@ class ChatSession:
             ),
             initial=(reply.reasoning, reply.content),
         )
-        turn = _Turn(self._conversation.id, reply, request, recorder, kept_ids, calls_made=calls_made)
+        turn = _Turn(self._conversation.id, reply, request, recorder, kept_ids, calls_made=calls_made, continued=continuation)
         self._turn = turn
         self._emit(TurnStarted(reply))
         if self._tools is None or not self._settings.tools_enabled:
@@ -481,6 +484,9 @@ class ChatSession:
             self._emit(PromptProgress(turn.reply.id, event.done, event.total))
         elif isinstance(event, ImageEncoding):
             self._emit(ImageReading(turn.reply.id, event.number, event.count, event.fraction))
+        elif isinstance(event, WaitingForServer):
+            remote = self._facts.remote if self._facts is not None else None
+            self._emit(TurnWaitingForServer(turn.reply.id, remote.server if remote else ""))
         elif not isinstance(event, GenerationStarted):
             self._run(lambda store: self._end_turn(store, turn, event))
 
@@ -491,9 +497,15 @@ class ChatSession:
             state, stats, error = MessageState.FAILED, None, event.message
             if event.request_problem == "context_length_exceeded" and turn.calls_made:
                 error = tool_steps.TOOL_RESULTS_TOO_LONG
+            before = turn.continued
+            if before is not None and (recorder.content, recorder.reasoning) == (before.content, before.reasoning):
+                # Nothing was added (its server is still down…): it stays as it was, to continue later.
+                state, stats, error = before.state, before.stats, before.error
         else:
             stats, error = event.result.stats, None
-            if stats.stop_reason is not StopReason.CANCELLED:
+            if stats.stop_reason is StopReason.CONNECTION_LOST:  # what came is kept; continue goes on
+                state, error = MessageState.INTERRUPTED, event.result.problem
+            elif stats.stop_reason is not StopReason.CANCELLED:
                 state = MessageState.COMPLETE
                 calls = event.result.tool_calls if turn.tools else ()
                 if turn.tools and TOOL_CALL_OPEN in recorder.content:
@@ -516,7 +528,7 @@ class ChatSession:
         self._replace_in_path(turn, reply)
         turn.reply = turn.last_message = reply
         if isinstance(event, GenerationFailed):
-            self._emit(TurnFailed(reply, error))
+            self._emit(TurnFailed(reply, error if state is MessageState.FAILED else event.message))
             return
         if parts:
             self._emit(ReplyCalledTools(reply))

@@ -116,14 +116,15 @@ def reply_request(
 
 def can_continue(path: Sequence[Message], reply_id: int) -> bool:
     """A reply can be continued when it is the branch's last message and stopped at its length
-    limit (carrying on a reply that later turns answered would rewrite what they answered)."""
+    limit, or where its model server's connection broke (carrying on a reply that later turns
+    answered would rewrite what they answered)."""
     last = path[-1] if path else None
     return (
         last is not None
         and last.id == reply_id
         and last.role == "assistant"
         and last.stats is not None
-        and last.stats.stop_reason is StopReason.MAX_TOKENS
+        and last.stats.stop_reason in (StopReason.MAX_TOKENS, StopReason.CONNECTION_LOST)
     )
 
 

@@ -83,6 +83,7 @@ _STOP_REASON_NOTES = {
     StopReason.MAX_TOKENS: "stopped at the token limit",
     StopReason.CONTEXT_FULL: "stopped: the context was full",
     StopReason.CANCELLED: "stopped by the user",
+    StopReason.CONNECTION_LOST: None,  # the state's note says it, with the reason
 }
 
 ReadImage = Callable[[str], bytes]
@@ -166,7 +167,7 @@ def _message_notes(message: Message) -> list[str]:
         if stop_note:
             notes.append(stop_note)
     if message.state is MessageState.INTERRUPTED:
-        notes.append("interrupted")
+        notes.append(f"interrupted: {message.error}" if message.error else "interrupted")
     if message.state is MessageState.FAILED:
         notes.append(f"failed: {message.error}" if message.error else "failed")
     return notes

@@ -16,7 +16,9 @@ class MessageState(StrEnum):
     STREAMING = "streaming"  # the reply is still being generated
     COMPLETE = "complete"
     STOPPED = "stopped"  # the user stopped the reply (Stop, or leaving its conversation)
-    INTERRUPTED = "interrupted"  # the app ended while it streamed (closed, crashed, killed, power cut)
+    # The app ended while it streamed (closed, crashed, killed, power cut), or the model server's
+    # connection broke (``Message.error`` says so; it can be continued).
+    INTERRUPTED = "interrupted"
     FAILED = "failed"  # generation raised an error; ``Message.error`` says which
 
 

@@ -20,6 +20,7 @@ class StopReason(StrEnum):
     MAX_TOKENS = "max_tokens"  # the reply reached the max-token limit
     CONTEXT_FULL = "context_full"  # the context window has no room for another token
     CANCELLED = "cancelled"  # the user (or shutdown) asked it to stop
+    CONNECTION_LOST = "connection_lost"  # the model server stopped answering mid-reply
 
 
 @dataclass(frozen=True)
@@ -101,10 +102,25 @@ NO_PROJECTOR_MESSAGE = (
 
 
 @dataclass(frozen=True)
-class ModelFacts:
-    """What the loaded model is and how it runs."""
+class RemoteModel:
+    """A model that runs on a model server (Settings › Model servers): the server's name there
+    and the model's id on that server. Only names: the address and key stay with the server."""
 
-    path: Path
+    server: str
+    model_id: str
+
+
+ModelSource = Path | RemoteModel
+"""What can be loaded: a GGUF file on this computer, or a model on a model server."""
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What the loaded model is and how it runs. A model on a model server has no ``path`` but
+    ``remote``, and only what its server says: a ``context_size`` or ``trained_context`` of 0
+    is one it did not say; ``backend`` names the server, and the thread and GPU figures are 0."""
+
+    path: Path | None
     name: str
     architecture: str
     size_label: str
@@ -119,10 +135,22 @@ class ModelFacts:
     threads: int
     batch_size: int
     projector: Path | None = None  # the vision projector loaded with it: the model reads images
+    remote: RemoteModel | None = None  # where it runs when not on this computer
+    server_address: str = ""  # the model server's host (and port), as the person may know it
+    leaves_this_computer: bool = False  # the server is elsewhere: messages go over the network
+    server_reads_images: bool = False  # the server says this model takes pictures
 
     @property
     def reads_images(self) -> bool:
-        return self.projector is not None
+        return self.projector is not None or self.server_reads_images
+
+    @property
+    def source(self) -> ModelSource:
+        """What to load to have this model again."""
+        if self.remote is not None:
+            return self.remote
+        assert self.path is not None
+        return self.path
 
 
 @dataclass(frozen=True)
@@ -195,6 +223,7 @@ class GenerationResult:
     stats: GenerationStats
     omitted_messages: int = 0  # oldest messages left out of the prompt so that it fit the context
     tool_calls: tuple[ToolCall, ...] = ()  # functions the reply asks to call (its answer holds the rest)
+    problem: str = ""  # why it ended early (StopReason.CONNECTION_LOST), for the user
 
 
 class ModelLoadError(Exception):
@@ -230,6 +259,11 @@ class ModelMemoryError(ModelLoadError):
 class PromptTooLongError(Exception):
     """The rendered prompt does not leave room for a reply in the context window; the message
     says by how much where the engine knows."""
+
+
+class GenerationError(Exception):
+    """No reply could be written (a model server could not be reached, refused, failed…); the
+    message is one sentence for the user."""
 
 
 class PromptRejectedError(Exception):

@@ -1,7 +1,9 @@
 """What an engine is to the rest of the app: the one interface local and remote models share.
 
 The engine host (``engine_host``) drives an engine on its own thread; nothing else calls it. The
-llama.cpp engine (``app.core.engines.llama.llama_engine``) is the one implementation so far.
+llama.cpp engine (``app.core.engines.llama.llama_engine``) runs model files, the remote engine
+(``app.core.engines.remote.remote_engine``) models on model servers, and the engine switch
+(``engine_switch``) is the one the app's host drives: it hands each model to the engine for it.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from app.core.domain.generation import ChatMessage, GenerationResult, LoadSettings, ModelFacts, SamplingSettings
+from app.core.domain.generation import ChatMessage, GenerationResult, LoadSettings, ModelFacts, ModelSource, SamplingSettings
 
 
 class ModelAdmission(Protocol):
@@ -42,7 +44,7 @@ class Engine(Protocol):
 
     def load(
         self,
-        path: Path,
+        path: ModelSource,
         settings: LoadSettings,
         progress: Callable[[float], None] | None = None,
         cancel: threading.Event | None = None,
@@ -68,14 +70,18 @@ class Engine(Protocol):
         reply_room: int | None = None,
         image_token_limit: int | None = None,
         on_image_progress: Callable[[int, int, float], None] | None = None,
+        on_waiting_for_server: Callable[[], None] | None = None,
     ) -> GenerationResult:
         """Streams the reply to ``messages`` through ``on_text(reasoning, answer)``; stops soon
         after ``cancel`` is set. With ``tools`` offered, the calls the model writes come back in
         the result's ``tool_calls`` and are not streamed as answer text. ``reply_room`` and
         ``image_token_limit`` are ``GenerationRequest``'s; ``on_image_progress(number, count,
         fraction)`` follows the encoding of the images no saved state holds. Raises
-        ``PromptTooLongError`` when no reply fits, and ``PromptRejectedError`` when the model's
-        template refuses the conversation or the model cannot read its images."""
+        ``PromptTooLongError`` when no reply fits, ``PromptRejectedError`` when the model's
+        template refuses the conversation or the model cannot read its images, and
+        ``GenerationError`` (a sentence for the user) when no reply can be had for another
+        reason. ``on_waiting_for_server()`` is called when the request has gone to a model
+        server, which has not begun its reply (only the remote engine has a server to wait for)."""
 
     def count_tool_tokens(self, tools: Sequence[Mapping]) -> int:
         """How many tokens offering ``tools`` (function definitions) adds to every prompt."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.core.domain.generation import GenerationResult, MemoryShortfall, ModelFacts
+from app.core.domain.generation import GenerationResult, MemoryShortfall, ModelFacts, ModelSource
 
 
 # ------------------------------------------------------------------ one request, in this order
@@ -39,6 +39,12 @@ class ImageEncoding:
 
 
 @dataclass(frozen=True)
+class WaitingForServer:
+    """The request is with the model server, which has not begun its reply (it reads the prompt,
+    or serves others first); the next event is the reply's text, or its end."""
+
+
+@dataclass(frozen=True)
 class TextGenerated:
     """New text of the reply; either part may be empty."""
 
@@ -64,7 +70,9 @@ class GenerationFailed:
     request_problem: str = ""
 
 
-GenerationEvent = GenerationStarted | ImageEncoding | PromptEvaluated | TextGenerated | GenerationFinished | GenerationFailed
+GenerationEvent = (
+    GenerationStarted | ImageEncoding | PromptEvaluated | WaitingForServer | TextGenerated | GenerationFinished | GenerationFailed
+)
 
 
 # ------------------------------------------------------------------------------ the model
@@ -72,9 +80,9 @@ GenerationEvent = GenerationStarted | ImageEncoding | PromptEvaluated | TextGene
 
 @dataclass(frozen=True)
 class ModelLoading:
-    """Loading ``path`` is ``fraction`` (0.0 … 1.0) done."""
+    """Loading ``path`` (a file, or a model on a model server) is ``fraction`` (0.0 … 1.0) done."""
 
-    path: Path
+    path: ModelSource
     fraction: float
 
 
@@ -99,7 +107,7 @@ class ModelLoadFailed:
     None when there was none or it could not be brought back. ``shortfall`` is set when it was
     refused because it does not fit in the free memory: loading it anyway is the user's call."""
 
-    path: Path
+    path: ModelSource
     message: str
     still_loaded: ModelFacts | None = None
     shortfall: MemoryShortfall | None = None

@@ -36,10 +36,12 @@ from typing import TypeVar
 
 from app.core.domain.generation import (
     GenerationRequest,
+    GenerationError,
     LoadSettings,
     ModelFacts,
     ModelLoadCancelled,
     ModelLoadError,
+    ModelSource,
     ModelWontFitError,
     PromptRejectedError,
     PromptTooLongError,
@@ -58,6 +60,7 @@ from app.core.engines.engine_events import (
     ModelLoading,
     PromptEvaluated,
     TextGenerated,
+    WaitingForServer,
 )
 from app.core.listeners import Listeners, deliver
 
@@ -163,12 +166,13 @@ class EngineHost:
         """Calls ``listener(event)`` on the engine thread for every later model event."""
         self._model_listeners.add(listener)
 
-    def load_model(self, path: Path, settings: LoadSettings, *, despite_memory: bool = False) -> None:
-        """Loads ``path`` in place of the current model; ends with ``ModelLoaded`` or
-        ``ModelLoadFailed`` (after ``ModelChecking`` events the first time a file is used). A
-        failed load changes nothing: the model loaded before stays, or is loaded again when the
-        engine had to free it first. A model the admission says does not fit in the free memory
-        is refused (with its ``shortfall``) unless ``despite_memory``."""
+    def load_model(self, path: ModelSource, settings: LoadSettings, *, despite_memory: bool = False) -> None:
+        """Loads ``path`` (a model file, or a model on a model server) in place of the current
+        model; ends with ``ModelLoaded`` or ``ModelLoadFailed`` (after ``ModelChecking`` events
+        the first time a file is used). A failed load changes nothing: the model loaded before
+        stays, or is loaded again when the engine had to free it first. A model file the
+        admission says does not fit in the free memory is refused (with its ``shortfall``)
+        unless ``despite_memory``."""
 
         def load(engine: Engine) -> None:
             def progress(fraction: float) -> None:
@@ -180,7 +184,7 @@ class EngineHost:
             previous = self._facts, self._load_settings
             try:
                 admitted = settings
-                if self._admit_model is not None:
+                if self._admit_model is not None and isinstance(path, Path):
                     admitted = self._admit_model(
                         path, settings, loaded=self._facts, despite_memory=despite_memory,
                         on_checking=checking, cancel=self._load_cancel,
@@ -210,9 +214,9 @@ class EngineHost:
             self._facts = engine.facts
             return self._facts
         try:
-            self._facts = engine.load(facts.path, settings, None, self._load_cancel)
+            self._facts = engine.load(facts.source, settings, None, self._load_cancel)
         except Exception:  # noqa: BLE001 - gone or changed meanwhile: then no model is loaded
-            logger.warning("Could not load %s again after a failed load", facts.path, exc_info=True)
+            logger.warning("Could not load %s again after a failed load", facts.source, exc_info=True)
             self._facts = None
         else:
             self._load_settings = settings
@@ -364,11 +368,14 @@ def _generate(engine: Engine, request: GenerationRequest, on_event: Callable[[Ge
             reply_room=request.reply_room,
             image_token_limit=request.image_token_limit,
             on_image_progress=lambda number, count, fraction: on_event(ImageEncoding(number, count, fraction)),
+            on_waiting_for_server=lambda: on_event(WaitingForServer()),
         )
     except PromptTooLongError as error:
         return GenerationFailed(str(error), request_problem="context_length_exceeded")
     except PromptRejectedError as error:
         return GenerationFailed(str(error), request_problem="invalid_prompt")
+    except GenerationError as error:
+        return GenerationFailed(str(error))
     except Exception as error:
         logger.exception("Generation failed")
         return GenerationFailed(f"Generation failed: {error}")

@@ -23,7 +23,7 @@ class ReasoningSplitter:
 
     ``starts_in_reasoning`` is true when the prompt itself opened the ``<think>`` block (Qwen3.5's
     thinking generation prompt ends with ``<think>\\n``). A reply that starts with its own
-    ``<think>`` is also understood. Whitespace between the reasoning and the answer is dropped,
+    ``<think>`` is also understood, in either case. Whitespace between the reasoning and the answer is dropped,
     as the chat template does when it renders the turn back.
     """
 
@@ -33,7 +33,8 @@ class ReasoningSplitter:
         self._at_reasoning_start = starts_in_reasoning
         self._at_answer_start = not starts_in_reasoning
         # Only the very start of a reply may open a think block; later "<think>" is answer text.
-        self._may_open = not starts_in_reasoning
+        # A reply whose prompt opened it may still write its own (some servers send it back).
+        self._may_open = True
         self.reasoning = ""
         self.answer = ""
 
@@ -42,6 +43,17 @@ class ReasoningSplitter:
         reasoning_out: list[str] = []
         answer_out: list[str] = []
         while self._pending:
+            if self._may_open:
+                stripped = self._pending.lstrip()
+                if stripped.startswith(THINK_OPEN):
+                    self._pending = stripped[len(THINK_OPEN):]
+                    self._in_reasoning = True
+                    self._may_open = False
+                    self._at_reasoning_start = True
+                    continue
+                if THINK_OPEN.startswith(stripped):
+                    break  # could still become "<think>": wait for more text
+                self._may_open = False
             if self._in_reasoning:
                 index = self._pending.find(THINK_CLOSE)
                 if index >= 0:
@@ -54,17 +66,6 @@ class ReasoningSplitter:
                 reasoning_out.append(released)
                 self._pending = self._pending[len(released):]
                 break
-            if self._may_open:
-                stripped = self._pending.lstrip()
-                if stripped.startswith(THINK_OPEN):
-                    self._pending = stripped[len(THINK_OPEN):]
-                    self._in_reasoning = True
-                    self._may_open = False
-                    self._at_reasoning_start = True
-                    continue
-                if THINK_OPEN.startswith(stripped):
-                    break  # could still become "<think>": wait for more text
-                self._may_open = False
             answer_out.append(self._pending)
             self._pending = ""
         return self._emit("".join(reasoning_out), "".join(answer_out))

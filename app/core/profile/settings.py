@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from app.core.atomic_file import write_text_atomically
-from app.core.domain.generation import DEFAULT_IMAGE_DETAIL, LoadSettings
+from app.core.domain.generation import DEFAULT_IMAGE_DETAIL, LoadSettings, RemoteModel
 
 logger = logging.getLogger(__name__)
 
@@ -47,12 +47,22 @@ class Settings:
     # The user's choice of vision projector per model: model path → projector path, or "" for
     # text only; models without an entry find theirs by themselves (models.projector_pairing).
     projector_pairings: dict[str, str] = field(default_factory=dict)
+    # [server name, model id] when the model used last runs on a model server; empty otherwise.
+    last_remote_model: list[str] = field(default_factory=list)
 
     def remember_model(self, path: Path) -> None:
         """Moves ``path`` to the front of the recent-models list."""
         text = str(path)
         self.recent_models = [text] + [item for item in self.recent_models if item != text]
         del self.recent_models[MAX_RECENT_MODELS:]
+
+    def remember_remote_model(self, model: RemoteModel | None) -> None:
+        """The model on a model server to open again next time (None: the last local one)."""
+        self.last_remote_model = [model.server, model.model_id] if model is not None else []
+
+    @property
+    def remote_model_to_reopen(self) -> RemoteModel | None:
+        return RemoteModel(*self.last_remote_model) if self.last_remote_model else None
 
     def remember_import(self, path: Path) -> None:
         text = str(path)
@@ -91,6 +101,9 @@ def load_settings(path: Path) -> Settings:
     pairings = settings.projector_pairings
     if not isinstance(pairings, dict) or not all(isinstance(item, str) for pair in pairings.items() for item in pair):
         settings.projector_pairings = {}  # a hand-edited file: pairings are found again by themselves
+    remote = settings.last_remote_model
+    if not (isinstance(remote, list) and len(remote) == 2 and all(isinstance(item, str) and item for item in remote)):
+        settings.last_remote_model = []
     return settings
 
 

@@ -19,13 +19,14 @@ gets a message saying where it is.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
+
+from app.core.network_addresses import is_loopback_url
 
 MAX_CONFIG_CHARACTERS = 200_000
 MAX_SERVERS = 64
@@ -76,18 +77,6 @@ class ServerConfig:
     def is_on_this_computer(self) -> bool:
         """A stdio server always is; an HTTP server when its address is a loopback one."""
         return self.transport == "stdio" or is_loopback_url(self.url)
-
-
-def is_loopback_url(url: str) -> bool:
-    """Whether ``url`` names this computer, decided from the text alone (no DNS lookup: offline
-    mode must not ask the network what a name means)."""
-    host = (urlsplit(url).hostname or "").rstrip(".").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def parse_config(text: str) -> tuple[ServerConfig, ...]:

@@ -377,6 +377,7 @@ class LlamaEngine:
         reply_room: int | None = None,
         image_token_limit: int | None = None,
         on_image_progress: Callable[[int, int, float], None] | None = None,
+        on_waiting_for_server: Callable[[], None] | None = None,  # never called: nothing waits on a server here
     ) -> GenerationResult:
         """Streams the assistant's reply to ``messages``.
 

@@ -1,0 +1,1 @@
+"""The engine for models that run on a model server, and the servers themselves."""
