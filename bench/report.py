@@ -38,6 +38,12 @@ def check_targets(results: dict) -> list[TargetCheck]:
             )
     if "local_api" in results:
         checks += _local_api_targets(results["local_api"])
+    if "model_server" in results:
+        server = results["model_server"]
+        worst = server["stop"]["max_seconds"]
+        checks.append(TargetCheck(
+            f"{server['model']} model server: Stop ends the reply and closes its stream", f"{worst * 1000:.0f} ms", "≤ 200 ms", worst <= 0.2
+        ))
     if "vision" in results:
         checks += _vision_targets(results["vision"])
     for stream in results.get("gui_streaming", []):

@@ -42,7 +42,7 @@ from app.core.engines.llama.self_test_model import write_tiny_qwen35_gguf  # noq
 from app.core.profile.settings import Settings, save_settings  # noqa: E402
 from app.main import THEMES  # noqa: E402
 from app.ui.theme import apply_theme  # noqa: E402
-from bench import gui_checks, hostile_content, local_api, machine, make_models, report, vision  # noqa: E402
+from bench import gui_checks, hostile_content, local_api, machine, make_models, model_server, report, vision  # noqa: E402
 from app.core.engines.llama.self_test_projector import write_tiny_qwen35_projector  # noqa: E402
 from bench.bandwidth import read_bandwidth  # noqa: E402
 from bench.speed import SpeedBench, SpeedPlan, seconds  # noqa: E402
@@ -72,6 +72,8 @@ class Plan:
     api_rounds: int = 7  # bench/local_api.py: streaming through the API against the engine alone
     api_tokens: int = 128
     api_disconnects: int = 5
+    server_rounds: int = 7  # bench/model_server.py: the remote engine reading our own `serve`
+    server_stops: int = 5
     vision_rounds: int = 3  # bench/vision.py: a picture's encoding, its follow-up, its memory
     models: tuple[str, ...] = ("0.8B:Q4_K_M", "0.8B:Q8_0", "2B:Q4_K_M", "2B:Q8_0")
 
@@ -95,6 +97,8 @@ SMOKE = Plan(
     api_rounds=1,
     api_tokens=16,
     api_disconnects=1,
+    server_rounds=1,
+    server_stops=1,
     models=(),
 )
 
@@ -162,6 +166,11 @@ def run(plan: Plan, models: list[tuple[str, Path]], tiny: Path, scratch: Path) -
         disconnects=plan.api_disconnects,
     )
     results["local_api"]["model"] = models[0][0]
+    _progress(f"{models[0][0]}: a model server (our own serve, read by the remote engine)")
+    results["model_server"] = model_server.measure(
+        primary, rounds=plan.server_rounds, tokens=plan.api_tokens, stops=plan.server_stops
+    )
+    results["model_server"]["model"] = models[0][0]
     # The real-shaped projector pairs with the 0.8B-shaped model; the tiny one with the tiny model.
     projector = vision.ensure_projector(primary.parent) if models[0][0].startswith("0.8B") else (
         write_tiny_qwen35_projector(scratch / "mmproj-tiny.gguf")

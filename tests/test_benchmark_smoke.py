@@ -53,6 +53,9 @@ def test_the_benchmark_smoke_run_measures_every_section(tmp_path: Path) -> None:
     reading = [chat for chat in api["multi_turn"] if chat["client"] == "reading"]
     assert all(chat["turn_10_evaluated_tokens"] < chat["history_tokens"] // 4 for chat in reading)
     assert api["disconnect"]["max_seconds"] > 0
+    server = results["model_server"]
+    assert server["streaming"]["engine_tokens_per_second"] > 0 and server["streaming"]["raw_client_tokens_per_second"] > 0
+    assert server["stop"]["max_seconds"] > 0
     pictures = results["vision"]
     assert pictures["encode_seconds"] > 0 and pictures["image_tokens"] > 0
     assert pictures["turn_2_time_to_first_token_s"] > 0 and pictures["text_turn_2_time_to_first_token_s"] > 0
@@ -73,4 +76,4 @@ def test_the_benchmark_smoke_run_measures_every_section(tmp_path: Path) -> None:
     assert startup["loaded_rss_bytes"] > startup["idle_rss_bytes"] > 0
 
     names = {target["name"] for target in results["targets"]}
-    assert len(names) == len(results["targets"]) == 19  # every target of the issues is checked
+    assert len(names) == len(results["targets"]) == 20  # every target of the issues is checked

@@ -263,3 +263,12 @@ def test_llama_cpp_python_s_own_server_answers_through_it_too(remote_host: Remot
     # It leaves the reasoning in the content, after the prompt's open <think>: still told apart.
     assert (result.reasoning.strip(), result.answer) == (THINKING_REASONING, THINKING_ANSWER)
     assert result.stats.generated_tokens > 0
+
+
+def test_a_server_that_ends_the_stream_before_any_text_fails_with_a_sentence(
+    connected: RemoteHost, scripted_server: ScriptedModelServer
+) -> None:
+    scripted_server.script.cut_after_chunks = 1  # only the role, then the connection closes
+    failed, _events = connected.ask()
+    assert isinstance(failed, GenerationFailed)
+    assert failed.message == "Desktop ended the reply before sending any of it (it may have stopped or restarted)."

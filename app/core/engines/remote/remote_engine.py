@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import re
 import threading
 import time
@@ -53,6 +54,8 @@ from app.core.engines.remote.server_connection import (
     status_message,
 )
 from app.core.engines.tool_calls import MAX_CALLS, ToolCallSplitter, new_call_id, parse_tool_calls
+
+logger = logging.getLogger(__name__)
 
 CANCEL_POLL_S = 0.05  # how soon Stop closes a stream
 MAX_REPLY_CHARACTERS = 2_000_000  # a server that never stops is stopped here, as at a length limit
@@ -153,6 +156,8 @@ class RemoteEngine:
         except _Cancelled:
             reply.stop_reason = StopReason.CANCELLED
         except Exception as error:  # noqa: BLE001 - every failure becomes its sentence
+            if not isinstance(error, (openai.OpenAIError, ServerProblem, ValueError)):
+                logger.warning("A reply from %s failed unexpectedly", connection.name, exc_info=True)
             if is_context_overflow(error):
                 raise PromptTooLongError(f"The conversation does not fit {connection.name}'s context: {status_message(error)}") from None
             sentence = describe_failure(error, connection, model=facts.remote.model_id)
@@ -166,6 +171,8 @@ class RemoteEngine:
                 "or the network between you dropped."
             )
         if reply.stop_reason is StopReason.CONNECTION_LOST and not reply.problem:
+            if not reply.began:
+                raise GenerationError(f"{connection.name} ended the reply before sending any of it (it may have stopped or restarted).")
             reply.problem = f"{connection.name} ended the reply before it was complete (it may have stopped or restarted)."
         return reply.result()
 
@@ -250,8 +257,9 @@ class _ReplyStream:
                     self._usage = chunk.usage.model_dump()
                 if isinstance(extra.get("timings"), Mapping):
                     self._timings = extra["timings"]
-                for choice in chunk.choices[:1]:
-                    self._take(choice.delta)
+                for choice in (chunk.choices or [])[:1]:  # untrusted: a server may leave fields out
+                    if choice.delta is not None:
+                        self._take(choice.delta)
                     if choice.finish_reason:
                         self.stop_reason = _FINISH.get(choice.finish_reason, StopReason.END_OF_TURN)
                 if self._characters > MAX_REPLY_CHARACTERS:
