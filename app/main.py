@@ -62,7 +62,7 @@ def build_app(paths: AppPaths) -> DesktopApp:
     api_key = SecretStore(API_KEY_USERNAME, "local API key")
     window = MainWindow(
         core.session, core.library, core.engine, settings, models, build_info().describe(), core.api, api_key,
-        core.image_path, core.tools,
+        core.image_path, core.tools, core.model_servers,
     )
     window.sig_settings_changed.connect(lambda: save_settings(settings, paths.settings_file))
     # Changed settings are saved, the image detail among them: the session follows it (a job of
@@ -70,6 +70,8 @@ def build_app(paths: AppPaths) -> DesktopApp:
     window.sig_settings_changed.connect(lambda: core.session.set_image_detail(settings.image_detail))
     # Offline mode too: the tool service stops and keeps off the servers on other computers.
     window.sig_settings_changed.connect(lambda: core.tools.set_offline(settings.offline_mode))
+    # And the model servers stop contacting, or contact again, those on other computers.
+    window.sig_settings_changed.connect(lambda: core.model_servers.set_offline(settings.offline_mode))
     # A function, not the bound method: Qt holds a bound method of a plain object only weakly, and a
     # caller that keeps just the window would lose the core and never shut it down.
     window.sig_closing.connect(lambda: core.shutdown())

@@ -32,6 +32,7 @@ from app.core.chat.chat_events import (
     TurnRefused,
     TurnStarted,
     TurnWaiting,
+    TurnWaitingForServer,
 )
 from app.core.chat.chat_session import ChatSession
 from app.core.domain.conversations import MessageState
@@ -124,6 +125,7 @@ class ChatController(QObject):
         bridge.sig_chat_settings_changed.connect(self._on_chat_settings_changed)
         bridge.sig_turn_started.connect(self._on_turn_started)
         bridge.sig_turn_waiting.connect(self._on_turn_waiting)
+        bridge.sig_turn_waiting_for_server.connect(self._on_turn_waiting_for_server)
         bridge.sig_prompt_progress.connect(self._on_prompt_progress)
         bridge.sig_image_reading.connect(self._on_image_reading)
         bridge.sig_text.connect(self._on_text)
@@ -347,6 +349,16 @@ class ChatController(QObject):
         if event.message_id == self._streaming_id:
             self._reading_prompt = True  # the first text or progress replaces this line
             self.sig_activity.emit(self.tr("Waiting for a reply to another program (local API) to end…"))
+
+    def _on_turn_waiting_for_server(self, event: TurnWaitingForServer) -> None:
+        """The server has the request and has not begun the reply (it reads the conversation,
+        or serves others first): the reply and the status bar say so until its text comes."""
+        if event.message_id == self._streaming_id:
+            self._reading_prompt = True  # the first text replaces this line
+            waiting = self.tr("Waiting for %1…").replace("%1", event.server or self.tr("the model server"))
+            if self._streaming_widget is not None:
+                self._streaming_widget.show_waiting(waiting)
+            self.sig_activity.emit(waiting)
 
     def _on_prompt_progress(self, event: PromptProgress) -> None:
         if event.message_id == self._streaming_id and event.total:

@@ -50,6 +50,7 @@ class ChatSettingsPanel(QScrollArea):
         self._thinking = True
         self._loading = False
         self._context_size = 0
+        self._context_server = ""  # the model server whose context it is, for a model on one
 
         self.system_prompt = QPlainTextEdit()
         self.system_prompt.setPlaceholderText(self.tr("For example: You are a concise assistant who answers in English."))
@@ -160,14 +161,19 @@ class ChatSettingsPanel(QScrollArea):
         self.system_prompt.setPlainText(system_prompt)
         self._show_values(settings, thinking=thinking)
         self._loading = False
-        self.set_context_size(context_size)
+        self.set_context_size(context_size, self._context_server)
 
-    def set_context_size(self, context_size: int) -> None:
-        """The context every chat runs with (the loaded model's, else the one set in Settings)."""
-        self._context_size = context_size
-        self.context_note.setText(
-            self.tr("Context window: %1 tokens, the same for every chat. Change it in Settings (Ctrl+,).").replace("%1", f"{context_size:,}")
-        )
+    def set_context_size(self, context_size: int, server: str = "") -> None:
+        """The context every chat runs with (the loaded model's, else the one set in Settings);
+        ``server`` names the model server that set it, for a model on one (0: it did not say)."""
+        self._context_size, self._context_server = context_size, server
+        if not server:
+            note = self.tr("Context window: %1 tokens, the same for every chat. Change it in Settings (Ctrl+,).")
+        elif context_size:
+            note = self.tr("Context window: %1 tokens, as the model server %2 runs the model.")
+        else:
+            note = self.tr("The model server %2 sets the context window, and did not say how large it is.")
+        self.context_note.setText(note.replace("%1", f"{context_size:,}").replace("%2", server))
         self._check_reply_limit()
 
     def set_thinking(self, thinking: bool) -> None:

@@ -1,6 +1,7 @@
 """The message composer: a text box where Enter sends and Shift+Enter starts a new line, the
-pictures attached to the message (a button, a paste or a drop; see ``attachments``) and the
-chat's tools (``chat_tools_button``).
+pictures attached to the message (a button, a paste or a drop; see ``attachments``), the
+chat's tools (``chat_tools_button``), and, for a model on another computer, the notice that
+messages go there.
 
 A paste or drop is measured before it is inserted: text that would make the message longer than
 ``MAX_MESSAGE_CHARACTERS`` is refused with a note, and nothing is inserted. Lines longer than
@@ -18,6 +19,7 @@ from PySide6.QtGui import QIcon, QKeyEvent, QTextOption
 from PySide6.QtWidgets import (
     QCheckBox,
     QFileDialog,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
@@ -109,9 +111,44 @@ class MessageEdit(QPlainTextEdit):
         super().keyPressEvent(event)
 
 
+class PrivacyNotice(QFrame):
+    """A line above the text box that says where messages go when it is not this computer."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("privacyNotice")
+        self.icon = QLabel()
+        self.icon.setObjectName("privacyNoticeIcon")
+        self.label = QLabel()
+        self.label.setObjectName("privacyNoticeText")
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(10, 6, 10, 6)
+        layout.setSpacing(8)
+        layout.addWidget(self.icon, 0, Qt.AlignmentFlag.AlignTop)
+        layout.addWidget(self.label, 1)
+        self._show_icon()
+        self.hide()
+
+    def show_text(self, text: str) -> None:
+        """Shows ``text``; "" hides the notice."""
+        self.label.setText(text)
+        self.setAccessibleName(text)
+        self.setVisible(bool(text))
+
+    def _show_icon(self) -> None:
+        self.icon.setPixmap(themed_icon("globe", self.palette()).pixmap(QSize(16, 16), self.devicePixelRatioF()))
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt API)
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:
+            self._show_icon()  # the theme changed: the icon takes its colours
+
+
 class ComposerWidget(QWidget):
     """Text box, attached pictures, the Tools button, "Think" switch and a Send button that
-    turns into Stop while a reply streams."""
+    turns into Stop while a reply streams; above them, the privacy notice when it applies."""
 
     sig_send = Signal(str, object)
     """The user sends a message: its text and its pictures (a tuple of ``Attachment``); the
@@ -137,6 +174,7 @@ class ComposerWidget(QWidget):
         self.edit.sig_paste_refused.connect(self._show_paste_refused)
         self.edit.sig_images_offered.connect(self.offer_images)
         self.edit.textChanged.connect(self._hide_paste_refused)
+        self.privacy_notice = PrivacyNotice()
         self.attachment_strip = AttachmentStrip()
         self.attachment_strip.sig_removed.connect(self._clear_attach_notes)
         self._intake = ImageIntake(self)
@@ -154,6 +192,7 @@ class ComposerWidget(QWidget):
         self.attach_button.setAccessibleName(self.tr("Attach images"))
         self.attach_button.clicked.connect(self._on_attach_clicked)
         self._image_problem = ""  # why pictures cannot be attached now; "" when they can
+        self._image_problem_on_server = False  # the server's model does not read them: Models cannot help
         self.tools_button = ChatToolsButton()
         self._last_image_folder = ""
         self._editing = False
@@ -194,6 +233,7 @@ class ComposerWidget(QWidget):
         column.setMaximumWidth(MAX_READING_WIDTH)
         column_layout = QVBoxLayout(column)
         column_layout.setContentsMargins(0, 0, 0, 0)
+        column_layout.addWidget(self.privacy_notice)
         column_layout.addWidget(self.attachment_strip)
         column_layout.addWidget(self.edit)
         column_layout.addWidget(self.paste_refused_label)
@@ -205,6 +245,10 @@ class ComposerWidget(QWidget):
         self._generating = False
         self.set_ready(False, self.tr("Open a model to start chatting."))
         self.set_image_support(model_loaded=False, reads_images=False)
+
+    def show_privacy_notice(self, text: str) -> None:
+        """What to say about where messages go ("" when they stay on this computer)."""
+        self.privacy_notice.show_text(text)
 
     def _show_paste_refused(self, length: int) -> None:
         self.paste_refused_label.setText(
@@ -228,10 +272,16 @@ class ComposerWidget(QWidget):
 
     # -------------------------------------------------------------------------- pictures
 
-    def set_image_support(self, *, model_loaded: bool, reads_images: bool) -> None:
-        """Whether the model can read pictures; the attach button says what is missing if not."""
+    def set_image_support(self, *, model_loaded: bool, reads_images: bool, server: str = "") -> None:
+        """Whether the model can read pictures (``server``: the model server it runs on, if
+        any); the attach button says what is missing if not."""
+        self._image_problem_on_server = bool(server) and not reads_images
         if reads_images:
             self._image_problem = ""
+        elif server:
+            self._image_problem = self.tr(
+                "%1 says this model does not read images: choose one of its models that does."
+            ).replace("%1", server)
         elif model_loaded:
             self._image_problem = self.tr(
                 "This model cannot read images: add its image support file (mmproj) in Models."
@@ -259,7 +309,7 @@ class ComposerWidget(QWidget):
 
     def _on_attach_clicked(self) -> None:
         if self._refuse_pictures():
-            if self._image_problem:
+            if self._image_problem and not self._image_problem_on_server:
                 self.sig_image_support_requested.emit()
             return
         paths, _ = QFileDialog.getOpenFileNames(

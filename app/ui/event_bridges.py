@@ -12,6 +12,7 @@ only in :meth:`start`, called once everything is connected.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 
 from PySide6.QtCore import QObject, Signal
@@ -24,6 +25,7 @@ from app.core.conversations import conversation_events
 from app.core.conversations.conversation_library import ConversationLibrary
 from app.core.engines import engine_events
 from app.core.engines.engine_host import EngineHost
+from app.core.engines.remote.model_servers import ModelServer, ModelServers, ServerListed, ServersChanged
 from app.core.tools.tool_service import ToolsChanged, ToolService
 
 
@@ -83,6 +85,9 @@ class SessionBridge(_Bridge):
     """``TurnStarted``: a reply is being written."""
     sig_turn_waiting = Signal(object)
     """``TurnWaiting``: the reply waits for the engine to end a reply to another program."""
+    sig_turn_waiting_for_server = Signal(object)
+    """``TurnWaitingForServer``: the reply was asked of a model server, which has not begun it
+    yet; its text (or its end) comes next."""
     sig_prompt_progress = Signal(object)
     """``PromptProgress``: how much of the prompt the model has read."""
     sig_image_reading = Signal(object)
@@ -120,6 +125,7 @@ class SessionBridge(_Bridge):
             (chat_events.ChatSettingsChanged, self.sig_chat_settings_changed),
             (chat_events.TurnStarted, self.sig_turn_started),
             (chat_events.TurnWaiting, self.sig_turn_waiting),
+            (chat_events.TurnWaitingForServer, self.sig_turn_waiting_for_server),
             (chat_events.PromptProgress, self.sig_prompt_progress),
             (chat_events.ImageReading, self.sig_image_reading),
             (chat_events.TurnFinished, self.sig_turn_finished),
@@ -212,3 +218,33 @@ class ToolsBridge(_Bridge):
     def __init__(self, tools: ToolService, parent: QObject | None = None) -> None:
         super().__init__(tools.subscribe, parent)
         self._route(ToolsChanged, self.sig_tools_changed)
+
+
+class ModelServersBridge(_Bridge):
+    """The model servers' changes and answers, and the answers to connection tests."""
+
+    sig_servers_changed = Signal(object)
+    """``ServersChanged``: servers were added, changed or removed, or offline mode changed:
+    read them again."""
+    sig_server_listed = Signal(object)
+    """``ServerListed``: what one server answers now when asked for its models (or that it is
+    being asked)."""
+    sig_tested = Signal(int, object)
+    """A connection test asked for with :meth:`test` ended: (the number ``test`` returned, the
+    ``ServerListing`` with the models the server lists or its problem)."""
+
+    def __init__(self, servers: ModelServers, parent: QObject | None = None) -> None:
+        super().__init__(servers.subscribe, parent)
+        self._servers = servers
+        self._tests = itertools.count(1)
+        self._route(ServersChanged, self.sig_servers_changed)
+        self._route(ServerListed, self.sig_server_listed)
+
+    def test(self, server: ModelServer, key: str | None, *, saved_key_of: str | None = None) -> int:
+        """Tests ``server`` as set up in a form (``key`` None: the key saved for
+        ``saved_key_of``, by default ``server``'s name) and returns the number its
+        ``sig_tested`` will carry. A form that cannot be tried is answered before this
+        returns: connect to ``sig_tested`` queued, to hear it after the number."""
+        number = next(self._tests)
+        self._servers.test(server, key, lambda listing: self.sig_tested.emit(number, listing), saved_key_of=saved_key_of)
+        return number

@@ -39,9 +39,10 @@ from app.core.conversations.conversation_events import (
 )
 from app.core.conversations.conversation_library import ConversationLibrary
 from app.core.domain.conversations import Message
-from app.core.domain.generation import GenerationStats, LoadSettings, MemoryShortfall
+from app.core.domain.generation import GenerationStats, LoadSettings, MemoryShortfall, ModelSource, RemoteModel
 from app.core.engines.engine_events import ModelChecking, ModelLoaded, ModelLoadFailed, ModelLoading
 from app.core.engines.engine_host import EngineHost
+from app.core.engines.remote.model_servers import ModelServers
 from app.core.models.fit_estimate import format_gb
 from app.core.profile.secret_store import SecretStore
 from app.core.profile.settings import Settings
@@ -56,8 +57,17 @@ from app.ui.composer_widget import ComposerWidget
 from app.ui.conversation_files import ConversationFiles
 from app.ui.conversation_sidebar import ConversationSidebar
 from app.ui.download_status import DownloadsIndicator
-from app.ui.event_bridges import ApiRequestLogBridge, EngineBridge, LibraryBridge, LocalApiBridge, SessionBridge, ToolsBridge
+from app.ui.event_bridges import (
+    ApiRequestLogBridge,
+    EngineBridge,
+    LibraryBridge,
+    LocalApiBridge,
+    ModelServersBridge,
+    SessionBridge,
+    ToolsBridge,
+)
 from app.ui.model_bar import ModelBar
+from app.ui.model_server_texts import model_label, privacy_notice, replies_from
 from app.ui.models_controller import ModelsController
 from app.ui.models_dialog import ModelsDialog
 from app.ui.settings_dialog import SettingsDialog
@@ -85,12 +95,14 @@ class MainWindow(QMainWindow):
         api_key: SecretStore,
         image_path: Callable[[str], Path],
         tools: ToolService,
+        model_servers: ModelServers,
         parent: QWidget | None = None,
     ) -> None:
         """``runtime_description`` says what runs the models, for the About box; ``api`` is the
         local API server that Settings turns on and off, and ``api_key`` keeps its key;
         ``image_path(sha256)`` is where the stored picture with that hash is, for the transcript;
-        ``tools`` are the tools chats may offer (the composer's Tools menu)."""
+        ``tools`` are the tools chats may offer (the composer's Tools menu); ``model_servers``
+        are the servers whose models the model list offers (Settings › Model servers)."""
         super().__init__(parent)
         self.setWindowTitle(self.tr("Qwen Local Chat"))
         self.setAcceptDrops(True)
@@ -108,7 +120,7 @@ class MainWindow(QMainWindow):
         self._image_path = image_path
         self._request_log_dialog: ApiRequestLogDialog | None = None
         self._facts = host.facts
-        self._loading_path: Path | None = None
+        self._loading_source: ModelSource | None = None
         self._first_conversation_opened = False
         self._closed = False  # the core has been shut down
         self._reveal_when_shown: tuple[int, int] | None = None  # a search hit: (conversation, message)
@@ -119,6 +131,8 @@ class MainWindow(QMainWindow):
         self._api_log_bridge = ApiRequestLogBridge(api.log, self)
         self._tools = tools
         self._tools_bridge = ToolsBridge(tools, self)
+        self._model_servers = model_servers
+        self._servers_bridge = ModelServersBridge(model_servers, self)
 
         self._build_widgets()
         self.conversation_files = ConversationFiles(
@@ -135,16 +149,17 @@ class MainWindow(QMainWindow):
         self._update_ready_state()
         for bridge in (
             self._engine_bridge, self._session_bridge, self._library_bridge, self._api_bridge, self._api_log_bridge,
-            self._tools_bridge,
+            self._tools_bridge, self._servers_bridge,
         ):
             bridge.start()
         self.api_status.show_state(api.state)  # read once its changes are sure to arrive
+        model_servers.refresh()  # their models join the list as they answer
 
     # ------------------------------------------------------------------------------- building
 
     def _build_widgets(self) -> None:
         self.sidebar = ConversationSidebar(self._library, self._library_bridge)
-        self.model_bar = ModelBar(self._models)
+        self.model_bar = ModelBar(self._models, self._model_servers, self._servers_bridge)
         self.error_banner = Banner("errorBanner")
         self.info_banner = Banner("infoBanner")
         self.transcript = TranscriptView(self._image_path)
@@ -288,6 +303,7 @@ class MainWindow(QMainWindow):
         self.chat.sig_busy_changed.connect(lambda _busy: self.transcript.refresh_actions())
         self.composer.sig_image_support_requested.connect(self.show_models)
         self.composer.tools_button.sig_settings_requested.connect(self.show_settings)
+        self._servers_bridge.sig_servers_changed.connect(self._check_loaded_models_server)
 
         library = self._library_bridge
         library.sig_conversations_changed.connect(self._on_conversations_changed)
@@ -334,32 +350,52 @@ class MainWindow(QMainWindow):
 
     # --------------------------------------------------------------------------------- models
 
-    def load_model(self, path: Path, *, context_size: int | None = None, despite_memory: bool = False) -> None:
-        """Starts loading ``path`` on the engine thread; the window stays responsive. The context
-        is the one in Settings (the engine side reduces it to what runs well here) unless
-        ``context_size`` is given; ``despite_memory`` loads a model the memory check refused."""
+    def load_model(self, source: ModelSource, *, context_size: int | None = None, despite_memory: bool = False) -> None:
+        """Starts loading ``source`` (a model file, or a ``RemoteModel`` on a model server) on
+        the engine thread; the window stays responsive. A file's context is the one in Settings
+        (the engine side reduces it to what runs well here) unless ``context_size`` is given;
+        ``despite_memory`` loads a model the memory check refused. A server's model runs as its
+        server set it up: none of that applies."""
         self.chat.stop()
-        self._loading_path = Path(path)
         self.error_banner.hide()
-        self.load_progress.setValue(0)
         self.load_progress.show()
-        self.model_status.setText(self.tr("Loading %1…").replace("%1", self._loading_path.name))
+        if isinstance(source, RemoteModel):
+            self._loading_source = source
+            self.load_progress.setRange(0, 0)  # the server answers at once or not at all: no steps to count
+            self.model_status.setText(self.tr("Connecting to %1…").replace("%1", source.server))
+            self.model_status.setToolTip(self.tr("Asking %1 for the model %2").replace("%1", source.server).replace("%2", source.model_id))
+            self._update_ready_state()
+            self._host.load_model(source, LoadSettings())
+            return
+        path = self._loading_source = Path(source)
+        self.load_progress.setRange(0, 100)
+        self.load_progress.setValue(0)
+        self.model_status.setText(self.tr("Loading %1…").replace("%1", path.name))
         self._update_ready_state()
-        projector = self._models.projector_for(self._loading_path)  # its image support, if it has one
+        projector = self._models.projector_for(path)  # its image support, if it has one
         settings = self._settings.load_settings(context_size or self._settings.context_size, projector)
-        self._host.load_model(self._loading_path, settings, despite_memory=despite_memory)
+        self._host.load_model(path, settings, despite_memory=despite_memory)
 
     def _context_size(self) -> int:
-        """The context chats run with: the loaded model's, else the one in Settings."""
+        """The context chats run with: the loaded model's (0: its server did not say), else
+        the one in Settings."""
         return self._facts.context_size if self._facts else self._settings.context_size
 
-    def last_model_if_present(self) -> Path | None:
-        """The model used last time, if its file is still there."""
+    def _show_context_size(self) -> None:
+        server = self._facts.remote.server if self._facts is not None and self._facts.remote else ""
+        self.chat_settings_panel.set_context_size(self._context_size(), server)
+
+    def last_model_if_present(self) -> ModelSource | None:
+        """The model used last time: a model on a server that is still set up, else the last
+        model file if it is still there."""
+        remote = self._settings.remote_model_to_reopen
+        if remote is not None and self._model_servers.server(remote.server) is not None:
+            return remote
         last = self._settings.last_model
         return last if last is not None and last.is_file() else None
 
     def _on_model_checking(self, event: ModelChecking) -> None:
-        if event.path != self._loading_path:
+        if event.path != self._loading_source:
             return
         self.model_status.setText(self.tr("Checking %1 (first use)…").replace("%1", event.path.name))
         self.model_status.setToolTip(self.tr(
@@ -369,39 +405,65 @@ class MainWindow(QMainWindow):
         self.load_progress.setValue(round(event.fraction * 100))
 
     def _on_model_loading(self, event: ModelLoading) -> None:
-        if event.path == self._loading_path and self.model_status.text().startswith(self.tr("Checking")):
-            self.model_status.setText(self.tr("Loading %1…").replace("%1", event.path.name))  # checked
+        checked = isinstance(event.path, Path) and self.model_status.text().startswith(self.tr("Checking"))
+        if event.path == self._loading_source and checked:
+            self.model_status.setText(self.tr("Loading %1…").replace("%1", event.path.name))
             self.model_status.setToolTip("")
-        self.load_progress.setValue(round(event.fraction * 100))
+        if self.load_progress.maximum():
+            self.load_progress.setValue(round(event.fraction * 100))
 
     def _on_model_loaded(self, event: ModelLoaded) -> None:
         facts = self._facts = event.facts
-        self._loading_path = None
+        self._loading_source = None
         self.load_progress.hide()
-        self._models.remember_opened(facts.path)  # only a file that loaded joins the list
-        self._settings.remember_model(facts.path)
-        self._refresh_model_picker()
+        if facts.path is not None:
+            self._models.remember_opened(facts.path)  # only a file that loaded joins the list
+            self._settings.remember_model(facts.path)
+        self._settings.remember_remote_model(facts.remote)  # None for a file: that file is reopened
         self.sig_settings_changed.emit()
+        self._refresh_model_picker()
         self._show_model_status()
         self._show_reply_figures(self.chat.last_reply_stats())
-        self.chat_settings_panel.set_context_size(facts.context_size)
+        self._show_context_size()
         self._update_ready_state()
 
     def _on_model_load_failed(self, event: ModelLoadFailed) -> None:
         """A failed open changes nothing: the model loaded before (if any) is still the one."""
         self._facts = event.still_loaded
-        self._loading_path = None
+        self._loading_source = None
         self.load_progress.hide()
         self._refresh_model_picker()
         self._show_model_status()
         message = event.message
         if event.still_loaded is not None:
-            message += " " + self.tr("Still using %1.").replace("%1", model_display_name(event.still_loaded.path))
-        if event.shortfall is None:
+            message += " " + self.tr("Still using %1.").replace("%1", model_label(event.still_loaded))
+        if isinstance(event.path, RemoteModel):
+            self._offer_a_model_file(message)
+        elif event.shortfall is None:
             self.error_banner.show_message(message)
         else:
             self._offer_ways_out(event.path, event.shortfall, message)
         self._update_ready_state()
+
+    def _check_loaded_models_server(self) -> None:
+        """The loaded model's server was removed or renamed in Settings: say so now, not at the
+        next reply, and point to its models under the server's new name."""
+        remote = self._facts.remote if self._facts is not None else None
+        if remote is not None and self._model_servers.server(remote.server) is None:
+            self._offer_a_model_file(
+                self.tr("The model server %1 was removed or renamed: choose its model again in the model list.")
+                .replace("%1", remote.server)
+            )
+
+    def _offer_a_model_file(self, message: str) -> None:
+        """A server's model could not be loaded, and none is: the model file used last is one
+        click away (at start, a server that is off would otherwise leave the window idle)."""
+        recent = self._recent_models()
+        if self._facts is None and recent:
+            name = recent[0].stem
+            self.error_banner.show_message(message, self.tr("Use %1").replace("%1", name), lambda: self.load_model(recent[0]))
+        else:
+            self.error_banner.show_message(message)
 
     def _offer_ways_out(self, path: Path, shortfall: MemoryShortfall, message: str) -> None:
         """A model that does not fit now: load it with the context that fits, or anyway, after
@@ -428,22 +490,31 @@ class MainWindow(QMainWindow):
             self.load_model(path, despite_memory=True)
 
     def _show_model_status(self) -> None:
-        """The loaded model under the same name as in the picker; its details in the tooltip."""
+        """The loaded model under the same name as in the picker, and where its replies come
+        from; their details in the tooltips."""
         facts = self._facts
+        self.composer.show_privacy_notice(privacy_notice(facts))
         if facts is None:
             self.model_status.setText(self.tr("No model loaded"))
             self.model_status.setToolTip("")
             self.backend_status.clear()
+            self.backend_status.setToolTip("")
             return
-        self.model_status.setText(model_display_name(facts.path))
+        self.model_status.setText(model_label(facts))
         size = f" ({facts.size_label})" if facts.size_label else ""
-        self.model_status.setToolTip(f"{facts.name}{size}\n{facts.path}")
-        self.backend_status.setText(self.tr("%1 · %2 threads").replace("%1", facts.backend).replace("%2", str(facts.threads)))
+        if facts.remote is not None:
+            where = self.tr("on the model server %1 (%2)").replace("%1", facts.remote.server).replace("%2", facts.server_address)
+        else:
+            where = str(facts.path)
+        self.model_status.setToolTip(f"{facts.name}{size}\n{where}")
+        text, tooltip = replies_from(facts)
+        self.backend_status.setText(text)
+        self.backend_status.setToolTip(tooltip)
 
     def _on_download_finished(self, progress) -> None:
         """Offers a model that just finished downloading (unless it is already being loaded)."""
         path = Path(progress.path)
-        if path in (self._loading_path, self._facts.path if self._facts else None):
+        if path in (self._loading_source, self._facts.path if self._facts else None):
             return
         name = self._models.display_name_of(progress)
         self.info_banner.show_message(
@@ -452,9 +523,16 @@ class MainWindow(QMainWindow):
             lambda: (self.info_banner.hide(), self.load_model(path)),
         )
 
+    def _recent_models(self) -> list[Path]:
+        return [Path(text).absolute() for text in self._settings.recent_models if Path(text).is_file()]
+
     def _refresh_model_picker(self) -> None:
-        recent = [Path(text).absolute() for text in self._settings.recent_models if Path(text).is_file()]
-        self.model_bar.show_models(recent, self._facts.path if self._facts else (recent[0] if recent else None))
+        recent = self._recent_models()
+        if self._facts is not None:
+            current = self._facts.source
+        else:
+            current = self._settings.remote_model_to_reopen or (recent[0] if recent else None)
+        self.model_bar.show_models(recent, current)
         self._update_empty_hint()
 
     def show_models(self) -> None:
@@ -483,6 +561,7 @@ class MainWindow(QMainWindow):
         api_before = configured_api(settings, self._api_key.token())
         dialog = SettingsDialog(
             self._models, settings, self._api_key, self._api.state, self, tools=self._tools, tools_bridge=self._tools_bridge,
+            model_servers=self._model_servers, model_servers_bridge=self._servers_bridge,
         )
         # Over the dialog, which blocks every other window while it is open.
         dialog.sig_request_log_requested.connect(lambda: ApiRequestLogDialog(self._api.log, self._api_log_bridge, dialog).exec())
@@ -497,12 +576,17 @@ class MainWindow(QMainWindow):
                 set_color_scheme(QApplication.instance(), THEMES[settings.theme])
             if settings.font_size != before[1]:
                 set_font_size(QApplication.instance(), settings.font_size)
-            if self._facts is not None and self._load_settings_for_current() != before[2] and not self.is_generating:
+            if self._load_settings_for_current() != before[2] and not self.is_generating:
                 self.load_model(self._facts.path)  # context, threads and GPU are set at load
         self._refresh_model_picker()
+        # Offline mode may have changed, and servers been added or changed: their models are
+        # listed afresh (the last answers show meanwhile).
+        self._model_servers.refresh()
 
     def _load_settings_for_current(self) -> LoadSettings | None:
-        return self._settings.load_settings(self._settings.context_size) if self._facts else None
+        """What a model file is loaded with; None for a model on a server, which its server runs."""
+        loaded_file = self._facts is not None and self._facts.path is not None
+        return self._settings.load_settings(self._settings.context_size) if loaded_file else None
 
     def show_api_request_log(self) -> None:
         if self._request_log_dialog is None:
@@ -580,7 +664,8 @@ class MainWindow(QMainWindow):
 
     def _on_reply_finished(self, reply: Message) -> None:
         self._show_reply_figures(reply.stats)
-        if reply.stats is not None and self._facts is not None:
+        # A server's speed says nothing about this computer's, which the fit advice learns.
+        if reply.stats is not None and self._facts is not None and self._facts.path is not None:
             self._models.record_reply_speed(reply.stats.tokens_per_second, reply.stats.generated_tokens, self._facts.file_size)
 
     def _show_reply_figures(self, stats: GenerationStats | None) -> None:
@@ -590,13 +675,24 @@ class MainWindow(QMainWindow):
         if self._facts is None:
             self.context_status.clear()
             return
+        if stats is not None and stats.prompt_tokens == 0 and stats.generated_tokens:
+            return  # a reply cut off before its server counted the prompt: the last count stands
         used = stats.prompt_tokens + stats.generated_tokens if stats else 0
-        self.context_status.setText(
-            self.tr("Context: %1 / %2 tokens").replace("%1", f"{used:,}").replace("%2", f"{self._facts.context_size:,}")
-        )
+        if self._facts.context_size:
+            self.context_status.setText(
+                self.tr("Context: %1 / %2 tokens").replace("%1", f"{used:,}").replace("%2", f"{self._facts.context_size:,}")
+            )
+            self.context_status.setToolTip(self.tr("How much of the model's context window the conversation used in the last reply"))
+        else:
+            self.context_status.setText(self.tr("Context: %1 / unknown").replace("%1", f"{used:,}"))
+            self.context_status.setToolTip(self.tr(
+                "The tokens the conversation used in the last reply; the model server did not say how large its context window is"
+            ))
 
     def _update_ready_state(self) -> None:
-        if self._loading_path is not None:
+        if isinstance(self._loading_source, RemoteModel):
+            reason = self.tr("Still connecting to %1.").replace("%1", self._loading_source.server)
+        elif self._loading_source is not None:
             reason = self.tr("The model is still loading.")
         elif self._facts is None:
             reason = self.tr("Open a model to start chatting.")
@@ -604,14 +700,15 @@ class MainWindow(QMainWindow):
             reason = ""
         self.composer.set_ready(not reason, reason)
         self.composer.set_image_support(
-            model_loaded=self._facts is not None, reads_images=self._facts is not None and self._facts.reads_images
+            model_loaded=self._facts is not None, reads_images=self._facts is not None and self._facts.reads_images,
+            server=self._facts.remote.server if self._facts is not None and self._facts.remote else "",
         )
         self.transcript.set_model_ready(not reason, reason)
         self._update_empty_hint()
 
     def _update_empty_hint(self) -> None:
         empty = not self.transcript.message_widgets()
-        no_model = self._facts is None and self._loading_path is None
+        no_model = self._facts is None and self._loading_source is None
         first_run = empty and no_model and not self.model_bar.picker.count()
         if first_run and self.welcome_panel is None:
             self.welcome_panel = WelcomePanel(self._models)
@@ -623,6 +720,8 @@ class MainWindow(QMainWindow):
             self.welcome_panel.setVisible(first_run)
         if no_model:
             hint = self.tr("Choose a model above to start, open “Models…” to download one, or drop a .gguf file here.")
+        elif self._facts is not None and self._facts.leaves_this_computer:
+            hint = self.tr("Ask anything. Replies come from %1, on another computer.").replace("%1", self._facts.remote.server)
         else:
             hint = self.tr("Ask anything. Everything stays on this computer.")
         self.empty_hint.setText(hint)
@@ -691,11 +790,6 @@ class MainWindow(QMainWindow):
             QMessageBox.StandardButton.Cancel,
         )
         return answer == QMessageBox.StandardButton.Yes
-
-
-def model_display_name(path: Path) -> str:
-    """What a model is called in the picker and the status bar alike: its file name."""
-    return Path(path).stem
 
 
 def about_text(runtime_description: str) -> str:

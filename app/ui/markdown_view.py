@@ -125,6 +125,11 @@ class ProseLabel(QLabel):
         super().changeEvent(event)
         if event.type() == QEvent.Type.PaletteChange and self.textFormat() == Qt.TextFormat.RichText:
             self.show_markdown(self._markdown)  # table borders in the new theme's colour
+        elif event.type() == QEvent.Type.FontChange:
+            # The style sheet's text size arrives once the label is polished, after its first
+            # heights were measured in the default font: they would cut its last line short.
+            self._heights.clear()
+            self.updateGeometry()
 
     def show_markdown(self, markdown: str) -> None:
         self._heights.clear()

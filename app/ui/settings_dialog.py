@@ -1,6 +1,7 @@
 """Settings for every chat: appearance, how models run (context, threads, GPU), how finely
-pictures are read, the models folder and Hub (token, address, proxy, offline mode), the local API server (port, key, who
-may reach it) and tools (``tool_settings_page``). Per-chat settings are in the chat's panel."""
+pictures are read, the models folder and Hub (token, address, proxy, offline mode), model servers on
+other computers (``model_servers_page``), the local API server (port, key, who may reach it) and
+tools (``tool_settings_page``). Per-chat settings are in the chat's panel."""
 
 from __future__ import annotations
 
@@ -32,11 +33,13 @@ from PySide6.QtWidgets import (
 from app.core.api.api_server import ApiServerConfig, base_url
 from app.core.api.local_api_service import LocalApiState, api_config, network_addresses, new_api_key
 from app.core.domain.generation import IMAGE_DETAIL_TOKENS
+from app.core.engines.remote.model_servers import ModelServers
 from app.core.models.hub_access import HubSettings, hub_endpoint
 from app.core.profile.secret_store import SecretStore
 from app.core.profile.settings import Settings
 from app.core.tools.tool_service import ToolService
-from app.ui.event_bridges import ToolsBridge
+from app.ui.event_bridges import ModelServersBridge, ToolsBridge
+from app.ui.model_servers_page import ModelServersPage
 from app.ui.models_controller import ModelsController
 from app.ui.tool_settings_page import ToolSettingsPage
 
@@ -55,10 +58,13 @@ class SettingsDialog(QDialog):
         *,
         tools: ToolService,
         tools_bridge: ToolsBridge,
+        model_servers: ModelServers,
+        model_servers_bridge: ModelServersBridge,
     ) -> None:
         """Edits ``app_settings`` in place when saved, and keeps the API key in ``api_key`` (the
         window then applies and stores them); ``api_state`` is the API's now. The Tools sections
-        change ``tools`` at once, and follow its changes through ``tools_bridge``."""
+        change ``tools`` at once, and follow its changes through ``tools_bridge``; the Model
+        servers section does the same with ``model_servers`` and ``model_servers_bridge``."""
         super().__init__(parent)
         self.setWindowTitle(self.tr("Settings"))
         self._controller = controller
@@ -194,16 +200,21 @@ class SettingsDialog(QDialog):
         sections = QWidget()
         sections_layout = QVBoxLayout(sections)
         sections_layout.setContentsMargins(0, 0, 0, 0)
-        boxes = []
-        for title, form in (
-            (self.tr("Appearance"), appearance), (self.tr("Running models"), performance), (self.tr("Images"), pictures),
-            (self.tr("Models and the Hub"), hub), (self.tr("Local API server"), api),
-        ):
+
+        def add_section(title: str, form: QFormLayout) -> QGroupBox:
             box = QGroupBox(title)
             box.setLayout(form)
             sections_layout.addWidget(box)
-            boxes.append(box)
-        self.api_section = boxes[-1]
+            return box
+
+        for title, form in (
+            (self.tr("Appearance"), appearance), (self.tr("Running models"), performance), (self.tr("Images"), pictures),
+            (self.tr("Models and the Hub"), hub),
+        ):
+            add_section(title, form)
+        self.model_servers = ModelServersPage(model_servers, model_servers_bridge)
+        sections_layout.addWidget(self.model_servers)
+        self.api_section = add_section(self.tr("Local API server"), api)
         self.tool_settings = ToolSettingsPage(tools, tools_bridge)
         sections_layout.addWidget(self.tool_settings)
         # Scrolled, so that the dialog fits a small laptop screen too.

@@ -71,6 +71,9 @@ DARK_OVERRIDES = """
 #warningText { color: #fdd663; }
 #toolCallState[tone="done"] { color: #81c995; }
 #toolCallState[tone="problem"] { color: #f28b82; }
+#testResult[tone="good"] { color: #81c995; }
+#testResult[tone="problem"] { color: #fdd663; }
+#replyNotice[tone="problem"] { color: #fdd663; border-left-color: #fdd663; }
 """
 
 

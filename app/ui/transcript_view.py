@@ -119,7 +119,7 @@ class MessageWidget(QFrame):
         self._thinking_started: float | None = None
         self._thinking_seconds: float | None = None
         self._user_toggled_thinking = False
-        self._stopped_at_limit = False
+        self._can_continue = False  # it stopped at its length limit, or its server's connection broke
         self._is_last_reply = False
         self._turn_goes_on = False  # the reply called tools, and its turn has not ended yet
         self._alternative_position: tuple[int, int] = (0, 1)
@@ -162,6 +162,11 @@ class MessageWidget(QFrame):
         self._reasoning_label = _plain_label("reasoningText")
         layout.addWidget(self._thinking_toggle)
         layout.addWidget(self._reasoning_label)
+        # What a reply still without text waits for (its model server), until the text comes.
+        self.waiting_label = QLabel()
+        self.waiting_label.setObjectName("replyWaiting")
+        self.waiting_label.hide()
+        layout.addWidget(self.waiting_label)
 
         if is_reply:
             self._body: QLabel | MarkdownView = MarkdownView()
@@ -318,7 +323,7 @@ class MessageWidget(QFrame):
         self.action_buttons["delete"].setVisible(finished)
         self.action_buttons["regenerate"].setVisible(finished and last_reply and self.role == "assistant")
         self.action_buttons["continue"].setVisible(
-            finished and last_reply and self.role == "assistant" and self._stopped_at_limit
+            finished and last_reply and self.role == "assistant" and self._can_continue
         )
         self.action_buttons["edit"].setVisible(finished and self.role == "user")
         index, count = self._alternative_position
@@ -338,7 +343,15 @@ class MessageWidget(QFrame):
     def markdown_view(self) -> MarkdownView | None:
         return self._body if isinstance(self._body, MarkdownView) else None
 
+    def show_waiting(self, text: str) -> None:
+        """The reply has no text yet and waits: ``text`` says for what, until its text comes."""
+        self.waiting_label.setText(text)
+        self.waiting_label.setVisible(self._streaming and not self._reasoning and not self._answer)
+        self._refresh_text()
+
     def append(self, reasoning: str, answer: str) -> None:
+        if reasoning or answer:
+            self.waiting_label.hide()
         now = time.monotonic()
         if reasoning and self._thinking_started is None:
             self._thinking_started = now
@@ -352,11 +365,16 @@ class MessageWidget(QFrame):
         """Shows how the reply ended: stats, or that it was stopped or failed."""
         self._streaming = state == MessageState.STREAMING
         self.stats = stats
-        self._stopped_at_limit = bool(stats and stats.stop_reason == StopReason.MAX_TOKENS)
+        connection_lost = bool(stats and stats.stop_reason == StopReason.CONNECTION_LOST)
+        self._can_continue = bool(stats and stats.stop_reason == StopReason.MAX_TOKENS) or connection_lost
+        if not self._streaming:
+            self.waiting_label.hide()
         if not self._streaming and self._thinking_started is not None and self._thinking_seconds is None:
             self._thinking_seconds = time.monotonic() - self._thinking_started
         notes = []
-        if state == MessageState.INTERRUPTED:
+        if state == MessageState.INTERRUPTED and connection_lost:
+            notes.append(self.tr("Interrupted: Continue picks up where it stopped"))
+        elif state == MessageState.INTERRUPTED:
             notes.append(self.tr("Interrupted: the app ended before the reply did"))
         elif state == MessageState.STOPPED or (stats and stats.stop_reason == StopReason.CANCELLED):
             notes.append(self.tr("Stopped"))
@@ -366,8 +384,12 @@ class MessageWidget(QFrame):
             notes.append(self.tr("The context window is full"))
         if state == MessageState.FAILED:
             notes.append(self.tr("Failed: %1").replace("%1", error or self.tr("unknown error")))
+        # A reply that ended well may carry information; one cut off carries why.
         self.notice.setText(error or "")
-        self.notice.setVisible(bool(error) and state == MessageState.COMPLETE)
+        self.notice.setVisible(bool(error) and state in (MessageState.COMPLETE, MessageState.INTERRUPTED))
+        self.notice.setProperty("tone", "problem" if state == MessageState.INTERRUPTED else "")
+        self.notice.style().unpolish(self.notice)
+        self.notice.style().polish(self.notice)
         if stats and self.role == "assistant":
             notes.append(describe_stats(stats))
         self._footer.setText(" — ".join(notes))
@@ -392,7 +414,8 @@ class MessageWidget(QFrame):
         self._reasoning_label.setText(bounded_for_label(self._reasoning.strip(), keep_end=True))  # the live end
         self._reasoning_label.setVisible(has_reasoning and self._thinking_toggle.isChecked())
         if isinstance(self._body, MarkdownView):
-            placeholder = "" if has_reasoning or not self._streaming else "…"
+            waiting = self._streaming and not self.waiting_label.isHidden()
+            placeholder = "" if has_reasoning or not self._streaming or waiting else "…"
             self._body.set_markdown(self._answer or placeholder)
             self._body.setVisible(bool(self._answer or placeholder))
         else:

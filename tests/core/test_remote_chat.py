@@ -112,7 +112,7 @@ def test_a_server_that_dies_mid_reply_leaves_the_reply_interrupted_and_continue_
     with serve_process(tiny_model, profile, "--context", "4096", port=port):  # back, at the same address
         remote_chat.session.continue_reply(interrupted.id)
         continued = remote_chat.next_finished().reply
-        assert continued.id == interrupted.id and continued.state is MessageState.COMPLETE
+        assert continued.id == interrupted.id and continued.state is MessageState.COMPLETE and continued.error is None
         assert continued.content.startswith(kept) and len(continued.content) > len(kept)
         remote_chat.session.regenerate(interrupted.id)
         regenerated = remote_chat.next_finished().reply

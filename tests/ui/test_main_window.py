@@ -147,7 +147,7 @@ def test_a_follow_up_in_the_window_evaluates_only_the_new_question(qtbot, paths,
     send_and_wait(qtbot, app, "And then?")
     stats = stored_messages(app)[-1].stats
     new_part = "And then?<|im_end|>\n<|im_start|>assistant\n<think>\n"
-    tokens = app.core.engine.call(lambda engine: len(engine.tokenize(new_part))).result()
+    tokens = app.core.engine.call(lambda engine: len(engine.local.tokenize(new_part))).result()
     assert stats.evaluated_prompt_tokens == tokens
     assert stats.prompt_tokens > 10 * stats.evaluated_prompt_tokens
     close(app)

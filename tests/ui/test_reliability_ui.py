@@ -82,12 +82,12 @@ def test_a_model_too_large_for_the_free_memory_loads_only_after_a_confirmed_warn
 
     _answer_next_question(QMessageBox.StandardButton.Cancel)
     load_anyway.click()
-    assert window._loading_path is None  # cancelled: nothing was started
+    assert window._loading_source is None  # cancelled: nothing was started
 
     _answer_next_question(QMessageBox.StandardButton.Yes)
     load_anyway.click()
-    assert window._loading_path == huge
-    qtbot.waitUntil(lambda: window._loading_path is None, timeout=WAIT_MS)
+    assert window._loading_source == huge
+    qtbot.waitUntil(lambda: window._loading_source is None, timeout=WAIT_MS)
     # Allowed past the memory check, the file still meets llama.cpp's own: refused, not loaded.
     assert "has wrong shape" in window.error_banner.label.text()
     assert window.model_status.text() == "tiny-thinking"

@@ -390,8 +390,9 @@ class ChatSession:
             self._emit(TurnRefused("Only the last reply, stopped at its length limit, can be continued."))
             return
         reply = self._path[-1]
-        store.update_message(reply.id, state=MessageState.STREAMING)
-        streaming = replace(reply, state=MessageState.STREAMING, stats=None)
+        # The reason it stopped (a broken connection) no longer holds once it goes on.
+        store.update_message(reply.id, state=MessageState.STREAMING, error="")
+        streaming = replace(reply, state=MessageState.STREAMING, stats=None, error=None)
         self._path[-1] = streaming
         self._start_turn(store, streaming, self._path[:-1], continuation=reply)
 

@@ -546,8 +546,9 @@ class ConversationStore:
         error: str | None = None,
         parts: Sequence[MessagePart] | None = None,
     ) -> None:
-        """Change the given fields and leave those passed as ``None`` as they are; ``parts``
-        replaces all of the message's parts (a reply's tool calls, known once it has ended).
+        """Change the given fields and leave those passed as ``None`` as they are (an ``error``
+        of ``""`` removes the message's error); ``parts`` replaces all of the message's parts (a
+        reply's tool calls, known once it has ended).
 
         Does not touch the conversation's ``updated_at``: the reply being written was already
         counted as activity when it was added.
@@ -562,7 +563,7 @@ class ConversationStore:
         if stats is not None:
             changes.update(_stats_columns(stats))
         if error is not None:
-            changes["error"] = error
+            changes["error"] = error or None
         if parts is None:
             self._update_row("messages", message_id, changes)
             return

@@ -13,9 +13,11 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from app.core.atomic_file import write_text_atomically
 from app.core.engines.remote.server_connection import (
@@ -51,16 +53,27 @@ class ModelServer:
     def on_this_computer(self) -> bool:
         return is_loopback_url(self.url)
 
+    @property
+    def address(self) -> str:
+        """Host and port, as the person would recognise the server."""
+        return urlsplit(self.url).netloc
+
 
 @dataclass(frozen=True)
 class ServerListing:
     """What a server said when asked for its models: the models, or why it could not be used
-    (``problem``, one sentence). ``checking`` while the answer is awaited."""
+    (``problem``, one sentence). ``checking`` while the answer is awaited; ``answered_at``
+    (``time.monotonic()``) when it came, None while it never has."""
 
     server: str
     models: tuple[ServerModel, ...] = ()
     problem: str = ""
     checking: bool = False
+    answered_at: float | None = None
+
+    @property
+    def answered(self) -> bool:
+        return self.answered_at is not None
 
 
 @dataclass(frozen=True)
@@ -188,15 +201,24 @@ class ModelServers:
             raise ServerProblem(f"There is no model server named {name!r} any more: add it again in Settings › Model servers.")
         return self._connection(server, self._key_store(name).token())
 
-    def test(self, server: ModelServer, key: str | None, on_done: Callable[[ServerListing], None]) -> None:
-        """Asks ``server`` (as set up in a form, not yet saved; ``key`` None: its saved key)
-        for its models on a thread of its own; ``on_done(listing)`` there."""
+    def test(
+        self,
+        server: ModelServer,
+        key: str | None,
+        on_done: Callable[[ServerListing], None],
+        *,
+        saved_key_of: str | None = None,
+    ) -> None:
+        """Asks ``server`` (as set up in a form, not yet saved) for its models on a thread of
+        its own; ``on_done(listing)`` there, or at once when the form cannot be tried. ``key``
+        None: the key saved for ``saved_key_of`` (a server being edited, perhaps renamed in
+        the form), by default for ``server``'s name."""
         if key is None:
-            key = self._key_store(server.name).token()
+            key = self._key_store(saved_key_of or server.name).token()
         try:
             connection = self._connection(self._checked(server, server.name, saving=False), key)
         except ServerProblem as problem:
-            on_done(ServerListing(server.name, problem=str(problem)))
+            on_done(ServerListing(server.name, problem=str(problem), answered_at=time.monotonic()))
             return
         threading.Thread(target=lambda: on_done(_listing(connection)), name="model-server-test", daemon=True).start()
 
@@ -209,9 +231,10 @@ class ModelServers:
             try:
                 connection = self.connection_for(server.name)
             except ServerProblem as problem:
-                self._publish(ServerListing(server.name, problem=str(problem)))
+                self._publish(ServerListing(server.name, problem=str(problem), answered_at=time.monotonic()))
                 continue
-            self._publish(ServerListing(server.name, self.listing(server.name).models, checking=True))
+            before = self.listing(server.name)
+            self._publish(ServerListing(server.name, before.models, checking=True, answered_at=before.answered_at))
             threading.Thread(
                 target=lambda connection=connection: self._publish(_listing(connection)),
                 name="model-server-listing", daemon=True,
@@ -264,9 +287,10 @@ class ModelServers:
 
 def _listing(connection: ServerConnection) -> ServerListing:
     try:
-        return ServerListing(connection.name, tuple(list_models(connection)))
-    except ServerProblem as problem:
-        return ServerListing(connection.name, problem=str(problem))
+        models, problem = tuple(list_models(connection)), ""
+    except ServerProblem as error:
+        models, problem = (), str(error)
+    return ServerListing(connection.name, models, problem, answered_at=time.monotonic())
 
 
 def _keyring_entry(name: str) -> SecretStore:
