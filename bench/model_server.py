@@ -10,6 +10,9 @@ alternating rounds (raw, engine, raw: the engine against the mean of the two aro
   engine (the ``openai`` client, the reply splitters, the cancel watch) and through raw HTTP
   lines with no parsing at all;
 * **Time to the first text**, the same two ways: what the engine's request and stream setup add;
+* **Processor time of this process per token**, the same two ways: the client's own cost, which
+  on this 2-core machine is taken from the server's computing (out there it has a machine of
+  its own);
 * **Stop**: the time from setting a streaming reply's cancel flag to its end, connection closed.
 """
 
@@ -76,10 +79,15 @@ class ModelServerBench:
 
     def streaming(self, *, rounds: int, tokens: int, rng: random.Random) -> dict:
         ratios, first_ratios, engine_rates, raw_rates, engine_firsts, raw_firsts = [], [], [], [], [], []
+        engine_cpu, raw_cpu = [], []
         for _ in range(rounds):
             # A new question each time, so that none starts from the server's saved state of another.
+            started = time.process_time()
             before = self._raw(_question(rng, 40), tokens)
+            between = time.process_time()
             engine = self._engine(_question(rng, 40), tokens)
+            engine_cpu.append(time.process_time() - between)
+            raw_cpu.append(between - started)
             after = self._raw(_question(rng, 40), tokens)
             raw_rates += [before[0], after[0]]
             raw_firsts += [before[1], after[1]]
@@ -96,6 +104,10 @@ class ModelServerBench:
             "engine_first_text": seconds(engine_firsts),
             "raw_client_first_text": seconds(raw_firsts),
             "first_text_ratio_median_of_rounds": statistics.median(first_ratios),
+            # What this process computes per token (the server is another): on a machine of its
+            # own the client's cost is the whole of the difference between the two.
+            "engine_cpu_ms_per_token": statistics.median(engine_cpu) * 1000 / tokens,
+            "raw_client_cpu_ms_per_token": statistics.median(raw_cpu) * 1000 / tokens,
         }
 
     def stop(self, *, repeats: int, rng: random.Random) -> dict:
