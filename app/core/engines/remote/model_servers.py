@@ -111,7 +111,8 @@ class ModelServers:
         """``key_store(name)`` keeps the key of the server ``name`` (default: the system
         keyring, one entry per server)."""
         self._file = config_dir / CONFIG_FILE
-        self._key_store = key_store or _keyring_entry
+        self._new_key_store = key_store or _keyring_entry
+        self._key_stores: dict[str, SecretStore] = {}  # each reads the keyring once, then remembers
         self._lock = threading.Lock()
         self._offline = offline
         self._servers: list[ModelServer] = _read(self._file)
@@ -246,6 +247,12 @@ class ModelServers:
             return self._listings.get(name, ServerListing(name))
 
     # ------------------------------------------------------------------------------ internals
+
+    def _key_store(self, name: str) -> SecretStore:
+        with self._lock:
+            if name not in self._key_stores:
+                self._key_stores[name] = self._new_key_store(name)
+            return self._key_stores[name]
 
     def _connection(self, server: ModelServer, key: str | None) -> ServerConnection:
         if self.blocked_offline(server):
