@@ -2,7 +2,8 @@
 
 ``app.main`` (the window) builds them here; so can any other front end. Shutting down: the chat
 session first (a reply being written is cancelled and will be kept as interrupted), then the
-tools (MCP servers are stopped), then the engine host (its thread ends the reply, frees the model and is joined), then the store worker
+tools (MCP servers are stopped), then the engine host (its thread ends the reply, keeps the newest
+model state on disk, frees the model and is joined), then the store worker
 (it runs the saves still queued, the end of that reply among them, and closes the file). The
 local API stops before all of them: its open replies are cancelled and its clients told.
 """
@@ -22,6 +23,7 @@ from app.core.engines.engine_switch import EngineSwitch
 from app.core.engines.llama.llama_engine import LlamaEngine
 from app.core.engines.llama.llama_runtime import accelerator_report
 from app.core.engines.llama.model_gate import ModelGate
+from app.core.engines.llama.state_files import StateFiles
 from app.core.engines.remote.model_servers import ModelServers
 from app.core.engines.remote.remote_engine import RemoteEngine
 from app.core.models.hardware_probe import probe_hardware
@@ -34,6 +36,7 @@ SEARCH_TIMEOUT_S = 10.0  # the built-in search tool waits this long for the stor
 
 
 ENGINE_STOP_SECONDS = 3.0  # closing waits this long for a reply or load to end, then goes on
+STATE_WRITE_SECONDS = 10.0  # and this long for the newest model state to reach the disk (~70 MB)
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,8 @@ class CoreServices:
     api: LocalApiService
     tools: ToolService
     model_servers: ModelServers
+    saved_states: StateFiles
+    """The model states kept on disk for conversations resumed later (Settings shows their size)."""
     image_path: Callable[[str], Path]
     """Where the store keeps the picture with a given SHA-256 (``ConversationStore.image_path``;
     ValueError for a name that is no SHA-256), for screens to show."""
@@ -55,8 +60,9 @@ class CoreServices:
         when the conversation file cannot be used."""
         store = StoreWorker(paths.database)
         model_servers = ModelServers(paths.config_dir, offline=settings.offline_mode)
+        saved_states = StateFiles(paths.saved_states, lambda: settings.saved_states_budget_bytes)
         try:
-            engine = start_engine_host(paths.model_checks, model_servers)
+            engine = start_engine_host(paths.model_checks, saved_states, model_servers)
         except BaseException:
             store.shutdown()
             raise
@@ -67,11 +73,13 @@ class CoreServices:
         )
         session = ChatSession(store, engine, default_thinking=settings.enable_thinking, tools=tools)
         session.set_image_detail(settings.image_detail)
+        session.set_read_while_typing(settings.read_while_typing)
         # The store's own method: it reads only the folder fixed when the store opened, never the
         # database, so the GUI thread may call it.
         image_path = store.submit(lambda opened: opened.image_path).result()
         return cls(
-            store, engine, session, ConversationLibrary(store), LocalApiService(engine), tools, model_servers, image_path
+            store, engine, session, ConversationLibrary(store), LocalApiService(engine), tools, model_servers,
+            saved_states, image_path,
         )
 
     def shutdown(self) -> bool:
@@ -83,16 +91,22 @@ class CoreServices:
         self.session.shutdown()
         self.tools.shutdown()
         engine_stopped = self.engine.shutdown(timeout=ENGINE_STOP_SECONDS)
+        self.saved_states.wait_until_written(STATE_WRITE_SECONDS)  # the newest state, kept as the model was freed
         self.store.shutdown()
         return engine_stopped
 
 
-def start_engine_host(model_checks: Path, model_servers: ModelServers | None = None) -> EngineHost:
+def start_engine_host(
+    model_checks: Path, saved_states: StateFiles, model_servers: ModelServers | None = None
+) -> EngineHost:
     """The engine thread with the llama.cpp engine, behind the model gate (every model file is
     checked before llama.cpp opens it in this process; verdicts are kept in ``model_checks``),
-    and, given ``model_servers``, the engine for their models beside it."""
+    keeping states for later in ``saved_states``, and, given ``model_servers``, the engine for
+    their models beside it."""
     gate = ModelGate(model_checks, MemoryFit(lambda: probe_hardware(None, accelerator_report())))
     if model_servers is None:
-        return EngineHost(LlamaEngine, admit_model=gate)
+        return EngineHost(lambda: LlamaEngine(state_files=saved_states), admit_model=gate)
     servers = model_servers
-    return EngineHost(lambda: EngineSwitch(LlamaEngine(), RemoteEngine(servers.connection_for)), admit_model=gate)
+    return EngineHost(
+        lambda: EngineSwitch(LlamaEngine(state_files=saved_states), RemoteEngine(servers.connection_for)), admit_model=gate
+    )

@@ -18,7 +18,8 @@ import threading
 import time
 from pathlib import Path
 
-from app.composition import start_engine_host
+from app.composition import STATE_WRITE_SECONDS, start_engine_host
+from app.core.engines.llama.state_files import StateFiles
 from app.core.api.api_server import DEFAULT_PORT, DEFAULT_QUEUE_LIMIT, ApiServer, ApiServerConfig, ApiServerError
 from app.core.api.request_log import ApiRequestRecord
 from app.core.domain.model_files import gguf_file_problem
@@ -64,7 +65,9 @@ def main(argv: list[str]) -> int:
             raise _StopRequested
 
     previous = {number: signal.signal(number, request_stop) for number in (signal.SIGINT, signal.SIGTERM)}
-    host = start_engine_host(paths.model_checks)
+    # The API's conversations resume from their saved states after a restart, as the window's do.
+    saved_states = StateFiles(paths.saved_states, lambda: settings.saved_states_budget_bytes)
+    host = start_engine_host(paths.model_checks, saved_states)
     try:
         load_settings_ = settings.load_settings(args.context or settings.context_size, projector=projector)
         facts = _load(host, args.model, load_settings_)
@@ -89,6 +92,7 @@ def main(argv: list[str]) -> int:
         for number, handler in previous.items():
             signal.signal(number, handler)
         host.shutdown(timeout=ENGINE_STOP_SECONDS)
+        saved_states.wait_until_written(STATE_WRITE_SECONDS)
     print("Stopped.", flush=True)
     return 0
 

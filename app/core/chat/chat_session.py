@@ -77,6 +77,7 @@ from app.core.domain.generation import (
     DEFAULT_IMAGE_DETAIL,
     IMAGE_DETAIL_TOKENS,
     NO_PROJECTOR_MESSAGE,
+    ChatMessage,
     GenerationRequest,
     GenerationResult,
     GenerationStats,
@@ -144,6 +145,7 @@ class ChatSession:
         self._tools = tools
         self._listeners: Listeners[SessionEvent] = Listeners()
         self._closing = False
+        self._reads_while_typing = True  # a flag any thread may flip; read on the worker
         # Worker-thread state:
         self._default_thinking = default_thinking
         self._facts: ModelFacts | None = host.facts
@@ -167,6 +169,8 @@ class ChatSession:
 
         def open_(store: ConversationStore) -> None:
             self._stop_turn(store)
+            if self._path and (self._conversation is None or self._conversation.id != conversation_id):
+                self._host.keep_states()  # the chat left now resumes from its state later
             if conversation_id is None:
                 self._conversation, self._path = None, []
                 self._settings, self._system_prompt = self._new_chat_settings(), ""
@@ -255,6 +259,27 @@ class ChatSession:
                 self._continue(store, self._path[-1].id)
 
         self._run(continue_)
+
+    def read_while_typing(self, text: str) -> None:
+        """The person paused while writing ``text``, the open chat's next message: the engine
+        reads, when idle, as much of the next prompt as is certain, so that sending it leaves
+        only the rest to evaluate. Nothing while a reply is written, or when switched off."""
+
+        def read(store: ConversationStore) -> None:
+            if not (self._reads_while_typing and text.strip()) or self._facts is None or self._turn is not None or self._closing:
+                return
+            if len(text) > MAX_MESSAGE_CHARACTERS:
+                return
+            messages, _ = prompt_assembly.prompt_messages(self._system_prompt, self._path, _image_reader(store))
+            request = self._next_turn_request(messages)
+            self._host.prepare_next_turn(request, lambda evaluated: self._emit(NextTurnPrepared(evaluated)), typed=text)
+
+        self._run(read)
+
+    def set_read_while_typing(self, enabled: bool) -> None:
+        """Whether ``read_while_typing`` reads (off: the message is read once it is sent, which
+        saves the work of reading drafts, on battery for instance)."""
+        self._reads_while_typing = enabled
 
     def stop(self) -> None:
         """Stops the reply being written, also one asked for a moment ago and not yet started."""
@@ -675,12 +700,14 @@ class ChatSession:
         if self._facts is None or self._conversation is None or self._turn is not None or self._closing:
             return
         messages, _ = prompt_assembly.prompt_messages(self._system_prompt, self._path, _image_reader(store))
+        self._host.prepare_next_turn(self._next_turn_request(messages), lambda evaluated: self._emit(NextTurnPrepared(evaluated)))
+
+    def _next_turn_request(self, messages: list[ChatMessage]) -> GenerationRequest:
         thinking = prompt_assembly.thinking_enabled(self._settings, self._facts)
-        request = prompt_assembly.reply_request(
+        return prompt_assembly.reply_request(
             messages, self._settings, thinking=thinking, image_token_limit=self._image_token_limit,
             tools=self._offered_tools().schemas(),  # the tools open the prompt: the next turn's too
         )
-        self._host.prepare_next_turn(request, lambda evaluated: self._emit(NextTurnPrepared(evaluated)))
 
     def _stop_turn(self, store: ConversationStore) -> None:
         turn = self._turn

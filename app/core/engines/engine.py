@@ -95,6 +95,13 @@ class Engine(Protocol):
         cancel: threading.Event,
         tools: Sequence[Mapping] = (),
         image_token_limit: int | None = None,
+        typed: str = "",
     ) -> int:
-        """Does now, while the user types, the work the next turn would start with; returns how
-        many prompt tokens that evaluated."""
+        """Does now, while the user types, the work the next turn would start with (with
+        ``typed``, the next message as far as it is written, the part of it no further typing
+        can change too); returns how many prompt tokens that evaluated."""
+
+    def keep_states(self) -> None:
+        """Keeps the newest saved state where it outlasts the engine (on disk, written in the
+        background), for a conversation that is left now and resumed later; engines without
+        such a place do nothing."""

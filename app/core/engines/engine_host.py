@@ -245,11 +245,14 @@ class EngineHost:
             self._requests.add(request.cancel)
         self._submit(priority, generate, cancels_preparation=True)
 
-    def prepare_next_turn(self, request: GenerationRequest, on_done: Callable[[int], None] | None = None) -> None:
+    def prepare_next_turn(
+        self, request: GenerationRequest, on_done: Callable[[int], None] | None = None, *, typed: str = ""
+    ) -> None:
         """Evaluates, when the engine is idle, what the next turn's prompt will start with:
         ``request.messages`` is the conversation as the next turn will send it, without the new
-        user message. ``on_done(evaluated_tokens)`` ends it (0 when cancelled before its first
-        step or when there was nothing to gain)."""
+        user message; ``typed`` is that message as far as the person has written it (read as
+        far as it is certain). ``on_done(evaluated_tokens)`` ends it (0 when cancelled before
+        its first step or when there was nothing to gain)."""
 
         def prepare(engine: Engine) -> None:
             evaluated = 0
@@ -262,6 +265,7 @@ class EngineHost:
                         cancel=request.cancel,
                         tools=request.tools,
                         image_token_limit=request.image_token_limit,
+                        typed=typed,
                     )
             except Exception:  # only speed is lost: the next turn evaluates its prompt in full
                 logger.exception("Preparing the next turn failed")
@@ -272,8 +276,17 @@ class EngineHost:
                 deliver(on_done, evaluated)
 
         with self._lock:
+            if typed:  # it does what the earlier ones would, and more: they give way
+                for earlier in self._preparations:
+                    earlier.set()
             self._preparations.add(request.cancel)
         self._submit(Priority.PREPARATION, prepare)
+
+    def keep_states(self) -> None:
+        """Has the engine keep its newest state for later (on disk), once the work queued
+        before is done, a preparation of the next turn included: called when a conversation is
+        left, so that it resumes fast when it is opened again."""
+        self._submit(Priority.PREPARATION, lambda engine: engine.keep_states())
 
     def call(self, function: Callable[[Engine], T], priority: Priority = Priority.PERSON) -> Future[T]:
         """Runs ``function(engine)`` on the engine thread between requests (benchmarks and checks

@@ -58,6 +58,9 @@ class EngineSwitch:
     def prepare_next_turn(self, messages: Sequence[ChatMessage], **request) -> int:
         return self._active.prepare_next_turn(messages, **request)
 
+    def keep_states(self) -> None:
+        self._active.keep_states()
+
     @property
     def local(self) -> Engine:
         """The llama.cpp engine (for checks and benchmarks that compute where the engine does)."""

@@ -26,22 +26,25 @@ APP_AUTHOR = "QwenLocalChat"
 
 @dataclass(frozen=True)
 class AppPaths:
-    """The data folder (conversations) and config folder (settings) of one app profile."""
+    """The data folder (conversations), config folder (settings) and cache folder (what can be
+    made again: saved model states) of one app profile."""
 
     data_dir: Path
     config_dir: Path
+    cache_dir: Path
 
     @classmethod
     def default(cls) -> "AppPaths":
         return cls(
             data_dir=Path(platformdirs.user_data_dir(APP_NAME, APP_AUTHOR)),
             config_dir=Path(platformdirs.user_config_dir(APP_NAME, APP_AUTHOR)),
+            cache_dir=Path(platformdirs.user_cache_dir(APP_NAME, APP_AUTHOR)),
         )
 
     @classmethod
     def under(cls, root: Path) -> "AppPaths":
         """A self-contained profile below ``root`` (portable installs, tests)."""
-        return cls(data_dir=root / "data", config_dir=root / "config")
+        return cls(data_dir=root / "data", config_dir=root / "config", cache_dir=root / "cache")
 
     @property
     def database(self) -> Path:
@@ -59,6 +62,11 @@ class AppPaths:
     def model_checks(self) -> Path:
         """The first-use checks' verdicts on model files (see ``ModelGate``)."""
         return self.data_dir / "model-checks.json"
+
+    @property
+    def saved_states(self) -> Path:
+        """Model states saved for conversations resumed later (``StateFiles``)."""
+        return self.cache_dir / "saved-states"
 
     @property
     def settings_file(self) -> Path:

@@ -47,6 +47,9 @@ class Settings:
     # The user's choice of vision projector per model: model path → projector path, or "" for
     # text only; models without an entry find theirs by themselves (models.projector_pairing).
     projector_pairings: dict[str, str] = field(default_factory=dict)
+    # The disk space saved model states may take (conversations resumed without reading them again).
+    saved_states_budget_bytes: int = 2 * 1024**3
+    read_while_typing: bool = True  # the engine reads the next message during pauses in typing
     # [server name, model id] when the model used last runs on a model server; empty otherwise.
     last_remote_model: list[str] = field(default_factory=list)
 

@@ -70,6 +70,7 @@ from app.core.engines.llama.chat_template import (
     ChatTemplateError,
 )
 from app.core.engines.llama.projector_check import checked_projector
+from app.core.engines.llama.state_files import SavedState, StateFiles, model_key
 from app.core.engines.llama.vision_projector import ImageSpan, PromptItem, VisionProjector
 from app.core.engines.llama.llama_runtime import LlamaLog, compiled_backend, default_thread_count, init_llama_backend
 from app.core.engines.reasoning_splitter import ReasoningSplitter, prompt_opens_reasoning
@@ -90,17 +91,21 @@ class _StateSnapshot:
     data: ctypes.Array = field(repr=False)  # the first ``size`` bytes hold the state
     size: int
     position: int
+    from_file: SavedState | None = None  # read from the state files
 
 
 class LlamaEngine:
     """One loaded model and its context. Not thread-safe: see the module docstring."""
 
-    def __init__(self, *, max_snapshots: int = 8, snapshot_budget_bytes: int | None = None) -> None:
+    def __init__(
+        self, *, max_snapshots: int = 8, snapshot_budget_bytes: int | None = None, state_files: StateFiles | None = None
+    ) -> None:
         """``max_snapshots`` and ``snapshot_budget_bytes`` bound the saved states kept for reuse
         (default budget: an eighth of the RAM). The newest one is always kept. Each turn keeps
         two (where its prompt stops being the next turn's, and the next turn prepared), so 8
         keep the window's chat and a few API conversations warm at once; the budget is the
-        bound that matters for long contexts."""
+        bound that matters for long contexts. ``state_files`` keeps states on disk too, for
+        conversations resumed later (``keep_states``); None: in memory only."""
         self._model = None
         self._context = None
         self._vocab = None
@@ -115,6 +120,10 @@ class LlamaEngine:
         self._image_token_limit: int | None = None  # the running request's; None: as loaded
         self._reused_cells = 0  # of the last prompt evaluated: restored, not evaluated
         self._snapshots: list[_StateSnapshot] = []  # most recently used last
+        self._state_files = state_files
+        self._state_key = ""  # the loaded model's key among the files (state_files.model_key)
+        self._on_disk: list[SavedState] = []  # the loaded model's states in files, as found at load
+        self._kept: set[tuple[PromptItem, ...]] = set()  # states given to the files since load
         self._spare_buffer: ctypes.Array | None = None  # an evicted snapshot's, for the next one
         self._last_tokenized: tuple[str, list[int]] | None = None
         self._max_snapshots = max_snapshots
@@ -185,6 +194,7 @@ class LlamaEngine:
             self._open_context(model, path, settings, gpu_layers, log)
             if settings.projector is not None:
                 self._open_projector(Path(settings.projector))
+            self._find_saved_states(path, settings.projector)
         except Exception:
             if self._model is None:  # failed before the context took the model over
                 llama_cpp.llama_model_free(model)
@@ -265,8 +275,11 @@ class LlamaEngine:
         )
 
     def unload(self) -> None:
-        """Frees the model, its projector and context (safe to call when nothing is loaded)."""
+        """Frees the model, its projector and context (safe to call when nothing is loaded),
+        keeping its newest state on disk first."""
+        self.keep_states()
         self._snapshots.clear()
+        self._on_disk, self._kept, self._state_key = [], set(), ""
         self._spare_buffer = None
         self._last_tokenized = None
         self._evaluated = []
@@ -574,10 +587,15 @@ class LlamaEngine:
         cancel: threading.Event,
         tools: Sequence[Mapping] = (),
         image_token_limit: int | None = None,
+        typed: str = "",
     ) -> int:
         """Evaluates now, while the user reads and types (or an API client reads the reply),
-        what the next turn's prompt will start with: ``messages`` (the conversation including the reply just written) up to where the
-        next user message's text begins.
+        what the next turn's prompt will start with: ``messages`` (the conversation including
+        the reply just written) up to where the next user message's text begins, and, given
+        ``typed`` (that message as far as it is written), as much of it as is certain already:
+        the tokens no continuation of it can change. Only the state at the message's start is
+        saved: an edit behind what was read starts from there; the typed part is live state,
+        which the turn that sends the message goes on from.
 
         The template re-renders the last reply differently from how it was generated (its
         reasoning dropped), so without this the next turn would evaluate that whole reply before
@@ -591,22 +609,16 @@ class LlamaEngine:
             return 0
         self._begin_request(cancel, tools, image_token_limit)
         try:
-            return self._prepare_next_turn(messages, enable_thinking, sampling)
+            evaluated = self._prepare_next_turn(messages, enable_thinking, sampling)
+            if typed and not cancel.is_set():
+                evaluated += self._read_typed(messages, typed, enable_thinking, sampling)
+            return evaluated
         finally:
             self._end_request()
 
     def _prepare_next_turn(self, messages, enable_thinking, sampling) -> int:
-        next_turn = [*messages, ChatMessage("user", _PLACEHOLDER)]
-        try:
-            _, omitted = self.fit_to_context(
-                next_turn, enable_thinking=enable_thinking, reply_tokens=self.reply_reserve(sampling)
-            )
-            tokens = self._prompt_items(next_turn, enable_thinking)
-            other = self._prompt_items([*messages, ChatMessage("user", "?")], enable_thinking)
-        except (ChatTemplateError, PromptTooLongError, PromptRejectedError):
-            return 0
-        known = tokens[: _common_prefix_length(tokens, other)]
-        if omitted or not known:
+        known = self._certain_prefix(messages, "", enable_thinking, sampling)
+        if not known:
             return 0
         # The restore takes a strict prefix of what comes next: any token after ``known`` will do.
         self._restore_best_state([*known, -1])
@@ -616,6 +628,35 @@ class LlamaEngine:
         if complete:
             self._save_snapshot()
         return evaluated
+
+    def _read_typed(self, messages, typed: str, enable_thinking: bool, sampling: SamplingSettings) -> int:
+        known = self._certain_prefix(messages, typed, enable_thinking, sampling)
+        if not known:
+            return 0
+        self._restore_best_state([*known, -1])
+        if len(self._evaluated) >= len(known):
+            return 0
+        evaluated, _complete = self._evaluate_prompt(known, 0, None)  # no state saved: see above
+        return evaluated
+
+    def _certain_prefix(self, messages, typed: str, enable_thinking: bool, sampling: SamplingSettings) -> list[PromptItem]:
+        """The prompt tokens the next turn starts with whatever follows ``typed`` in the next
+        user message (the tokens several unlike continuations share); empty when the history
+        will not fit whole (where the next turn cuts it depends on the new message's length)."""
+        endings = (_PLACEHOLDER, "?", "a", " ")
+        try:
+            first, *others = (
+                self._prompt_items([*messages, ChatMessage("user", typed + ending)], enable_thinking) for ending in endings
+            )
+            _, omitted = self.fit_to_context(
+                [*messages, ChatMessage("user", typed + _PLACEHOLDER)], enable_thinking=enable_thinking,
+                reply_tokens=self.reply_reserve(sampling),
+            )
+        except (ChatTemplateError, PromptTooLongError, PromptRejectedError):
+            return []
+        if omitted:
+            return []
+        return first[: min(_common_prefix_length(first, other) for other in others)]
 
     def _stable_prefix_length(
         self, messages: Sequence[ChatMessage], enable_thinking: bool, prompt_tokens: list[int]
@@ -659,7 +700,8 @@ class LlamaEngine:
             for boundary in boundaries:
                 while index < boundary:
                     if self._cancel is not None and self._cancel.is_set():
-                        self._forget_live_state()
+                        # Between steps the state is exactly ``_evaluated``: the next request may
+                        # go on from it (a message sent while it was being read as typed).
                         return done - first_done, False
                     item = prompt_tokens[index]
                     if isinstance(item, ImageSpan):
@@ -749,6 +791,8 @@ class LlamaEngine:
             if len(snapshot.tokens) < len(prompt_tokens) and _is_prefix(snapshot.tokens, prompt_tokens)
         ]
         best = max(candidates, key=lambda snapshot: len(snapshot.tokens), default=None)
+        held = max(best_live, len(best.tokens) if best is not None else 0)
+        best = self._state_from_disk(prompt_tokens, held) or best
         if best is not None and len(best.tokens) > best_live:
             memory = llama_cpp.llama_get_memory(self._context)
             llama_cpp.llama_memory_clear(memory, True)
@@ -761,9 +805,47 @@ class LlamaEngine:
                 return
             logger.warning("llama.cpp rejected a saved state; evaluating the prompt from the start")
             self._snapshots.remove(best)
+            if best.from_file is not None:
+                self._state_files.forget(best.from_file)
             self._forget_live_state()
         elif not live_usable:
             self._forget_live_state()
+
+    def keep_states(self) -> None:
+        """Gives the newest saved state to the state files, to be written in the background:
+        the conversation it belongs to resumes from it later, also after a restart."""
+        if self._state_files is None or not self._snapshots or not self._state_key:
+            return
+        newest = self._snapshots[-1]
+        if newest.tokens in self._kept:
+            return
+        self._kept.add(newest.tokens)
+        data = bytes(memoryview(newest.data)[: newest.size])
+        self._state_files.save(self._state_key, newest.tokens, newest.position, data)
+
+    def _find_saved_states(self, path: Path, projector: Path | None) -> None:
+        if self._state_files is None:
+            return
+        self._state_key = model_key(path, projector, llama_cpp.llama_n_ctx(self._context), llama_cpp.__version__)
+        self._on_disk = self._state_files.saved(self._state_key)
+
+    def _state_from_disk(self, prompt_tokens: list[PromptItem], held: int) -> _StateSnapshot | None:
+        """The longest state on disk that is a strict prefix of ``prompt_tokens`` and longer
+        than ``held``, read and checked, as a snapshot; None when there is none."""
+        usable = [
+            state for state in self._on_disk
+            if held < len(state.tokens) < len(prompt_tokens) and _is_prefix(state.tokens, prompt_tokens)
+        ]
+        for state in sorted(usable, key=lambda state: len(state.tokens), reverse=True):
+            data = self._state_files.read(state)
+            self._on_disk.remove(state)  # from now on it is a snapshot in memory, or gone
+            if data is not None:
+                buffer = (ctypes.c_uint8 * state.size).from_buffer_copy(data)
+                snapshot = _StateSnapshot(state.tokens, buffer, state.size, state.position, state)
+                self._snapshots.append(snapshot)
+                self._kept.add(state.tokens)  # it is on disk already
+                return snapshot
+        return None
 
     def _save_snapshot(self) -> None:
         tokens = tuple(self._evaluated)

@@ -184,6 +184,9 @@ class RemoteEngine:
         """Nothing to do ahead: the server keeps its own prompt cache."""
         return 0
 
+    def keep_states(self) -> None:
+        """The server keeps its own states."""
+
     # ------------------------------------------------------------------------------ internals
 
     def _wait(self, work: Callable[[openai.AsyncOpenAI], object], connection: ServerConnection, cancel: threading.Event):
