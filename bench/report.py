@@ -44,6 +44,16 @@ def check_targets(results: dict) -> list[TargetCheck]:
         checks.append(TargetCheck(
             f"{server['model']} model server: Stop ends the reply and closes its stream", f"{worst * 1000:.0f} ms", "≤ 200 ms", worst <= 0.2
         ))
+    if "instant_follow_ups" in results:
+        follow_ups = results["instant_follow_ups"]
+        model, typed, reopened = follow_ups["model"], follow_ups["typed_ratio"], follow_ups["reopened_ratio"]
+        checks += [
+            TargetCheck(f"{model} time to first token, turn 10 vs turn 1, both typed", f"{typed:.2f}×", "≤ 1.1×", typed <= 1.1),
+            TargetCheck(
+                f"{model} first follow-up after reopening a chat after a restart vs one that stayed open",
+                f"{reopened:.2f}×", "≤ 1.2×", reopened <= 1.2,
+            ),
+        ]
     if "vision" in results:
         checks += _vision_targets(results["vision"])
     for stream in results.get("gui_streaming", []):

@@ -42,7 +42,7 @@ from app.core.engines.llama.self_test_model import write_tiny_qwen35_gguf  # noq
 from app.core.profile.settings import Settings, save_settings  # noqa: E402
 from app.main import THEMES  # noqa: E402
 from app.ui.theme import apply_theme  # noqa: E402
-from bench import gui_checks, hostile_content, local_api, machine, make_models, model_server, report, vision  # noqa: E402
+from bench import gui_checks, hostile_content, instant_follow_ups, local_api, machine, make_models, model_server, report, vision  # noqa: E402
 from app.core.engines.llama.self_test_projector import write_tiny_qwen35_projector  # noqa: E402
 from bench.bandwidth import read_bandwidth  # noqa: E402
 from bench.speed import SpeedBench, SpeedPlan, seconds  # noqa: E402
@@ -74,6 +74,7 @@ class Plan:
     api_disconnects: int = 5
     server_rounds: int = 7  # bench/model_server.py: the remote engine reading our own `serve`
     server_stops: int = 5
+    follow_up_repeats: int = 3  # bench/instant_follow_ups.py: typed questions, chats resumed after a restart
     vision_rounds: int = 3  # bench/vision.py: a picture's encoding, its follow-up, its memory
     models: tuple[str, ...] = ("0.8B:Q4_K_M", "0.8B:Q8_0", "2B:Q4_K_M", "2B:Q8_0")
 
@@ -99,6 +100,7 @@ SMOKE = Plan(
     api_disconnects=1,
     server_rounds=1,
     server_stops=1,
+    follow_up_repeats=1,
     models=(),
 )
 
@@ -171,6 +173,12 @@ def run(plan: Plan, models: list[tuple[str, Path]], tiny: Path, scratch: Path) -
         primary, rounds=plan.server_rounds, tokens=plan.api_tokens, stops=plan.server_stops
     )
     results["model_server"]["model"] = models[0][0]
+    _progress(f"{models[0][0]}: instant follow-ups (typed questions, a chat resumed after a restart)")
+    results["instant_follow_ups"] = instant_follow_ups.measure(
+        primary, repeats=plan.follow_up_repeats, turns=plan.turns - 1, user_tokens=plan.turn_user_tokens,
+        reply_tokens=plan.turn_reply_tokens,
+    )
+    results["instant_follow_ups"]["model"] = models[0][0]
     # The real-shaped projector pairs with the 0.8B-shaped model; the tiny one with the tiny model.
     projector = vision.ensure_projector(primary.parent) if models[0][0].startswith("0.8B") else (
         write_tiny_qwen35_projector(scratch / "mmproj-tiny.gguf")

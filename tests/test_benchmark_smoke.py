@@ -56,6 +56,9 @@ def test_the_benchmark_smoke_run_measures_every_section(tmp_path: Path) -> None:
     server = results["model_server"]
     assert server["streaming"]["engine_tokens_per_second"] > 0 and server["streaming"]["raw_client_tokens_per_second"] > 0
     assert server["stop"]["max_seconds"] > 0
+    follow_ups = results["instant_follow_ups"]
+    assert follow_ups["turn_10_typed_seconds"]["best"] > 0 and follow_ups["reopened_after_restart_seconds"] > 0
+    assert follow_ups["state_file_bytes"] > 0 and follow_ups["state_write_seconds"] > 0
     pictures = results["vision"]
     assert pictures["encode_seconds"] > 0 and pictures["image_tokens"] > 0
     assert pictures["turn_2_time_to_first_token_s"] > 0 and pictures["text_turn_2_time_to_first_token_s"] > 0
@@ -76,4 +79,4 @@ def test_the_benchmark_smoke_run_measures_every_section(tmp_path: Path) -> None:
     assert startup["loaded_rss_bytes"] > startup["idle_rss_bytes"] > 0
 
     names = {target["name"] for target in results["targets"]}
-    assert len(names) == len(results["targets"]) == 20  # every target of the issues is checked
+    assert len(names) == len(results["targets"]) == 22  # every target of the issues is checked

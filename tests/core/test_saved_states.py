@@ -81,7 +81,7 @@ def test_a_chat_resumed_after_a_restart_evaluates_only_its_new_message(tiny_mode
     stayed_open.close()
 
     _chat_then_close(tiny_model, tmp_path / "states")
-    assert len(list((tmp_path / "states").glob("*.state"))) == 1
+    assert len(list((tmp_path / "states").glob("*.state"))) == 2  # the next turn's start, and the last turn's
     evaluated, prompt = _follow_up_evaluated(tiny_model, tmp_path / "states")
     without_files, _ = _follow_up_evaluated(tiny_model, tmp_path / "empty")
     assert without_files == prompt > 150  # the whole history, when nothing was kept
@@ -94,23 +94,24 @@ def test_a_damaged_foreign_or_stale_file_is_never_loaded(tiny_model: Path, tmp_p
     model.write_bytes(tiny_model.read_bytes())
     folder = tmp_path / "states"
     _chat_then_close(model, folder)
-    (file,) = folder.glob("*.state")
-    data = bytearray(file.read_bytes())
-    if damage == "cut short":
-        file.write_bytes(data[:-1000])
-    elif damage == "one byte changed":
-        data[-5000] ^= 0xFF
-        file.write_bytes(data)
-    elif damage == "not ours":
-        file.write_bytes(b"GGUF" + os.urandom(4096))
-    elif damage == "a huge header":
-        file.write_bytes(MAGIC + (1 << 60).to_bytes(8, "little") + b"{}")
-    else:
+    files = list(folder.glob("*.state"))
+    for file in files:
+        data = bytearray(file.read_bytes())
+        if damage == "cut short":
+            file.write_bytes(data[:-1000])
+        elif damage == "one byte changed":
+            data[-5000] ^= 0xFF
+            file.write_bytes(data)
+        elif damage == "not ours":
+            file.write_bytes(b"GGUF" + os.urandom(4096))
+        elif damage == "a huge header":
+            file.write_bytes(MAGIC + (1 << 60).to_bytes(8, "little") + b"{}")
+    if damage == "the model changed":
         os.utime(model, ns=(1_000_000_000, 1_000_000_000))  # the file is another one now, to us
     evaluated, prompt = _follow_up_evaluated(model, folder)
     assert evaluated == prompt  # started over
     if damage != "the model changed":  # a stale file is another model's: it waits for eviction
-        assert not file.exists()  # a bad file is removed
+        assert not any(file.exists() for file in files)  # a bad file is removed
 
 
 def test_the_folder_is_kept_within_its_budget_least_recently_used_first(tmp_path: Path) -> None:
@@ -163,7 +164,7 @@ def test_leaving_a_chat_keeps_its_state_on_disk_and_reopening_it_after_a_restart
     events.wait_for(ConversationOpened, count=2)
     engine.host.call(lambda _engine: None, Priority.PREPARATION).result(TIMEOUT_S)
     assert engine.files.wait_until_written(TIMEOUT_S)
-    assert len(list((tmp_path / "states").glob("*.state"))) == 1
+    assert len(list((tmp_path / "states").glob("*.state"))) == 2
     chat.shutdown()
     engine.close()
     worker.shutdown()
@@ -178,3 +179,14 @@ def test_leaving_a_chat_keeps_its_state_on_disk_and_reopening_it_after_a_restart
     engine.close()
     worker.shutdown()
     assert stats.evaluated_prompt_tokens < 30 < stats.prompt_tokens - 150
+
+
+def test_regenerating_the_last_reply_after_a_restart_reads_nothing_of_the_history_again(tiny_model: Path, tmp_path: Path) -> None:
+    _chat_then_close(tiny_model, tmp_path / "states")
+    assert len(list((tmp_path / "states").glob("*.state"))) == 2  # the next turn's start, and this turn's
+    engine = Engine(tiny_model, tmp_path / "states")
+    try:
+        stats = engine.reply(HISTORY[0]).stats  # the same question again: its reply regenerated
+    finally:
+        engine.close()
+    assert stats.evaluated_prompt_tokens < 10 < stats.prompt_tokens

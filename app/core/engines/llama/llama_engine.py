@@ -79,6 +79,7 @@ from app.core.engines.tool_calls import ToolCallSplitter, parse_tool_calls
 logger = logging.getLogger(__name__)
 
 _ALL_LAYERS = 999  # llama.cpp clamps this to the model's layer count
+KEPT_STATES = 2  # of a conversation left: what its next turn and a regenerated last reply start from
 _PLACEHOLDER = "\u2063"  # invisible separator: text no real conversation contains
 
 
@@ -812,16 +813,16 @@ class LlamaEngine:
             self._forget_live_state()
 
     def keep_states(self) -> None:
-        """Gives the newest saved state to the state files, to be written in the background:
-        the conversation it belongs to resumes from it later, also after a restart."""
-        if self._state_files is None or not self._snapshots or not self._state_key:
+        """Gives the two newest saved states to the state files, to be written in the
+        background: the conversation they belong to resumes from them later, also after a
+        restart (the newest for its next question, the other to regenerate its last reply)."""
+        if self._state_files is None or not self._state_key:
             return
-        newest = self._snapshots[-1]
-        if newest.tokens in self._kept:
-            return
-        self._kept.add(newest.tokens)
-        data = bytes(memoryview(newest.data)[: newest.size])
-        self._state_files.save(self._state_key, newest.tokens, newest.position, data)
+        for snapshot in self._snapshots[-KEPT_STATES:]:
+            if snapshot.tokens not in self._kept:
+                self._kept.add(snapshot.tokens)
+                data = bytes(memoryview(snapshot.data)[: snapshot.size])
+                self._state_files.save(self._state_key, snapshot.tokens, snapshot.position, data)
 
     def _find_saved_states(self, path: Path, projector: Path | None) -> None:
         if self._state_files is None:
