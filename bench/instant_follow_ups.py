@@ -143,7 +143,8 @@ def measure(path: Path, *, repeats: int = 3, turns: int = 9, user_tokens: int = 
             sent_10.append(first.turn(questions.pop()).time_to_first_token_s)
         stayed = first.turn(questions.pop())
         left = time.perf_counter()
-        first.open(None)  # the chat is left: its state goes to disk
+        first.open(None)  # the chat is left: its states go to disk
+        first.idle()  # the engine has handed them to the writer
         first.files.wait_until_written(TIMEOUT_S)
         write_seconds = time.perf_counter() - left
         typed_1 = []
@@ -160,7 +161,8 @@ def measure(path: Path, *, repeats: int = 3, turns: int = 9, user_tokens: int = 
 
         again = Session(path, folder, context=context, states=states)  # the app started again
         again.open(chat)
-        reopened = again.turn(questions.pop()).time_to_first_token_s
+        reopened_stats = again.turn(questions.pop())
+        reopened = reopened_stats.time_to_first_token_s
         again.close()
     history_tokens = stayed.prompt_tokens
     return {
@@ -174,6 +176,8 @@ def measure(path: Path, *, repeats: int = 3, turns: int = 9, user_tokens: int = 
         "stayed_open_seconds": stayed.time_to_first_token_s,
         "reopened_after_restart_seconds": reopened,
         "reopened_ratio": reopened / stayed.time_to_first_token_s,
+        "stayed_open_evaluated_tokens": stayed.evaluated_prompt_tokens,
+        "reopened_evaluated_tokens": reopened_stats.evaluated_prompt_tokens,
         "state_file_bytes": file_bytes,
         "state_file_bytes_per_1000_tokens": file_bytes / (history_tokens / 1000),
         "state_write_seconds": write_seconds,

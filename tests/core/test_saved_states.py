@@ -173,6 +173,8 @@ def test_leaving_a_chat_keeps_its_state_on_disk_and_reopening_it_after_a_restart
     worker, chat, events = session(engine)
     chat.open_conversation(conversation)
     events.wait_for(ConversationOpened)
+    assert events.wait_for(NextTurnPrepared).evaluated_tokens == 0  # opening it computes nothing…
+    assert engine.host.call(lambda engine: engine.saved_state_bytes).result(TIMEOUT_S) > 0  # …but reads its state
     chat.send(FOLLOW_UP.content)
     stats = events.wait_for(TurnFinished).reply.stats
     chat.shutdown()

@@ -25,6 +25,7 @@ from app.core.engines.llama.llama_engine import LlamaEngine
 from app.core.engines.llama.model_gate import ModelGate
 from app.core.engines.llama.self_test_model import CHAT_TEMPLATE_THINKS_ON_REQUEST, write_tiny_qwen35_gguf
 from app.core.engines.llama.self_test_projector import write_tiny_qwen35_projector
+from app.core.engines.llama.state_files import StateFiles
 from tests.vision_fixtures import chat_image
 
 PLAIN = SamplingSettings(max_tokens=4, seed=0)
@@ -298,3 +299,28 @@ def test_text_after_an_image_sits_where_libmtmd_puts_it_also_in_a_restored_state
     result, progress = _ask(vision_engine, follow_up)  # restores the state that holds the image
     assert progress == [] and result.stats.evaluated_prompt_tokens < result.stats.prompt_tokens
     np.testing.assert_allclose(_engine_logits(vision_engine, follow_up), _reference_logits(vision_engine, follow_up), atol=2e-3)
+
+
+def test_a_chat_about_a_picture_resumed_after_a_restart_does_not_read_the_picture_again(
+    tiny_model_quiet: Path, tiny_projector: Path, tmp_path: Path
+) -> None:
+    picture = chat_image()
+    question = ChatMessage("user", "What is this?", images=(picture,))
+    files = StateFiles(tmp_path / "states")
+    settings = LoadSettings(context_size=4096, threads=2, projector=tiny_projector)
+    first = LlamaEngine(state_files=files)
+    first.load(tiny_model_quiet, settings)
+    reply, _ = _ask(first, [question])
+    history = [question, ChatMessage("assistant", reply.answer)]
+    _prepare(first, history)
+    first.unload()  # the app closes: the states go to disk
+    assert files.wait_until_written(60)
+
+    again = LlamaEngine(state_files=files)
+    again.load(tiny_model_quiet, settings)
+    try:
+        follow_up, progress = _ask(again, [*history, ChatMessage("user", "And its colour?")])
+    finally:
+        again.unload()
+    assert progress == []  # the picture was not encoded again
+    assert follow_up.stats.evaluated_prompt_tokens <= len("And its colour?") + 24

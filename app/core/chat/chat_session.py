@@ -181,6 +181,7 @@ class ChatSession:
                 self._system_prompt = self._conversation.system_prompt
             self._show(store)
             self._emit_settings()
+            self._prepare_next_turn(store, saved_only=True)  # its saved state, read while it is read
 
         self._run(open_)
 
@@ -694,13 +695,16 @@ class ChatSession:
         switched_off = set(self._settings.tools_switched_off)
         return offer(tool for tool in self._tools.known_tools() if tool.key not in switched_off)
 
-    def _prepare_next_turn(self, store: ConversationStore) -> None:
+    def _prepare_next_turn(self, store: ConversationStore, *, saved_only: bool = False) -> None:
         """Lets the engine evaluate the conversation so far while the user reads and types, so
-        the next question is answered as quickly as the first one."""
-        if self._facts is None or self._conversation is None or self._turn is not None or self._closing:
+        the next question is answered as quickly as the first one (``saved_only``: only restore
+        a state saved for it, evaluating nothing)."""
+        if self._facts is None or self._conversation is None or self._turn is not None or self._closing or not self._path:
             return
         messages, _ = prompt_assembly.prompt_messages(self._system_prompt, self._path, _image_reader(store))
-        self._host.prepare_next_turn(self._next_turn_request(messages), lambda evaluated: self._emit(NextTurnPrepared(evaluated)))
+        self._host.prepare_next_turn(
+            self._next_turn_request(messages), lambda evaluated: self._emit(NextTurnPrepared(evaluated)), saved_only=saved_only
+        )
 
     def _next_turn_request(self, messages: list[ChatMessage]) -> GenerationRequest:
         thinking = prompt_assembly.thinking_enabled(self._settings, self._facts)

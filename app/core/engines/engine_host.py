@@ -246,12 +246,14 @@ class EngineHost:
         self._submit(priority, generate, cancels_preparation=True)
 
     def prepare_next_turn(
-        self, request: GenerationRequest, on_done: Callable[[int], None] | None = None, *, typed: str = ""
+        self, request: GenerationRequest, on_done: Callable[[int], None] | None = None, *, typed: str = "",
+        saved_only: bool = False,
     ) -> None:
         """Evaluates, when the engine is idle, what the next turn's prompt will start with:
         ``request.messages`` is the conversation as the next turn will send it, without the new
         user message; ``typed`` is that message as far as the person has written it (read as
-        far as it is certain). ``on_done(evaluated_tokens)`` ends it (0 when cancelled before
+        far as it is certain); ``saved_only`` restores a saved state and evaluates nothing (a
+        chat opened again). ``on_done(evaluated_tokens)`` ends it (0 when cancelled before
         its first step or when there was nothing to gain)."""
 
         def prepare(engine: Engine) -> None:
@@ -266,6 +268,7 @@ class EngineHost:
                         tools=request.tools,
                         image_token_limit=request.image_token_limit,
                         typed=typed,
+                        saved_only=saved_only,
                     )
             except Exception:  # only speed is lost: the next turn evaluates its prompt in full
                 logger.exception("Preparing the next turn failed")

@@ -589,6 +589,7 @@ class LlamaEngine:
         tools: Sequence[Mapping] = (),
         image_token_limit: int | None = None,
         typed: str = "",
+        saved_only: bool = False,
     ) -> int:
         """Evaluates now, while the user reads and types (or an API client reads the reply),
         what the next turn's prompt will start with: ``messages`` (the conversation including
@@ -596,7 +597,9 @@ class LlamaEngine:
         ``typed`` (that message as far as it is written), as much of it as is certain already:
         the tokens no continuation of it can change. Only the state at the message's start is
         saved: an edit behind what was read starts from there; the typed part is live state,
-        which the turn that sends the message goes on from.
+        which the turn that sends the message goes on from. ``saved_only`` (a chat opened
+        again) restores the state saved for it, from disk if need be, and evaluates nothing:
+        a chat only looked at costs no computing.
 
         The template re-renders the last reply differently from how it was generated (its
         reasoning dropped), so without this the next turn would evaluate that whole reply before
@@ -610,20 +613,20 @@ class LlamaEngine:
             return 0
         self._begin_request(cancel, tools, image_token_limit)
         try:
-            evaluated = self._prepare_next_turn(messages, enable_thinking, sampling)
+            evaluated = self._prepare_next_turn(messages, enable_thinking, sampling, saved_only)
             if typed and not cancel.is_set():
                 evaluated += self._read_typed(messages, typed, enable_thinking, sampling)
             return evaluated
         finally:
             self._end_request()
 
-    def _prepare_next_turn(self, messages, enable_thinking, sampling) -> int:
+    def _prepare_next_turn(self, messages, enable_thinking, sampling, saved_only: bool = False) -> int:
         known = self._certain_prefix(messages, "", enable_thinking, sampling)
         if not known:
             return 0
         # The restore takes a strict prefix of what comes next: any token after ``known`` will do.
         self._restore_best_state([*known, -1])
-        if self._evaluated == known:
+        if self._evaluated == known or saved_only:
             return 0
         evaluated, complete = self._evaluate_prompt(known, len(known), None)
         if complete:
