@@ -12,8 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QAbstractEventDispatcher, QEvent, QEventLoop, QObject, Qt, QTimer
+from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
+from app.core.chat.chat_events import NextTurnPrepared
 from app.core.conversations.conversation_store import ConversationStore
 from app.core.domain.conversations import Message, MessageState
 from app.core.domain.generation import GenerationStats, StopReason
@@ -242,6 +244,39 @@ def sending_into(window: MainWindow, conversation_id: int, text: str) -> dict:
     ticks.stop()
     gaps = ticks.gaps_ms(sent)
     return {"longest_tick_gap_ms": max(gaps), "p99_tick_gap_ms": _percentile(gaps, 0.99), "seconds": time.perf_counter() - sent}
+
+
+def typing_while_reading(app: DesktopApp, conversation_id: int, text: str, characters_per_second: float) -> dict:
+    """Opens the conversation and types ``text`` into the message box at a person's pace, key
+    by key, while the engine reads the message in the pauses (and, at the first, the chat's
+    history): the GUI thread's longest stall while typing, and what the engine read."""
+    window = app.window
+    select_conversation(window, conversation_id)
+    run_until(lambda: window.conversation_id == conversation_id)
+    settle()
+    box = window.composer.edit
+    box.setFocus()
+    prepared: list[int] = []
+    app.core.session.subscribe(lambda event: prepared.append(event.evaluated_tokens) if isinstance(event, NextTurnPrepared) else None)
+    ticks = TickRecorder()
+    ticks.start()
+    started = time.perf_counter()
+    interval = 1 / characters_per_second
+    for index, character in enumerate(text):
+        run_until(lambda: time.perf_counter() - started >= index * interval)
+        QTest.keyClicks(box, character)
+    typed = time.perf_counter()
+    run_until(lambda: time.perf_counter() - typed >= 1.0)  # the last pause, read
+    ticks.stop()
+    gaps = ticks.gaps_ms(started, typed)
+    box.clear()
+    return {
+        "characters": len(text),
+        "characters_per_second": characters_per_second,
+        "longest_tick_gap_ms": max(gaps),
+        "p99_tick_gap_ms": _percentile(gaps, 0.99),
+        "tokens_read_while_typing": sum(prepared),
+    }
 
 
 def exporting_all(app: DesktopApp, path: Path) -> dict:

@@ -69,6 +69,10 @@ def check_targets(results: dict) -> list[TargetCheck]:
                 stream["shown_equals_generated"],
             )
         )
+    typing = results.get("gui_stalls", {}).get("typing")
+    if typing is not None:
+        gap = typing["longest_tick_gap_ms"]
+        checks.append(TargetCheck("GUI longest 1 ms-timer gap while typing, the engine reading", f"{gap:.1f} ms", "≤ 16 ms", gap <= 16))
     if "open_conversation" in results:
         opened = results["open_conversation"]
         seconds = opened["seconds"]["median"]

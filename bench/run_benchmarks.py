@@ -75,6 +75,9 @@ class Plan:
     server_rounds: int = 7  # bench/model_server.py: the remote engine reading our own `serve`
     server_stops: int = 5
     follow_up_repeats: int = 3  # bench/instant_follow_ups.py: typed questions, chats resumed after a restart
+    typed_characters: int = 240  # typed into a long chat while the engine reads it (GUI stalls)
+    typing_chat_messages: int = 12  # the chat typed into: ~4,000 tokens with the real tokenizer
+    typed_characters_per_second: float = 6.0  # about 70 words a minute
     vision_rounds: int = 3  # bench/vision.py: a picture's encoding, its follow-up, its memory
     models: tuple[str, ...] = ("0.8B:Q4_K_M", "0.8B:Q8_0", "2B:Q4_K_M", "2B:Q8_0")
 
@@ -101,6 +104,9 @@ SMOKE = Plan(
     server_rounds=1,
     server_stops=1,
     follow_up_repeats=1,
+    typed_characters=20,
+    typing_chat_messages=2,
+    typed_characters_per_second=40.0,
     models=(),
 )
 
@@ -196,6 +202,8 @@ def run(plan: Plan, models: list[tuple[str, Path]], tiny: Path, scratch: Path) -
     results["open_conversation"] = _open_conversation(plan, scratch)
     _progress(f"GUI stalls: sending into the {plan.conversation_messages:,}-message chat, exporting {plan.exported_conversations} chats")
     results["gui_stalls"] = _gui_stalls(plan, scratch, tiny)
+    _progress(f"{models[0][0]}: GUI stalls while typing, the engine reading the message")
+    results["gui_stalls"]["typing"] = _typing(plan, scratch, primary)
     _progress("GUI stalls: hostile pastes and replies")
     results["gui_hostile_content_ms"] = hostile_content.measure(rounds=plan.hostile_content_rounds)
     _progress("start-up and memory (fresh processes)")
@@ -308,6 +316,22 @@ def _gui_stalls(plan: Plan, scratch: Path, tiny: Path) -> dict:
         "exported_conversations": plan.exported_conversations,
         "exporting": exporting,
     }
+
+
+def _typing(plan: Plan, scratch: Path, model: Path) -> dict:
+    """Typing into a chat of long messages at a person's pace: at the first pause the engine
+    reads the history, then the message as typed."""
+    profile = scratch / "typing-profile"
+    paths = AppPaths.under(profile)
+    paths.data_dir.mkdir(parents=True, exist_ok=True)
+    chat, _short = gui_checks.write_long_conversation(paths.database, plan.typing_chat_messages)
+    app = gui_checks.open_app(profile)
+    try:
+        gui_checks.load_model(app.window, model)
+        text = ("Could you compare the two plans above and tell me which one is cheaper over a year? " * 4)
+        return gui_checks.typing_while_reading(app, chat, text[: plan.typed_characters], plan.typed_characters_per_second)
+    finally:
+        app.window.close()
 
 
 def _startup(plan: Plan, model: Path, scratch: Path) -> dict:

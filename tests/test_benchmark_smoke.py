@@ -71,6 +71,7 @@ def test_the_benchmark_smoke_run_measures_every_section(tmp_path: Path) -> None:
     assert results["open_conversation"]["messages_shown"] > 0
     stalls = results["gui_stalls"]
     assert stalls["sending"]["longest_tick_gap_ms"] > 0
+    assert stalls["typing"]["longest_tick_gap_ms"] > 0 and stalls["typing"]["tokens_read_while_typing"] > 0
     assert stalls["exporting"]["banner"].startswith(f"Saved {stalls['exported_conversations']} chats to ")
     assert stalls["exporting"]["banner"].endswith("backup.json.")
     assert stalls["exporting"]["file_bytes"] > 0
@@ -79,4 +80,4 @@ def test_the_benchmark_smoke_run_measures_every_section(tmp_path: Path) -> None:
     assert startup["loaded_rss_bytes"] > startup["idle_rss_bytes"] > 0
 
     names = {target["name"] for target in results["targets"]}
-    assert len(names) == len(results["targets"]) == 22  # every target of the issues is checked
+    assert len(names) == len(results["targets"]) == 23  # every target of the issues is checked
