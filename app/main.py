@@ -62,12 +62,15 @@ def build_app(paths: AppPaths) -> DesktopApp:
     api_key = SecretStore(API_KEY_USERNAME, "local API key")
     window = MainWindow(
         core.session, core.library, core.engine, settings, models, build_info().describe(), core.api, api_key,
-        core.image_path, core.tools, core.model_servers,
+        core.image_path, core.tools, core.model_servers, core.saved_states,
     )
     window.sig_settings_changed.connect(lambda: save_settings(settings, paths.settings_file))
     # Changed settings are saved, the image detail among them: the session follows it (a job of
     # no cost when it is unchanged).
     window.sig_settings_changed.connect(lambda: core.session.set_image_detail(settings.image_detail))
+    # And whether it reads the next message while it is typed (the states' budget is read by the
+    # state files themselves, at their next write).
+    window.sig_settings_changed.connect(lambda: core.session.set_read_while_typing(settings.read_while_typing))
     # Offline mode too: the tool service stops and keeps off the servers on other computers.
     window.sig_settings_changed.connect(lambda: core.tools.set_offline(settings.offline_mode))
     # And the model servers stop contacting, or contact again, those on other computers.

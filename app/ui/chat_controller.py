@@ -2,7 +2,8 @@
 
 It forwards what the user asks for (send, with pictures, stop, edit, regenerate, continue, switch
 version, delete, thinking on or off, chat settings, the chat's tools, answers to tool calls) to
-the session, and shows what the session reports.
+the session, and shows what the session reports. Pauses in typing the next message are passed on
+too, for the session to read it ahead (the session decides whether it does).
 It decides nothing about turns: whether a reply may be continued or a message sent is the
 session's call, and a refusal comes back as an event. A turn with tool calls is one busy span,
 from the question to the last reply's end, however many replies and calls it takes.
@@ -111,6 +112,7 @@ class ChatController(QObject):
         composer.sig_send.connect(self.send)
         composer.sig_stop.connect(self.stop)
         composer.sig_cancel_edit.connect(self.cancel_edit)
+        composer.sig_typing_paused.connect(self._on_typing_paused)
         composer.thinking_switch.toggled.connect(self._on_thinking_toggled)
         transcript.sig_message_action.connect(self._on_message_action)
         transcript.sig_tool_call_answered.connect(session.answer_tool_call)
@@ -217,6 +219,10 @@ class ChatController(QObject):
         else:
             self._attachments_sent = attachments
             self._session.send(text, [attachment.image for attachment in attachments])
+
+    def _on_typing_paused(self, text: str) -> None:
+        if not self._busy:  # the message is offered again when the reply ends (the composer's pause)
+            self._session.read_while_typing(text)
 
     def _on_message_action(self, action: str, message_id: int) -> None:
         if self._busy:

@@ -1,7 +1,8 @@
 """The message composer: a text box where Enter sends and Shift+Enter starts a new line, the
 pictures attached to the message (a button, a paste or a drop; see ``attachments``), the
 chat's tools (``chat_tools_button``), and, for a model on another computer, the notice that
-messages go there.
+messages go there. A pause in typing offers the message so far to be read ahead
+(``sig_typing_paused``), so that sending it leaves little to read.
 
 A paste or drop is measured before it is inserted: text that would make the message longer than
 ``MAX_MESSAGE_CHARACTERS`` is refused with a note, and nothing is inserted. Lines longer than
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QMimeData, QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QMimeData, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QIcon, QKeyEvent, QTextOption
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -47,6 +48,9 @@ from app.ui.reading_column import MAX_READING_WIDTH, SIDE_MARGIN
 # Lines longer than this wrap anywhere: word-boundary wrapping of an unbroken run costs ~4 ms at
 # this length and grows with its square.
 LONG_LINE_CHARS = 10_000
+# This long without an edit is a pause in typing: the message so far can be read ahead. Shorter
+# than the gap after a word or a comma, longer than the gaps between a fluent typist's keys.
+TYPING_PAUSE_MS = 350
 
 
 def _has_long_line(text: str) -> bool:
@@ -160,6 +164,9 @@ class ComposerWidget(QWidget):
     """The user asks the streaming reply to stop."""
     sig_cancel_edit = Signal()
     """The user gives up editing a question (Cancel, or Esc)."""
+    sig_typing_paused = Signal(str)
+    """The user paused while writing the next message: its text so far, as it would be sent
+    (never empty; not while a question is edited or pictures are attached, whose prompts differ)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -174,6 +181,12 @@ class ComposerWidget(QWidget):
         self.edit.sig_paste_refused.connect(self._show_paste_refused)
         self.edit.sig_images_offered.connect(self.offer_images)
         self.edit.textChanged.connect(self._hide_paste_refused)
+        # Restarted by each edit, so a keystroke costs no more than that; it fires once typing stops.
+        self._typing_pause = QTimer(self)
+        self._typing_pause.setSingleShot(True)
+        self._typing_pause.setInterval(TYPING_PAUSE_MS)
+        self._typing_pause.timeout.connect(self._on_typing_paused)
+        self.edit.textChanged.connect(self._typing_pause.start)
         self.privacy_notice = PrivacyNotice()
         self.attachment_strip = AttachmentStrip()
         self.attachment_strip.sig_removed.connect(self._clear_attach_notes)
@@ -397,6 +410,15 @@ class ComposerWidget(QWidget):
         self.send_button.setText(self.tr("Stop") if generating else self.tr("Send"))
         self.send_button.setToolTip(self.tr("Stop the reply (Esc)") if generating else self.tr("Send (Enter)"))
         self.send_button.setEnabled(True)
+        if not generating:
+            self._typing_pause.start()  # a message written while the reply was can be read now
+
+    def _on_typing_paused(self) -> None:
+        if self._editing or self.attachment_strip.count():
+            return
+        text = self.edit.toPlainText().strip()
+        if text:
+            self.sig_typing_paused.emit(text)
 
     def _on_button(self) -> None:
         if self._generating:

@@ -70,7 +70,7 @@ from app.ui.model_bar import ModelBar
 from app.ui.model_server_texts import model_label, privacy_notice, replies_from
 from app.ui.models_controller import ModelsController
 from app.ui.models_dialog import ModelsDialog
-from app.ui.settings_dialog import SettingsDialog
+from app.ui.settings_dialog import SavedStates, SettingsDialog
 from app.ui.shortcuts_dialog import ShortcutsDialog
 from app.ui.theme import THEMES, set_color_scheme, set_font_size
 from app.ui.transcript_view import TranscriptView
@@ -96,13 +96,15 @@ class MainWindow(QMainWindow):
         image_path: Callable[[str], Path],
         tools: ToolService,
         model_servers: ModelServers,
+        saved_states: SavedStates,
         parent: QWidget | None = None,
     ) -> None:
         """``runtime_description`` says what runs the models, for the About box; ``api`` is the
         local API server that Settings turns on and off, and ``api_key`` keeps its key;
         ``image_path(sha256)`` is where the stored picture with that hash is, for the transcript;
         ``tools`` are the tools chats may offer (the composer's Tools menu); ``model_servers``
-        are the servers whose models the model list offers (Settings › Model servers)."""
+        are the servers whose models the model list offers (Settings › Model servers);
+        ``saved_states`` are the chat states kept on disk (Settings › Speed shows and clears them)."""
         super().__init__(parent)
         self.setWindowTitle(self.tr("Qwen Local Chat"))
         self.setAcceptDrops(True)
@@ -133,6 +135,7 @@ class MainWindow(QMainWindow):
         self._tools_bridge = ToolsBridge(tools, self)
         self._model_servers = model_servers
         self._servers_bridge = ModelServersBridge(model_servers, self)
+        self._saved_states = saved_states
 
         self._build_widgets()
         self.conversation_files = ConversationFiles(
@@ -561,7 +564,7 @@ class MainWindow(QMainWindow):
         api_before = configured_api(settings, self._api_key.token())
         dialog = SettingsDialog(
             self._models, settings, self._api_key, self._api.state, self, tools=self._tools, tools_bridge=self._tools_bridge,
-            model_servers=self._model_servers, model_servers_bridge=self._servers_bridge,
+            model_servers=self._model_servers, model_servers_bridge=self._servers_bridge, saved_states=self._saved_states,
         )
         # Over the dialog, which blocks every other window while it is open.
         dialog.sig_request_log_requested.connect(lambda: ApiRequestLogDialog(self._api.log, self._api_log_bridge, dialog).exec())

@@ -1,12 +1,14 @@
-"""Settings for every chat: appearance, how models run (context, threads, GPU), how finely
-pictures are read, the models folder and Hub (token, address, proxy, offline mode), model servers on
-other computers (``model_servers_page``), the local API server (port, key, who may reach it) and
-tools (``tool_settings_page``). Per-chat settings are in the chat's panel."""
+"""Settings for every chat: appearance, how models run (context, threads, GPU), speed (reading a
+message while it is typed, the chat states kept on disk), how finely pictures are read, the models
+folder and Hub (token, address, proxy, offline mode), model servers on other computers
+(``model_servers_page``), the local API server (port, key, who may reach it) and tools
+(``tool_settings_page``). Per-chat settings are in the chat's panel."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Protocol
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QGuiApplication
@@ -15,6 +17,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QDialogButtonBox,
+    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QFrame,
@@ -34,14 +37,25 @@ from app.core.api.api_server import ApiServerConfig, base_url
 from app.core.api.local_api_service import LocalApiState, api_config, network_addresses, new_api_key
 from app.core.domain.generation import IMAGE_DETAIL_TOKENS
 from app.core.engines.remote.model_servers import ModelServers
+from app.core.models.fit_estimate import GIB
 from app.core.models.hub_access import HubSettings, hub_endpoint
 from app.core.profile.secret_store import SecretStore
 from app.core.profile.settings import Settings
 from app.core.tools.tool_service import ToolService
 from app.ui.event_bridges import ModelServersBridge, ToolsBridge
+from app.ui.formatting import format_binary_bytes
 from app.ui.model_servers_page import ModelServersPage
 from app.ui.models_controller import ModelsController
 from app.ui.tool_settings_page import ToolSettingsPage
+
+
+class SavedStates(Protocol):
+    """The folder of model states kept for the chats left (``CoreServices.saved_states``); both
+    methods only look at or remove its few files, so the GUI thread may call them."""
+
+    def total_bytes(self) -> int: ...
+
+    def clear(self) -> None: ...
 
 
 class SettingsDialog(QDialog):
@@ -60,17 +74,20 @@ class SettingsDialog(QDialog):
         tools_bridge: ToolsBridge,
         model_servers: ModelServers,
         model_servers_bridge: ModelServersBridge,
+        saved_states: SavedStates,
     ) -> None:
         """Edits ``app_settings`` in place when saved, and keeps the API key in ``api_key`` (the
         window then applies and stores them); ``api_state`` is the API's now. The Tools sections
         change ``tools`` at once, and follow its changes through ``tools_bridge``; the Model
-        servers section does the same with ``model_servers`` and ``model_servers_bridge``."""
+        servers section does the same with ``model_servers`` and ``model_servers_bridge``. The
+        Speed section shows the size of ``saved_states`` and empties it at once with Clear."""
         super().__init__(parent)
         self.setWindowTitle(self.tr("Settings"))
         self._controller = controller
         self._settings = app_settings
         self._api_key = api_key
         self._api_state = api_state
+        self._saved_states = saved_states
         self._network_addresses = network_addresses()
         self.theme_combo = QComboBox()
         self.theme_combo.setAccessibleName(self.tr("Appearance"))
@@ -170,6 +187,7 @@ class SettingsDialog(QDialog):
         self.proxy_edit.setAccessibleName(self.tr("Proxy"))
         self.offline_check = QCheckBox(self.tr("Offline mode: never connect to the network"))
         self.offline_check.setChecked(settings.offline)
+        speed = self._build_speed_section()
         api = self._build_api_section()
 
         appearance = QFormLayout()
@@ -207,11 +225,11 @@ class SettingsDialog(QDialog):
             sections_layout.addWidget(box)
             return box
 
-        for title, form in (
-            (self.tr("Appearance"), appearance), (self.tr("Running models"), performance), (self.tr("Images"), pictures),
-            (self.tr("Models and the Hub"), hub),
-        ):
-            add_section(title, form)
+        add_section(self.tr("Appearance"), appearance)
+        add_section(self.tr("Running models"), performance)
+        self.speed_section = add_section(self.tr("Speed"), speed)
+        add_section(self.tr("Images"), pictures)
+        add_section(self.tr("Models and the Hub"), hub)
         self.model_servers = ModelServersPage(model_servers, model_servers_bridge)
         sections_layout.addWidget(self.model_servers)
         self.api_section = add_section(self.tr("Local API server"), api)
@@ -234,6 +252,80 @@ class SettingsDialog(QDialog):
     def show_api_section(self) -> None:
         """Scrolls to the local API server's settings."""
         self._scroll.ensureWidgetVisible(self.api_section, 0, 0)
+
+    def _build_speed_section(self) -> QFormLayout:
+        self.read_while_typing = QCheckBox(self.tr("Read my message while I type"))
+        self.read_while_typing.setChecked(self._settings.read_while_typing)
+        self.read_while_typing.setToolTip(self.tr(
+            "When you pause while typing, the model reads what you have written so far, so that "
+            "after Send only the last words are left to read."
+        ))
+        # Under the box, not in its text: a check box's text does not wrap, and this would widen the dialog.
+        self.read_while_typing_note = QLabel(self.tr("Answers start sooner; switch off to save battery."))
+        self.read_while_typing_note.setObjectName("secondaryText")
+        self.read_while_typing_note.setWordWrap(True)
+        self.saved_states_use = QLabel()
+        self.saved_states_use.setAccessibleName(self.tr("Space the saved chat states use"))
+        self.clear_saved_states = QPushButton(self.tr("Clear…"))
+        self.clear_saved_states.setToolTip(self.tr("Remove every saved chat state now"))
+        self.clear_saved_states.clicked.connect(self._clear_saved_states)
+        use_row = QHBoxLayout()
+        use_row.addWidget(self.saved_states_use, 1)
+        use_row.addWidget(self.clear_saved_states)
+        self.saved_states_budget = QDoubleSpinBox()
+        self.saved_states_budget.setRange(0.5, 64)
+        self.saved_states_budget.setSingleStep(0.5)
+        self.saved_states_budget.setDecimals(1)
+        self.saved_states_budget.setSuffix(" GB")
+        self.saved_states_budget.setValue(self._settings.saved_states_budget_bytes / GIB)
+        self.saved_states_budget.setAccessibleName(self.tr("Space for saved chat states"))
+        self.saved_states_budget.setToolTip(self.tr("When the saved states outgrow this, the least recently used are removed."))
+        self.saved_states_budget.valueChanged.connect(self._show_saved_states_use)
+        self.saved_states_note = QLabel(self.tr(
+            "States of chats you left, kept so that reopening them — also after a restart — answers "
+            "at once. Least recently used go first."
+        ))
+        self.saved_states_note.setObjectName("secondaryText")
+        self.saved_states_note.setWordWrap(True)
+        self._saved_states_bytes = self._saved_states.total_bytes()
+        self._show_saved_states_use()
+
+        form = QFormLayout()
+        form.addRow("", self.read_while_typing)
+        form.addRow("", self.read_while_typing_note)
+        form.addRow(self.tr("Saved chat states:"), use_row)
+        form.addRow(self.tr("Space for them:"), self.saved_states_budget)
+        form.addRow("", self.saved_states_note)
+        return form
+
+    def _typed_saved_states_budget(self) -> int:
+        return round(self.saved_states_budget.value() * GIB)
+
+    def _show_saved_states_use(self) -> None:
+        budget = format_binary_bytes(self._typed_saved_states_budget())
+        used = self._saved_states_bytes
+        self.saved_states_use.setText(
+            self.tr("Using %1 of %2").replace("%1", format_binary_bytes(used)).replace("%2", budget) if used
+            else self.tr("None saved now (room for %1)").replace("%1", budget)
+        )
+        self.clear_saved_states.setEnabled(bool(used))
+
+    def _clear_saved_states(self) -> None:
+        answer = QMessageBox.question(
+            self,
+            self.tr("Saved chat states"),
+            self.tr(
+                "Remove the saved states of the chats you left (%1)?\n\nThe chats stay as they are; "
+                "the first answer in each one you reopen takes longer, as the model reads it again."
+            ).replace("%1", format_binary_bytes(self._saved_states_bytes)),
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel,
+        )
+        if answer != QMessageBox.StandardButton.Yes:
+            return
+        self._saved_states.clear()
+        self._saved_states_bytes = self._saved_states.total_bytes()  # one being written may have landed since
+        self._show_saved_states_use()
 
     def _build_api_section(self) -> QFormLayout:
         settings = self._settings
@@ -399,6 +491,8 @@ class SettingsDialog(QDialog):
         settings.gpu_layers = self.gpu_layers.value()
         settings.gpu_device = self.gpu_device.currentData()
         settings.image_detail = self.image_detail.currentData()
+        settings.read_while_typing = self.read_while_typing.isChecked()
+        settings.saved_states_budget_bytes = self._typed_saved_states_budget()
         if self.forget_token.isChecked():
             controller.secrets.set_token(None)
         elif self.token_edit.text().strip():
