@@ -102,3 +102,20 @@ def test_switched_off_nothing_is_read_before_the_message_is_sent(chats: tuple[Ch
     assert typing.turn(QUESTION + "?").reply.stats.evaluated_prompt_tokens == (
         sending.turn(QUESTION + "?").reply.stats.evaluated_prompt_tokens
     )
+
+
+def test_a_message_sent_as_it_was_at_the_last_pause_starts_its_reply_without_evaluating(chats: tuple[Chat, Chat]) -> None:
+    typing, sending = chats
+    typing.typed(QUESTION)
+    read_whole = typing.turn(QUESTION).reply
+    sent = sending.turn(QUESTION).reply
+    assert read_whole.stats.evaluated_prompt_tokens == 0
+    assert (read_whole.content, read_whole.reasoning) == (sent.content, sent.reasoning)  # the same reply
+
+
+def test_typing_on_after_a_pause_goes_on_from_what_was_certain(chats: tuple[Chat, Chat]) -> None:
+    typing, sending = chats
+    typing.typed(QUESTION[:30])  # read as if sent, then typing goes on
+    read_first = typing.turn(QUESTION + "?").reply.stats.evaluated_prompt_tokens
+    sent_only = sending.turn(QUESTION + "?").reply.stats.evaluated_prompt_tokens
+    assert read_first <= sent_only - 15  # the first 30 characters (less their last word) were kept

@@ -33,9 +33,9 @@ FOLLOW_UP = ChatMessage("user", "And lakes?")
 class Engine:
     """An engine host over the llama.cpp engine that keeps its states in ``folder``."""
 
-    def __init__(self, model: Path, folder: Path, *, budget: int = 1 << 30) -> None:
+    def __init__(self, model: Path, folder: Path, *, budget: int = 1 << 30, snapshots: int = 8) -> None:
         self.files = StateFiles(folder, lambda: budget)
-        self.host = EngineHost(lambda: LlamaEngine(state_files=self.files))
+        self.host = EngineHost(lambda: LlamaEngine(state_files=self.files, max_snapshots=snapshots))
         loaded = EventRecorder()
         self.host.subscribe(loaded)
         self.host.load_model(model, LoadSettings(context_size=2048))
@@ -192,3 +192,21 @@ def test_regenerating_the_last_reply_after_a_restart_reads_nothing_of_the_histor
     finally:
         engine.close()
     assert stats.evaluated_prompt_tokens < 10 < stats.prompt_tokens
+
+
+def test_a_chat_whose_state_left_memory_resumes_from_the_file_kept_when_it_was_left(tiny_model: Path, tmp_path: Path) -> None:
+    engine = Engine(tiny_model, tmp_path / "states", snapshots=2)
+    try:
+        engine.reply(HISTORY[0])
+        engine.prepare(*HISTORY)
+        engine.host.keep_states()  # the chat is left
+        engine.host.call(lambda _engine: None, Priority.PREPARATION).result(TIMEOUT_S)
+        assert engine.files.wait_until_written(TIMEOUT_S)
+        for number in range(3):  # other chats push its states out of memory
+            other = ChatMessage("user", f"Something else entirely, number {number}, " * 8)
+            engine.reply(other)
+            engine.prepare(other, ChatMessage("assistant", THINKING_ANSWER, THINKING_REASONING))
+        stats = engine.reply(*HISTORY, FOLLOW_UP).stats
+    finally:
+        engine.close()
+    assert stats.evaluated_prompt_tokens < 30 < stats.prompt_tokens - 150

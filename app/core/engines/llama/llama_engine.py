@@ -123,8 +123,11 @@ class LlamaEngine:
         self._snapshots: list[_StateSnapshot] = []  # most recently used last
         self._state_files = state_files
         self._state_key = ""  # the loaded model's key among the files (state_files.model_key)
-        self._on_disk: list[SavedState] = []  # the loaded model's states in files, as found at load
+        self._on_disk: list[SavedState] = []  # the loaded model's states in files, as last looked at
+        self._files_seen = 0  # state_files.files_written when they were looked at
         self._kept: set[tuple[PromptItem, ...]] = set()  # states given to the files since load
+        self._typing_state: _StateSnapshot | None = None  # where the message being typed is certain
+        self._logits_current = False  # the context's logits are those of ``_evaluated``'s last token
         self._spare_buffer: ctypes.Array | None = None  # an evicted snapshot's, for the next one
         self._last_tokenized: tuple[str, list[int]] | None = None
         self._max_snapshots = max_snapshots
@@ -280,7 +283,7 @@ class LlamaEngine:
         keeping its newest state on disk first."""
         self.keep_states()
         self._snapshots.clear()
-        self._on_disk, self._kept, self._state_key = [], set(), ""
+        self._on_disk, self._kept, self._state_key, self._typing_state = [], set(), "", None
         self._spare_buffer = None
         self._last_tokenized = None
         self._evaluated = []
@@ -576,6 +579,7 @@ class LlamaEngine:
                 raise RuntimeError("llama.cpp failed to evaluate the generated token")
             self._evaluated.append(token)
             self._position += 1
+            self._logits_current = True
 
     # ------------------------------------------------------------------------------ state reuse
 
@@ -637,11 +641,33 @@ class LlamaEngine:
         known = self._certain_prefix(messages, typed, enable_thinking, sampling)
         if not known:
             return 0
+        try:
+            as_sent = self._prompt_items([*messages, ChatMessage("user", typed)], enable_thinking)
+        except (ChatTemplateError, PromptRejectedError):
+            as_sent = []
         self._restore_best_state([*known, -1])
-        if len(self._evaluated) >= len(known):
-            return 0
-        evaluated, _complete = self._evaluate_prompt(known, 0, None)  # no state saved: see above
+        evaluated = 0
+        if len(self._evaluated) < len(known):
+            evaluated, complete = self._evaluate_prompt(known, 0, None)
+            if not complete:
+                return evaluated
+        if self._evaluated == known and len(as_sent) > len(known) and _is_prefix(known, as_sent):
+            # The rest is read too, as if the message were sent now: sent as it is, its reply
+            # starts from the logits this leaves. Typing on goes back to the state kept here.
+            self._keep_typing_state()
+            more, _complete = self._evaluate_prompt(as_sent, 0, None)
+            evaluated += more
         return evaluated
+
+    def _keep_typing_state(self) -> None:
+        """A snapshot of the message read so far, in place of the one kept at the last pause."""
+        previous = self._typing_state
+        if previous is not None and previous in self._snapshots:
+            self._snapshots.remove(previous)
+            self._spare_buffer = previous.data
+        self._save_snapshot()
+        tokens = tuple(self._evaluated)
+        self._typing_state = next((snapshot for snapshot in self._snapshots if snapshot.tokens == tokens), None)
 
     def _certain_prefix(self, messages, typed: str, enable_thinking: bool, sampling: SamplingSettings) -> list[PromptItem]:
         """The prompt tokens the next turn starts with whatever follows ``typed`` in the next
@@ -709,6 +735,7 @@ class LlamaEngine:
                         return done - first_done, False
                     item = prompt_tokens[index]
                     if isinstance(item, ImageSpan):
+                        self._logits_current = False
                         if not self._evaluate_image(item, unread.index(item) + 1, len(unread), batch_size):
                             return done - first_done, False
                         run = [item]
@@ -724,6 +751,7 @@ class LlamaEngine:
                                 return done - first_done, False
                             raise RuntimeError(f"llama.cpp failed to evaluate the prompt (code {result})")
                         self._position += len(run)
+                        self._logits_current = True
                     self._evaluated.extend(run)
                     index += len(run)
                     done += _cells(run)
@@ -786,8 +814,12 @@ class LlamaEngine:
         return True
 
     def _restore_best_state(self, prompt_tokens: list[int]) -> None:
-        """Starts from the longest held state that is a strict prefix of ``prompt_tokens``."""
-        live_usable = len(self._evaluated) < len(prompt_tokens) and _is_prefix(self._evaluated, prompt_tokens)
+        """Starts from the longest held state that is a strict prefix of ``prompt_tokens``, or
+        from the live state when it is exactly ``prompt_tokens`` with their logits still there
+        (a message read whole while it was typed: its reply starts without evaluating)."""
+        live_usable = _is_prefix(self._evaluated, prompt_tokens) and (
+            len(self._evaluated) < len(prompt_tokens) or (self._logits_current and len(self._evaluated) == len(prompt_tokens))
+        )
         best_live = len(self._evaluated) if live_usable else 0
         candidates = [
             snapshot
@@ -801,6 +833,7 @@ class LlamaEngine:
             memory = llama_cpp.llama_get_memory(self._context)
             llama_cpp.llama_memory_clear(memory, True)
             written = llama_cpp.llama_state_seq_set_data(self._context, best.data, best.size, 0)
+            self._logits_current = False  # a saved state holds no logits
             if written:
                 self._evaluated = list(best.tokens)
                 self._position = best.position
@@ -831,11 +864,20 @@ class LlamaEngine:
         if self._state_files is None:
             return
         self._state_key = model_key(path, projector, llama_cpp.llama_n_ctx(self._context), llama_cpp.__version__)
+        self._look_at_files()
+
+    def _look_at_files(self) -> None:
+        self._files_seen = self._state_files.files_written
         self._on_disk = self._state_files.saved(self._state_key)
 
     def _state_from_disk(self, prompt_tokens: list[PromptItem], held: int) -> _StateSnapshot | None:
         """The longest state on disk that is a strict prefix of ``prompt_tokens`` and longer
         than ``held``, read and checked, as a snapshot; None when there is none."""
+        if self._state_files is None:
+            return None
+        if self._state_files.files_written != self._files_seen:
+            # States kept this session may have left memory since: their files are still there.
+            self._look_at_files()
         usable = [
             state for state in self._on_disk
             if held < len(state.tokens) < len(prompt_tokens) and _is_prefix(state.tokens, prompt_tokens)
@@ -891,6 +933,7 @@ class LlamaEngine:
             llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self._context), True)
         self._evaluated = []
         self._position = 0
+        self._logits_current = False
 
     # ----------------------------------------------------------------------------------- helpers
 

@@ -69,6 +69,7 @@ class StateFiles:
         self._pending: queue.Queue[tuple[str, tuple[PromptItem, ...], int, bytes] | None] = queue.Queue()
         self._idle = threading.Event()
         self._idle.set()
+        self.files_written = 0  # counts up as files are written, so readers know to look again
         self._writer = threading.Thread(target=self._write_queued, name="state-writer", daemon=True)
         self._writer.start()
 
@@ -139,6 +140,7 @@ class StateFiles:
             if item is not None:
                 try:
                     self._write(*item)
+                    self.files_written += 1
                     self._keep_within_budget()
                 except OSError as error:  # a full or read-only disk costs only speed later
                     logger.warning("Could not save a state to %s: %s", self._folder, error)
