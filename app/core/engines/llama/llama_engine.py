@@ -497,7 +497,10 @@ class LlamaEngine:
         messages, prompt_tokens, omitted, prompt = self._prompt(
             messages, enable_thinking, sampling, continuation, reply_room
         )
-        stable_length = self._stable_prefix_length(messages, enable_thinking, prompt_tokens)
+        read_whole = self._logits_current and self._evaluated == prompt_tokens  # while it was typed
+        # Where the next turn's prompt will part from this one, to keep a state there; nothing
+        # of this prompt is left to evaluate when it was read whole, so none can be kept.
+        stable_length = 0 if read_whole else self._stable_prefix_length(messages, enable_thinking, prompt_tokens)
         splitter = ReasoningSplitter(starts_in_reasoning=prompt_opens_reasoning(prompt))
         calls = ToolCallSplitter(self._tools) if self._tools else None
 
