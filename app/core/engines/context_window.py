@@ -14,6 +14,9 @@ PromptLength = Callable[[list[ChatMessage]], int]
 """The length, in tokens, of the prompt these messages make."""
 
 
+WHOLE_FIRST_TURNS = 32  # chats of up to this many questions are measured whole before any search
+
+
 def fit_to_context(
     messages: Sequence[ChatMessage], budget: int, prompt_length: PromptLength
 ) -> tuple[list[ChatMessage], int]:
@@ -26,6 +29,7 @@ def fit_to_context(
     The search starts from the newest turns and doubles how many it tries, then bisects: a
     long conversation is measured only about as far back as what fits (measuring means
     rendering and tokenizing, ~130 ms for a 1,000-message chat), never whole over and over.
+    A chat of a few dozen questions is measured whole first, since it usually fits.
     """
     system = list(messages[:1]) if messages and messages[0].role == "system" else []
     turns = list(messages[len(system):])
@@ -35,6 +39,9 @@ def fit_to_context(
     def fits(position: int) -> bool:
         return prompt_length(system + turns[starts[position]:]) <= budget
 
+    if len(starts) <= WHOLE_FIRST_TURNS and fits(0):
+        # Most chats fit whole: one measurement, which the prompt then reuses (tokenized once).
+        return system + turns, 0
     good = len(starts) - 1  # the latest start: the last question alone
     if not fits(good):
         raise PromptTooLongError(
