@@ -246,10 +246,14 @@ def sending_into(window: MainWindow, conversation_id: int, text: str) -> dict:
     return {"longest_tick_gap_ms": max(gaps), "p99_tick_gap_ms": _percentile(gaps, 0.99), "seconds": time.perf_counter() - sent}
 
 
+PHRASE_PAUSE_S = 0.8  # a typist's pause at the end of a phrase, when the message is read
+
+
 def typing_while_reading(app: DesktopApp, conversation_id: int, text: str, characters_per_second: float) -> dict:
     """Opens the conversation and types ``text`` into the message box at a person's pace, key
-    by key, while the engine reads the message in the pauses (and, at the first, the chat's
-    history): the GUI thread's longest stall while typing, and what the engine read."""
+    by key, with a thinking pause after each phrase (``PHRASE_PAUSE_S`` after , . ?), while the
+    engine reads in the pauses (at the first, the chat's history as well): the GUI thread's
+    longest stall while typing, and what the engine read."""
     window = app.window
     select_conversation(window, conversation_id)
     run_until(lambda: window.conversation_id == conversation_id)
@@ -260,19 +264,20 @@ def typing_while_reading(app: DesktopApp, conversation_id: int, text: str, chara
     app.core.session.subscribe(lambda event: prepared.append(event.evaluated_tokens) if isinstance(event, NextTurnPrepared) else None)
     ticks = TickRecorder()
     ticks.start()
-    started = time.perf_counter()
-    interval = 1 / characters_per_second
-    for index, character in enumerate(text):
-        run_until(lambda: time.perf_counter() - started >= index * interval)
+    started = due = time.perf_counter()
+    for character in text:
+        run_until(lambda: time.perf_counter() >= due)
         QTest.keyClicks(box, character)
+        due += 1 / characters_per_second + (PHRASE_PAUSE_S if character in ",.?" else 0.0)
     typed = time.perf_counter()
-    run_until(lambda: time.perf_counter() - typed >= 1.0)  # the last pause, read
     ticks.stop()
     gaps = ticks.gaps_ms(started, typed)
+    run_until(lambda: sum(prepared) > 0 and not app.core.engine.running_priority, timeout_s=120)
     box.clear()
     return {
         "characters": len(text),
         "characters_per_second": characters_per_second,
+        "typing_seconds": typed - started,
         "longest_tick_gap_ms": max(gaps),
         "p99_tick_gap_ms": _percentile(gaps, 0.99),
         "tokens_read_while_typing": sum(prepared),
