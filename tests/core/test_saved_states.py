@@ -210,3 +210,19 @@ def test_a_chat_whose_state_left_memory_resumes_from_the_file_kept_when_it_was_l
     finally:
         engine.close()
     assert stats.evaluated_prompt_tokens < 30 < stats.prompt_tokens - 150
+
+
+def test_editing_the_last_question_after_a_restart_reads_only_the_edited_question(tiny_model: Path, tmp_path: Path) -> None:
+    first = Engine(tiny_model, tmp_path / "states")
+    first.reply(HISTORY[0])
+    first.prepare(*HISTORY)
+    first.reply(*HISTORY, FOLLOW_UP)
+    first.prepare(*HISTORY, FOLLOW_UP, ChatMessage("assistant", THINKING_ANSWER, THINKING_REASONING))
+    first.close()
+    engine = Engine(tiny_model, tmp_path / "states")
+    try:
+        edited = ChatMessage("user", "And what about the seas?")
+        stats = engine.reply(*HISTORY, edited).stats
+    finally:
+        engine.close()
+    assert stats.evaluated_prompt_tokens <= len(edited.content) + 16 < stats.prompt_tokens - 150

@@ -79,7 +79,9 @@ from app.core.engines.tool_calls import ToolCallSplitter, parse_tool_calls
 logger = logging.getLogger(__name__)
 
 _ALL_LAYERS = 999  # llama.cpp clamps this to the model's layer count
-KEPT_STATES = 2  # of a conversation left: what its next turn and a regenerated last reply start from
+# Of a conversation left: what its next turn, a regenerated last reply and an edited last
+# question start from (each turn keeps two states; the third is the turn before's).
+KEPT_STATES = 3
 _PLACEHOLDER = "\u2063"  # invisible separator: text no real conversation contains
 
 
@@ -130,6 +132,7 @@ class LlamaEngine:
         self._logits_current = False  # the context's logits are those of ``_evaluated``'s last token
         self._spare_buffer: ctypes.Array | None = None  # an evicted snapshot's, for the next one
         self._last_tokenized: tuple[str, list[int]] | None = None
+        self._last_rendered: tuple[tuple, str] | None = None  # (what was rendered, the text)
         self._max_snapshots = max_snapshots
         self._snapshot_budget = (
             snapshot_budget_bytes if snapshot_budget_bytes is not None else psutil.virtual_memory().total // 8
@@ -286,6 +289,7 @@ class LlamaEngine:
         self._on_disk, self._kept, self._state_key, self._typing_state = [], set(), "", None
         self._spare_buffer = None
         self._last_tokenized = None
+        self._last_rendered = None
         self._evaluated = []
         self._position = 0
         if self._vision is not None:
@@ -852,9 +856,9 @@ class LlamaEngine:
             self._forget_live_state()
 
     def keep_states(self) -> None:
-        """Gives the two newest saved states to the state files, to be written in the
-        background: the conversation they belong to resumes from them later, also after a
-        restart (the newest for its next question, the other to regenerate its last reply)."""
+        """Gives the newest saved states to the state files, to be written in the background:
+        the conversation they belong to resumes from them later, also after a restart (its next
+        question, its last reply regenerated, its last question edited)."""
         if self._state_files is None or not self._state_key:
             return
         for snapshot in self._snapshots[-KEPT_STATES:]:
@@ -990,10 +994,17 @@ class LlamaEngine:
 
     def _render(self, messages: Sequence[ChatMessage], enable_thinking: bool) -> str:
         """The prompt for ``messages`` with the running request's tools; its cancel flag also
-        stops the template."""
-        return self._require_template().render(
+        stops the template. The last one is remembered: a turn renders the prompt its
+        preparation (or fitting it to the context) just rendered, and for a long chat each
+        rendering costs milliseconds on the way to the first token."""
+        key = (tuple(messages), enable_thinking, repr(self._tools))
+        if self._last_rendered is not None and self._last_rendered[0] == key:
+            return self._last_rendered[1]
+        text = self._require_template().render(
             messages, enable_thinking=enable_thinking, cancel=self._cancel, tools=self._tools
         )
+        self._last_rendered = (key, text)
+        return text
 
     def _require_template(self) -> ChatTemplate:
         if self._template is None:
