@@ -253,6 +253,9 @@ class MessageWidget(QFrame):
                 block.sig_layout_changed.connect(self.sig_text_changed)
                 block.sig_answered.connect(self.sig_tool_call_answered)
                 self._tool_calls.addWidget(block)
+                # Shown now, not at the next event-loop pass: the approval buttons must be
+                # there the moment the block says it waits for an answer.
+                block.show()
                 self._tool_blocks.append(block)
 
     def tool_blocks(self) -> list[ToolCallBlock]:
