@@ -220,9 +220,13 @@ class ChatController(QObject):
             self._attachments_sent = attachments
             self._session.send(text, [attachment.image for attachment in attachments])
 
-    def _on_typing_paused(self, text: str) -> None:
-        if not self._busy:  # the message is offered again when the reply ends (the composer's pause)
-            self._session.read_while_typing(text)
+    def _on_typing_paused(self, text: str, pictures: tuple) -> None:
+        if self._busy:  # the message is offered again when the reply ends (the composer's pause)
+            return
+        if self._editing_question_id is not None:
+            self._session.read_while_typing(text, replacing=self._editing_question_id)
+        else:
+            self._session.read_while_typing(text, [attachment.image for attachment in pictures])
 
     def _on_message_action(self, action: str, message_id: int) -> None:
         if self._busy:

@@ -164,9 +164,11 @@ class ComposerWidget(QWidget):
     """The user asks the streaming reply to stop."""
     sig_cancel_edit = Signal()
     """The user gives up editing a question (Cancel, or Esc)."""
-    sig_typing_paused = Signal(str)
-    """The user paused while writing the next message: its text so far, as it would be sent
-    (never empty; not while a question is edited or pictures are attached, whose prompts differ)."""
+    sig_typing_paused = Signal(str, object)
+    """The user paused while writing the next message (or editing a question), or a picture
+    was attached or removed: ``(text, pictures)``, the text so far as it would be sent and the
+    ``tuple[Attachment, ...]`` ready to go with it (none while editing; never both empty; not
+    while a picture is still being prepared: its preparation ends with another)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -190,8 +192,10 @@ class ComposerWidget(QWidget):
         self.privacy_notice = PrivacyNotice()
         self.attachment_strip = AttachmentStrip()
         self.attachment_strip.sig_removed.connect(self._clear_attach_notes)
+        self.attachment_strip.sig_removed.connect(self._typing_pause.start)
         self._intake = ImageIntake(self)
         self._intake.sig_prepared.connect(self.attachment_strip.fill)
+        self._intake.sig_prepared.connect(self._typing_pause.start)  # a picture can be read before its question
         self._intake.sig_rejected.connect(self._on_image_rejected)
         self._attach_notes: list[str] = []
         self.attach_note = QLabel()
@@ -414,11 +418,12 @@ class ComposerWidget(QWidget):
             self._typing_pause.start()  # a message written while the reply was can be read now
 
     def _on_typing_paused(self) -> None:
-        if self._editing or self.attachment_strip.count():
+        if not self._editing and self.attachment_strip.preparing():
             return
         text = self.edit.toPlainText().strip()
-        if text:
-            self.sig_typing_paused.emit(text)
+        pictures = () if self._editing else self.attachments()
+        if text or pictures:
+            self.sig_typing_paused.emit(text, pictures)
 
     def _on_button(self) -> None:
         if self._generating:

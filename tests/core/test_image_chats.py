@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from app.core.chat.chat_events import ConversationCreated, ConversationOpened, ImageReading, TurnFinished, TurnRefused
+from app.core.chat.chat_events import (
+    ConversationCreated,
+    ConversationOpened,
+    ImageReading,
+    NextTurnPrepared,
+    TurnFinished,
+    TurnRefused,
+)
 from app.core.chat.chat_settings import ChatSettings
 from app.core.chat.prompt_assembly import reply_request
 from app.core.conversations import conversation_export
@@ -61,6 +68,16 @@ def test_a_follow_up_about_a_picture_does_not_read_it_again(chat: Chat) -> None:
     follow_up = _send(chat, "And its colour?")
     assert chat.events.of(ImageReading) == []
     assert follow_up.reply.stats.evaluated_prompt_tokens < 60 < 300 < follow_up.reply.stats.prompt_tokens
+
+
+def test_a_picture_attached_is_read_while_its_question_is_typed(chat: Chat) -> None:
+    picture = prepare_image(picture_bytes())
+    chat.session.read_while_typing("", [picture])  # attached, nothing typed yet
+    assert chat.events.wait_for(NextTurnPrepared).evaluated_tokens > 300
+    chat.events.clear()
+    asked = _send(chat, "What is this?", [picture])
+    assert chat.events.of(ImageReading) == []  # read before Enter
+    assert asked.reply.stats.evaluated_prompt_tokens < 60 < 300 < asked.reply.stats.prompt_tokens
 
 
 def test_a_picture_alone_makes_a_question_and_names_the_chat(chat: Chat) -> None:

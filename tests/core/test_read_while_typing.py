@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.core.chat.chat_events import ConversationOpened, NextTurnPrepared, TurnFinished
+from app.core.chat.chat_events import ConversationOpened, MessageAdded, NextTurnPrepared, TurnFinished
 from app.core.chat.chat_session import ChatSession
 from app.core.chat.chat_settings import ChatSettings
 from app.core.conversations.store_worker import StoreWorker
@@ -33,6 +33,10 @@ class Chat:
         self.session.subscribe(self.events)
         self.session.open_conversation(None)
         self.events.wait_for(ConversationOpened)
+        self.set_thinking(thinking)
+
+    def set_thinking(self, thinking: bool) -> None:
+        self.thinking = thinking
         self.session.set_thinking(thinking)
         self.session.update_settings(ChatSettings(max_tokens=8, enable_thinking=thinking), "")
 
@@ -45,10 +49,18 @@ class Chat:
         """Until the engine has done what is queued, preparations included."""
         self.host.call(lambda _engine: None, Priority.PREPARATION).result(TIMEOUT_S)
 
-    def typed(self, text: str) -> None:
+    def typed(self, text: str, *, replacing: int | None = None) -> None:
         prepared = len(self.events.of(NextTurnPrepared))
-        self.session.read_while_typing(text)
+        self.session.read_while_typing(text, replacing=replacing)
         self.events.wait_for(NextTurnPrepared, count=prepared + 1)
+
+    def edit(self, question_id: int, text: str) -> TurnFinished:
+        finished = len(self.events.of(TurnFinished))
+        self.session.edit_and_resend(question_id, text)
+        return self.events.wait_for(TurnFinished, count=finished + 1)
+
+    def first_question(self) -> int:
+        return next(event.message.id for event in self.events.of(MessageAdded) if event.message.role == "user")
 
     def close(self) -> None:
         self.session.shutdown()
@@ -119,3 +131,28 @@ def test_typing_on_after_a_pause_goes_on_from_what_was_certain(chats: tuple[Chat
     read_first = typing.turn(QUESTION + "?").reply.stats.evaluated_prompt_tokens
     sent_only = sending.turn(QUESTION + "?").reply.stats.evaluated_prompt_tokens
     assert read_first <= sent_only - 15  # the first 30 characters (less their last word) were kept
+
+
+def test_a_message_read_whole_and_sent_after_a_settings_change_is_read_as_the_new_settings_make_it(
+    chats: tuple[Chat, Chat],
+) -> None:
+    typing, sending = chats
+    typing.typed(QUESTION)
+    for chat in (typing, sending):
+        chat.set_thinking(not chat.thinking)
+    read_before = typing.turn(QUESTION).reply
+    sent = sending.turn(QUESTION).reply
+    assert read_before.stats.prompt_tokens == sent.stats.prompt_tokens  # the other template's prompt
+    assert read_before.stats.evaluated_prompt_tokens > 0
+    assert (read_before.content, read_before.reasoning) == (sent.content, sent.reasoning)
+
+
+def test_an_edited_question_read_while_it_was_typed_leaves_only_its_last_words_to_evaluate(
+    chats: tuple[Chat, Chat],
+) -> None:
+    typing, sending = chats
+    typing.typed(QUESTION, replacing=typing.first_question())
+    edited = typing.edit(typing.first_question(), QUESTION + "?").reply
+    sent = sending.edit(sending.first_question(), QUESTION + "?").reply
+    assert sent.stats.evaluated_prompt_tokens - edited.stats.evaluated_prompt_tokens >= len(QUESTION) * 2 // 3
+    assert (edited.content, edited.reasoning) == (sent.content, sent.reasoning)

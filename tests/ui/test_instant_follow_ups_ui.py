@@ -1,5 +1,6 @@
 """Instant follow-ups in the window, driven like a user with the real tiny model (pytest-qt,
-offscreen): a pause in typing lets the model read the message before it is sent, Settings ›
+offscreen): a pause in typing lets the model read the message before it is sent (a new one, a
+question being edited, a picture attached before its question is typed), Settings ›
 Speed switches that off, and shows and clears the chat states kept on disk."""
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QMessageBox
 
 from app.core.chat.chat_events import NextTurnPrepared
@@ -18,6 +20,7 @@ from app.core.profile.settings import load_settings
 from app.main import DesktopApp
 from app.ui.formatting import format_binary_bytes
 from app.ui.settings_dialog import SettingsDialog
+from tests.ui.test_images_ui import picture
 from tests.ui.app_driver import WAIT_MS, close, in_settings, load, open_app, stored, stored_messages, wait_until_idle
 
 QUESTION = "What about the rivers in the north of the country"
@@ -87,24 +90,52 @@ def test_a_question_read_during_a_pause_in_typing_leaves_only_its_last_words_to_
     close(app)
 
 
-def test_a_pause_while_a_question_is_edited_reads_nothing(qtbot, paths, tiny_model) -> None:
+def _edit(qtbot, app: DesktopApp, question_index: int) -> None:
+    """Clicks Edit on a question: the composer holds it, selected to be typed over."""
+    question = [widget for widget in app.window.transcript.message_widgets() if widget.role == "user"][question_index]
+    qtbot.mouseClick(question.action_buttons["edit"], Qt.MouseButton.LeftButton)
+    qtbot.keyClick(app.window.composer.edit, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
+
+
+def test_an_edited_question_read_during_a_pause_leaves_only_its_last_words_to_evaluate(qtbot, paths, tiny_model) -> None:
     app = open_app(qtbot, paths)
     load(qtbot, app, tiny_model)
     read_ahead = ReadAhead(app)
     _ask_right_away(qtbot, app, read_ahead, "Tell me about rivers")
-    question = app.window.transcript.message_widgets()[0]
-    qtbot.mouseClick(question.action_buttons["edit"], Qt.MouseButton.LeftButton)
+    _ask_right_away(qtbot, app, read_ahead, "And lakes?")
+    _edit(qtbot, app, 1)
+    sent_at_once = _ask_right_away(qtbot, app, read_ahead, QUESTION + "?")
+
+    _edit(qtbot, app, 1)
+    before = len(read_ahead.events)
+    _type(qtbot, app, QUESTION)
+    qtbot.waitUntil(lambda: len(read_ahead.events) > before, timeout=WAIT_MS)  # the pause, and its reading
+    assert read_ahead.events[-1].evaluated_tokens > 0
+    _type(qtbot, app, "?")
+    read_while_typed = _send_and_wait_for_the_read_ahead(qtbot, app, read_ahead)
+
+    questions = [message for message in stored_messages(app) if message.role == "user"]
+    assert [message.content for message in questions] == ["Tell me about rivers", QUESTION + "?"]
+    assert sent_at_once - read_while_typed >= len(QUESTION) * 2 // 3
+    close(app)
+
+
+def test_a_pasted_picture_is_read_before_its_question_is_typed(qtbot, paths, tiny_model, tiny_projector) -> None:
+    app = open_app(qtbot, paths)
+    load(qtbot, app, tiny_model, projector=tiny_projector)
+    read_ahead = ReadAhead(app)
     composer = app.window.composer
-    read_before = len(read_ahead.events)
+    composer.edit.setFocus()
+    QGuiApplication.clipboard().setImage(picture(800, 600))
+    qtbot.keyClick(composer.edit, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: bool(read_ahead.events), timeout=WAIT_MS)  # once it is ready, the pause reads it
+    assert read_ahead.events[-1].evaluated_tokens > 300
+    _type(qtbot, app, "What is this?")
+    _send_and_wait_for_the_read_ahead(qtbot, app, read_ahead)
 
-    with qtbot.assertNotEmitted(composer.sig_typing_paused):
-        qtbot.keyClick(composer.edit, Qt.Key.Key_End, Qt.KeyboardModifier.ControlModifier)
-        _type(qtbot, app, " in the north")
-        qtbot.waitUntil(lambda: not composer._typing_pause.isActive(), timeout=WAIT_MS)  # the pause came
-    _wait_for_what_a_pause_started(app)
-
-    assert composer.edit.toPlainText() == "Tell me about rivers in the north"
-    assert len(read_ahead.events) == read_before
+    question, reply = stored_messages(app)
+    assert question.content == "What is this?" and len(question.parts) == 1
+    assert reply.stats.evaluated_prompt_tokens < 60 < 300 < reply.stats.prompt_tokens
     close(app)
 
 

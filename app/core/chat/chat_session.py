@@ -77,6 +77,7 @@ from app.core.domain.generation import (
     DEFAULT_IMAGE_DETAIL,
     IMAGE_DETAIL_TOKENS,
     NO_PROJECTOR_MESSAGE,
+    ChatImage,
     ChatMessage,
     GenerationRequest,
     GenerationResult,
@@ -261,19 +262,36 @@ class ChatSession:
 
         self._run(continue_)
 
-    def read_while_typing(self, text: str) -> None:
-        """The person paused while writing ``text``, the open chat's next message: the engine
-        reads, when idle, as much of the next prompt as is certain, so that sending it leaves
-        only the rest to evaluate. Nothing while a reply is written, or when switched off."""
+    def read_while_typing(
+        self, text: str, images: Sequence[PreparedImage] = (), *, replacing: int | None = None
+    ) -> None:
+        """The person paused while writing ``text``, the open chat's next message, with
+        ``images`` attached (or, with ``replacing``, an edit of that question, which keeps its
+        images): the engine reads, when idle, as much of the next prompt as is certain, the
+        pictures included, so that sending it leaves only the rest to evaluate. Nothing while a
+        reply is written, or when switched off."""
+        images = tuple(images)
 
         def read(store: ConversationStore) -> None:
-            if not (self._reads_while_typing and text.strip()) or self._facts is None or self._turn is not None or self._closing:
+            if not self._reads_while_typing or self._facts is None or self._turn is not None or self._closing:
                 return
-            if len(text) > MAX_MESSAGE_CHARACTERS:
+            if len(text) > MAX_MESSAGE_CHARACTERS or not (text.strip() or images or replacing is not None):
                 return
-            messages, _ = prompt_assembly.prompt_messages(self._system_prompt, self._path, _image_reader(store))
+            if images and not self._facts.reads_images:
+                return  # sending it is refused: nothing to read ahead
+            path = self._path
+            if replacing is not None:
+                position = self._position(replacing, role="user")
+                if position is None:
+                    return
+                path = path[: position + 1]
+            messages, _ = prompt_assembly.prompt_messages(self._system_prompt, path, _image_reader(store))
+            if replacing is not None:  # the question as edited so far, with its images
+                typed = replace(messages.pop(), content=text)
+            else:
+                typed = ChatMessage("user", text, images=tuple(ChatImage(image.sha256, image.data) for image in images))
             request = self._next_turn_request(messages)
-            self._host.prepare_next_turn(request, lambda evaluated: self._emit(NextTurnPrepared(evaluated)), typed=text)
+            self._host.prepare_next_turn(request, lambda evaluated: self._emit(NextTurnPrepared(evaluated)), typed=typed)
 
         self._run(read)
 

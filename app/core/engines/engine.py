@@ -95,13 +95,13 @@ class Engine(Protocol):
         cancel: threading.Event,
         tools: Sequence[Mapping] = (),
         image_token_limit: int | None = None,
-        typed: str = "",
+        typed: ChatMessage | None = None,
         saved_only: bool = False,
     ) -> int:
         """Does now, while the user types, the work the next turn would start with (with
-        ``typed``, the next message as far as it is written, the part of it no further typing
-        can change too; with ``saved_only``, only what restoring a saved state does); returns
-        how many prompt tokens that evaluated."""
+        ``typed``, the next user message as far as it is written, its pictures included, the
+        part of it no further typing can change too; with ``saved_only``, only what restoring a
+        saved state does); returns how many prompt tokens that evaluated."""
 
     def keep_states(self) -> None:
         """Keeps the newest saved state where it outlasts the engine (on disk, written in the

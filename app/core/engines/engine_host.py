@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from app.core.domain.generation import (
+    ChatMessage,
     GenerationRequest,
     GenerationError,
     LoadSettings,
@@ -246,13 +247,13 @@ class EngineHost:
         self._submit(priority, generate, cancels_preparation=True)
 
     def prepare_next_turn(
-        self, request: GenerationRequest, on_done: Callable[[int], None] | None = None, *, typed: str = "",
-        saved_only: bool = False,
+        self, request: GenerationRequest, on_done: Callable[[int], None] | None = None, *,
+        typed: ChatMessage | None = None, saved_only: bool = False,
     ) -> None:
         """Evaluates, when the engine is idle, what the next turn's prompt will start with:
         ``request.messages`` is the conversation as the next turn will send it, without the new
-        user message; ``typed`` is that message as far as the person has written it (read as
-        far as it is certain); ``saved_only`` restores a saved state and evaluates nothing (a
+        user message; ``typed`` is that message as far as the person has written it, with its
+        pictures (read as far as it is certain); ``saved_only`` restores a saved state and evaluates nothing (a
         chat opened again). ``on_done(evaluated_tokens)`` ends it (0 when cancelled before
         its first step or when there was nothing to gain)."""
 
@@ -279,7 +280,7 @@ class EngineHost:
                 deliver(on_done, evaluated)
 
         with self._lock:
-            if typed:  # it does what the earlier ones would, and more: they give way
+            if typed is not None:  # it does what the earlier ones would, and more: they give way
                 for earlier in self._preparations:
                     earlier.set()
             self._preparations.add(request.cancel)

@@ -97,6 +97,18 @@ class _StateSnapshot:
     from_file: SavedState | None = None  # read from the state files
 
 
+@dataclass(frozen=True)
+class _Prompt:
+    """A request's prompt as it is evaluated."""
+
+    messages: list[ChatMessage]  # those sent: all, or the newest that fit
+    items: list[PromptItem]  # its tokens, with a span for each image
+    omitted: int  # how many of the oldest messages were left out
+    text: str
+    cells: int  # context cells ``items`` take
+    images: dict[str, ChatImage]  # its images, by SHA-256
+
+
 class LlamaEngine:
     """One loaded model and its context. Not thread-safe: see the module docstring."""
 
@@ -133,6 +145,7 @@ class LlamaEngine:
         self._spare_buffer: ctypes.Array | None = None  # an evicted snapshot's, for the next one
         self._last_tokenized: tuple[str, list[int]] | None = None
         self._last_rendered: tuple[tuple, str] | None = None  # (what was rendered, the text)
+        self._last_prompt: tuple[tuple, _Prompt] | None = None  # (what it was made of, the prompt)
         self._max_snapshots = max_snapshots
         self._snapshot_budget = (
             snapshot_budget_bytes if snapshot_budget_bytes is not None else psutil.virtual_memory().total // 8
@@ -290,6 +303,7 @@ class LlamaEngine:
         self._spare_buffer = None
         self._last_tokenized = None
         self._last_rendered = None
+        self._last_prompt = None
         self._evaluated = []
         self._position = 0
         if self._vision is not None:
@@ -464,9 +478,23 @@ class LlamaEngine:
             )
         return self._vision
 
-    def _prompt(self, messages, enable_thinking, sampling, continuation, reply_room):
-        """The messages sent (all, or the newest that fit), the prompt's tokens, how many
-        messages were left out, and the prompt text."""
+    def _prompt(self, messages, enable_thinking, sampling, continuation, reply_room) -> _Prompt:
+        """The prompt of a request. The last one is remembered: a message read whole while it
+        was typed is sent as it stood, and for a long chat making its prompt again (fitting,
+        tokenizing, counting cells) would cost more than the rest of the way to its first token."""
+        key = (
+            tuple(messages), enable_thinking, repr(self._tools), self.reply_reserve(sampling),
+            continuation, reply_room, self._image_token_limit,
+        )
+        if self._last_prompt is not None and self._last_prompt[0] == key:
+            prompt = self._last_prompt[1]
+            self._images.update(prompt.images)
+            return prompt
+        prompt = self._make_prompt(messages, enable_thinking, sampling, continuation, reply_room)
+        self._last_prompt = (key, prompt)
+        return prompt
+
+    def _make_prompt(self, messages, enable_thinking, sampling, continuation, reply_room) -> _Prompt:
         if reply_room is None:
             messages, omitted = self.fit_to_context(
                 messages, enable_thinking=enable_thinking, reply_tokens=self.reply_reserve(sampling)
@@ -494,18 +522,15 @@ class LlamaEngine:
                 + (f" with {reply_room:,} kept for the reply" if reply_room > 1 else "")
                 + f": shorten it by {prompt_length - room:,} tokens."
             )
-        return messages, prompt_tokens, omitted, prompt
+        images = {image.sha256: self._images[image.sha256] for message in messages for image in message.images}
+        return _Prompt(list(messages), prompt_tokens, omitted, prompt, prompt_length, images)
 
     def _generate(self, messages, enable_thinking, sampling, cancel, on_text, on_prompt_progress, continuation, reply_room):
         started = time.perf_counter()
-        messages, prompt_tokens, omitted, prompt = self._prompt(
-            messages, enable_thinking, sampling, continuation, reply_room
-        )
+        prompt = self._prompt(messages, enable_thinking, sampling, continuation, reply_room)
+        prompt_tokens = prompt.items
         read_whole = self._logits_current and self._evaluated == prompt_tokens  # while it was typed
-        # Where the next turn's prompt will part from this one, to keep a state there; nothing
-        # of this prompt is left to evaluate when it was read whole, so none can be kept.
-        stable_length = 0 if read_whole else self._stable_prefix_length(messages, enable_thinking, prompt_tokens)
-        splitter = ReasoningSplitter(starts_in_reasoning=prompt_opens_reasoning(prompt))
+        splitter = ReasoningSplitter(starts_in_reasoning=prompt_opens_reasoning(prompt.text))
         calls = ToolCallSplitter(self._tools) if self._tools else None
 
         def emit(reasoning: str, answer: str) -> None:
@@ -521,14 +546,20 @@ class LlamaEngine:
         stop_reason = StopReason.CANCELLED
         sampler = self._make_sampler(sampling)
         try:
-            evaluated_prompt_tokens, prompt_ready = self._evaluate_prompt(
-                prompt_tokens, stable_length, on_prompt_progress
-            )
+            if read_whole:
+                prompt_ready, self._reused_cells = True, prompt.cells
+            else:
+                # Where the next turn's prompt will part from this one, to keep a state there.
+                stable_length = self._stable_prefix_length(prompt.messages, enable_thinking, prompt_tokens)
+                evaluated_prompt_tokens, prompt_ready = self._evaluate_prompt(
+                    prompt_tokens, stable_length, on_prompt_progress
+                )
             generation_started = time.perf_counter()
             if prompt_ready:
                 decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+                room = llama_cpp.llama_n_ctx(self._context) - prompt.cells
                 stop_reason, generated, first_token_at = self._generate_tokens(
-                    sampler, sampling.max_tokens, cancel, decoder, splitter, emit
+                    sampler, sampling.max_tokens, room, cancel, decoder, splitter, emit
                 )
                 emit(*splitter.feed(decoder.decode(b"", final=True)))
         finally:
@@ -544,7 +575,7 @@ class LlamaEngine:
                 _, tool_calls = parse_tool_calls(splitter.reasoning, self._tools)
         finished = time.perf_counter()
         decode_seconds = finished - generation_started if generation_started else 0.0
-        prompt_length = _cells(prompt_tokens)
+        prompt_length = prompt.cells
         if not prompt_ready:  # stopped while reading the prompt: count what got into the context
             prompt_length = self._reused_cells + evaluated_prompt_tokens
         stats = GenerationStats(
@@ -555,12 +586,12 @@ class LlamaEngine:
             tokens_per_second=generated / decode_seconds if generated and decode_seconds > 0 else 0.0,
             stop_reason=stop_reason,
         )
-        return GenerationResult(splitter.reasoning, answer, stats, omitted, tool_calls)
+        return GenerationResult(splitter.reasoning, answer, stats, prompt.omitted, tool_calls)
 
-    def _generate_tokens(self, sampler, max_tokens, cancel, decoder, splitter, emit):
-        """The hot loop: sample, detokenize, stream, decode, one token at a time."""
+    def _generate_tokens(self, sampler, max_tokens, room, cancel, decoder, splitter, emit):
+        """The hot loop: sample, detokenize, stream, decode, one token at a time, at most
+        ``room`` (the context cells left after the prompt)."""
         context, vocab = self._context, self._vocab
-        room = llama_cpp.llama_n_ctx(context) - _cells(self._evaluated)
         token_array = (llama_cpp.llama_token * 1)()
         generated = 0
         first_token_at = None
@@ -599,14 +630,14 @@ class LlamaEngine:
         cancel: threading.Event,
         tools: Sequence[Mapping] = (),
         image_token_limit: int | None = None,
-        typed: str = "",
+        typed: ChatMessage | None = None,
         saved_only: bool = False,
     ) -> int:
         """Evaluates now, while the user reads and types (or an API client reads the reply),
         what the next turn's prompt will start with: ``messages`` (the conversation including
         the reply just written) up to where the next user message's text begins, and, given
-        ``typed`` (that message as far as it is written), as much of it as is certain already:
-        the tokens no continuation of it can change. Only the state at the message's start is
+        ``typed`` (that message as far as it is written, with its pictures), as much of it as
+        is certain already: its pictures and the tokens no continuation of its text can change. Only the state at the message's start is
         saved: an edit behind what was read starts from there; the typed part is live state,
         which the turn that sends the message goes on from. ``saved_only`` (a chat opened
         again) restores the state saved for it, from disk if need be, and evaluates nothing:
@@ -625,14 +656,14 @@ class LlamaEngine:
         self._begin_request(cancel, tools, image_token_limit)
         try:
             evaluated = self._prepare_next_turn(messages, enable_thinking, sampling, saved_only)
-            if typed and not cancel.is_set():
+            if typed is not None and not cancel.is_set():
                 evaluated += self._read_typed(messages, typed, enable_thinking, sampling)
             return evaluated
         finally:
             self._end_request()
 
     def _prepare_next_turn(self, messages, enable_thinking, sampling, saved_only: bool = False) -> int:
-        known = self._certain_prefix(messages, "", enable_thinking, sampling)
+        known = self._certain_prefix(messages, ChatMessage("user", ""), enable_thinking, sampling)
         if not known:
             return 0
         # The restore takes a strict prefix of what comes next: any token after ``known`` will do.
@@ -644,13 +675,14 @@ class LlamaEngine:
             self._save_snapshot()
         return evaluated
 
-    def _read_typed(self, messages, typed: str, enable_thinking: bool, sampling: SamplingSettings) -> int:
+    def _read_typed(self, messages, typed: ChatMessage, enable_thinking: bool, sampling: SamplingSettings) -> int:
         known = self._certain_prefix(messages, typed, enable_thinking, sampling)
         if not known:
             return 0
         try:
-            as_sent = self._prompt_items([*messages, ChatMessage("user", typed)], enable_thinking)
-        except (ChatTemplateError, PromptRejectedError):
+            # Made as the request sending it will make it, which then finds it made.
+            as_sent = self._prompt([*messages, typed], enable_thinking, sampling, None, None).items
+        except (ChatTemplateError, PromptRejectedError, PromptTooLongError):
             as_sent = []
         self._restore_best_state([*known, -1])
         evaluated = 0
@@ -676,17 +708,19 @@ class LlamaEngine:
         tokens = tuple(self._evaluated)
         self._typing_state = next((snapshot for snapshot in self._snapshots if snapshot.tokens == tokens), None)
 
-    def _certain_prefix(self, messages, typed: str, enable_thinking: bool, sampling: SamplingSettings) -> list[PromptItem]:
-        """The prompt tokens the next turn starts with whatever follows ``typed`` in the next
-        user message (the tokens several unlike continuations share); empty when the history
-        will not fit whole (where the next turn cuts it depends on the new message's length)."""
+    def _certain_prefix(self, messages, typed: ChatMessage, enable_thinking: bool, sampling: SamplingSettings) -> list[PromptItem]:
+        """The prompt tokens the next turn starts with whatever text follows ``typed``, the
+        next user message so far (the tokens several unlike continuations share); empty when
+        the history will not fit whole (where the next turn cuts it depends on the new
+        message's length)."""
         endings = (_PLACEHOLDER, "?", "a", " ")
         try:
             first, *others = (
-                self._prompt_items([*messages, ChatMessage("user", typed + ending)], enable_thinking) for ending in endings
+                self._prompt_items([*messages, replace(typed, content=typed.content + ending)], enable_thinking)
+                for ending in endings
             )
             _, omitted = self.fit_to_context(
-                [*messages, ChatMessage("user", typed + _PLACEHOLDER)], enable_thinking=enable_thinking,
+                [*messages, replace(typed, content=typed.content + _PLACEHOLDER)], enable_thinking=enable_thinking,
                 reply_tokens=self.reply_reserve(sampling),
             )
         except (ChatTemplateError, PromptTooLongError, PromptRejectedError):
