@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from pathlib import Path
 
 import openai
@@ -33,8 +34,10 @@ FOLLOW_UP = ChatMessage("user", "And lakes?")
 class Engine:
     """An engine host over the llama.cpp engine that keeps its states in ``folder``."""
 
-    def __init__(self, model: Path, folder: Path, *, budget: int = 1 << 30, snapshots: int = 8) -> None:
-        self.files = StateFiles(folder, lambda: budget)
+    def __init__(
+        self, model: Path, folder: Path, *, budget: int = 1 << 30, snapshots: int = 8, files: StateFiles | None = None
+    ) -> None:
+        self.files = files if files is not None else StateFiles(folder, lambda: budget)
         self.host = EngineHost(lambda: LlamaEngine(state_files=self.files, max_snapshots=snapshots))
         loaded = EventRecorder()
         self.host.subscribe(loaded)
@@ -56,9 +59,9 @@ class Engine:
         assert self.files.wait_until_written(TIMEOUT_S)
 
 
-def _chat_then_close(model: Path, folder: Path) -> None:
+def _chat_then_close(model: Path, folder: Path, *, snapshots: int = 8) -> None:
     """A first session: one turn, its follow-up prepared, the app closed."""
-    first = Engine(model, folder)
+    first = Engine(model, folder, snapshots=snapshots)
     first.reply(HISTORY[0])
     assert first.prepare(*HISTORY) > 0
     first.close()
@@ -226,3 +229,42 @@ def test_editing_the_last_question_after_a_restart_reads_only_the_edited_questio
     finally:
         engine.close()
     assert stats.evaluated_prompt_tokens <= len(edited.content) + 16 < stats.prompt_tokens - 150
+
+
+class SlowDisk(StateFiles):
+    """State files on a disk that takes its time: nothing is written until ``release`` is set."""
+
+    def __init__(self, folder: Path) -> None:
+        self.release = threading.Event()
+        super().__init__(folder)
+
+    def _write(self, *state) -> None:
+        assert self.release.wait(TIMEOUT_S)
+        super()._write(*state)
+
+
+def _state_files(folder: Path) -> dict[str, bytes]:
+    """Each state file's bytes, by its name (which names its model and tokens)."""
+    return {file.name: file.read_bytes() for file in folder.glob("*.state")}
+
+
+def test_a_state_being_written_is_written_as_it_was_kept_while_other_chats_go_on(tiny_model: Path, tmp_path: Path) -> None:
+    # The writer reads a state where the engine keeps it; other chats meanwhile must not have
+    # that memory for their own states, or the file would hold theirs under this chat's name.
+    slow = SlowDisk(tmp_path / "slow")
+    engine = Engine(tiny_model, tmp_path / "slow", snapshots=2, files=slow)
+    try:
+        engine.reply(HISTORY[0])
+        engine.prepare(*HISTORY)
+        engine.host.keep_states()  # the chat is left; its states wait for the disk
+        engine.host.call(lambda _engine: None, Priority.PREPARATION).result(TIMEOUT_S)
+        for number in range(3):  # other chats push them out of memory, and keep states of their own
+            other = ChatMessage("user", f"Something else entirely, number {number}, " * 8)
+            engine.reply(other)
+            engine.prepare(other, ChatMessage("assistant", THINKING_ANSWER, THINKING_REASONING))
+        slow.release.set()
+    finally:
+        engine.close()
+    _chat_then_close(tiny_model, tmp_path / "reference", snapshots=2)  # the same chat, written at once
+    written, reference = _state_files(tmp_path / "slow"), _state_files(tmp_path / "reference")
+    assert reference and {name: written.get(name) for name in reference} == reference

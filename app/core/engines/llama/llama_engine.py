@@ -95,6 +95,13 @@ class _StateSnapshot:
     size: int
     position: int
     from_file: SavedState | None = None  # read from the state files
+    written: threading.Event | None = None  # set once the state files have written ``data``
+
+    @property
+    def reusable(self) -> bool:
+        """Whether ``data`` may hold another state once this one is dropped: not while the
+        state files are still writing it from there."""
+        return self.written is None or self.written.is_set()
 
 
 @dataclass(frozen=True)
@@ -703,7 +710,7 @@ class LlamaEngine:
         previous = self._typing_state
         if previous is not None and previous in self._snapshots:
             self._snapshots.remove(previous)
-            self._spare_buffer = previous.data
+            self._recycle(previous)
         self._save_snapshot()
         tokens = tuple(self._evaluated)
         self._typing_state = next((snapshot for snapshot in self._snapshots if snapshot.tokens == tokens), None)
@@ -898,8 +905,8 @@ class LlamaEngine:
         for snapshot in self._snapshots[-KEPT_STATES:]:
             if snapshot.tokens not in self._kept:
                 self._kept.add(snapshot.tokens)
-                data = bytes(memoryview(snapshot.data)[: snapshot.size])
-                self._state_files.save(self._state_key, snapshot.tokens, snapshot.position, data)
+                data = memoryview(snapshot.data)[: snapshot.size]
+                snapshot.written = self._state_files.save(self._state_key, snapshot.tokens, snapshot.position, data)
 
     def _find_saved_states(self, path: Path, projector: Path | None) -> None:
         if self._state_files is None:
@@ -947,9 +954,14 @@ class LlamaEngine:
         while len(self._snapshots) > 1 and (
             len(self._snapshots) > self._max_snapshots or self.saved_state_bytes > self._snapshot_budget
         ):
-            self._spare_buffer = self._snapshots.pop(0).data  # least recently used first
+            self._recycle(self._snapshots.pop(0))  # least recently used first
         if self.saved_state_bytes > self._snapshot_budget:
             self._spare_buffer = None
+
+    def _recycle(self, dropped: _StateSnapshot) -> None:
+        """Keeps a dropped snapshot's memory for the next one, when nothing reads it anymore."""
+        if dropped.reusable:
+            self._spare_buffer = dropped.data
 
     def _state_buffer(self, size: int) -> ctypes.Array:
         """Memory for a state of ``size`` bytes: the last evicted snapshot's when it is big enough.

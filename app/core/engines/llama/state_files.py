@@ -53,6 +53,17 @@ class SavedState:
     sha256: str
 
 
+@dataclass(frozen=True)
+class _Pending:
+    """A state given to the writer; ``done`` is set once it is written or given up."""
+
+    key: str
+    tokens: tuple[PromptItem, ...]
+    position: int
+    data: memoryview | bytes
+    done: threading.Event
+
+
 def model_key(model: Path, projector: Path | None, context_size: int, runtime: str) -> str:
     """What a state depends on besides its tokens, as one hex string."""
     parts = [_file_identity(model), _file_identity(projector) if projector else "no projector", str(context_size), runtime]
@@ -66,7 +77,7 @@ class StateFiles:
     def __init__(self, folder: Path, budget_bytes: Callable[[], int] = lambda: DEFAULT_BUDGET_BYTES) -> None:
         self._folder = folder
         self._budget_bytes = budget_bytes
-        self._pending: queue.Queue[tuple[str, tuple[PromptItem, ...], int, bytes] | None] = queue.Queue()
+        self._pending: queue.Queue[_Pending | None] = queue.Queue()
         self._idle = threading.Event()
         self._idle.set()
         self.files_written = 0  # counts up as files are written, so readers know to look again
@@ -114,10 +125,15 @@ class StateFiles:
 
     # ------------------------------------------------------------------------------ writing
 
-    def save(self, key: str, tokens: Sequence[PromptItem], position: int, data: bytes) -> None:
-        """Writes the state in the background (a newer one for the same tokens replaces it)."""
+    def save(self, key: str, tokens: Sequence[PromptItem], position: int, data: memoryview | bytes) -> threading.Event:
+        """Writes the state in the background (a newer one for the same tokens replaces it).
+        ``data`` is read where it lies, not copied (a state is tens of megabytes): the caller
+        leaves it unchanged until the returned event is set, once the file is written or
+        given up."""
         self._idle.clear()
-        self._pending.put((key, tuple(tokens), position, data))
+        pending = _Pending(key, tuple(tokens), position, data, threading.Event())
+        self._pending.put(pending)
+        return pending.done
 
     def wait_until_written(self, timeout: float | None = None) -> bool:
         """Whether everything given to ``save`` is on disk (or given up) within ``timeout``."""
@@ -139,15 +155,17 @@ class StateFiles:
             item = self._pending.get()
             if item is not None:
                 try:
-                    self._write(*item)
+                    self._write(item.key, item.tokens, item.position, item.data)
                     self.files_written += 1
                     self._keep_within_budget()
                 except OSError as error:  # a full or read-only disk costs only speed later
                     logger.warning("Could not save a state to %s: %s", self._folder, error)
+                finally:
+                    item.done.set()
             if self._pending.empty():
                 self._idle.set()
 
-    def _write(self, key: str, tokens: tuple[PromptItem, ...], position: int, data: bytes) -> None:
+    def _write(self, key: str, tokens: tuple[PromptItem, ...], position: int, data: memoryview | bytes) -> None:
         header = json.dumps({
             "version": VERSION, "model": key, "tokens": [_token_field(item) for item in tokens],
             "position": position, "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
