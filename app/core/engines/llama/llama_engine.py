@@ -931,14 +931,14 @@ class LlamaEngine:
             if held < len(state.tokens) < len(prompt_tokens) and _is_prefix(state.tokens, prompt_tokens)
         ]
         for state in sorted(usable, key=lambda state: len(state.tokens), reverse=True):
-            data = self._state_files.read(state)
+            buffer = self._state_buffer(state.size)
             self._on_disk.remove(state)  # from now on it is a snapshot in memory, or gone
-            if data is not None:
-                buffer = (ctypes.c_uint8 * state.size).from_buffer_copy(data)
+            if self._state_files.read_into(state, buffer):
                 snapshot = _StateSnapshot(state.tokens, buffer, state.size, state.position, state)
                 self._snapshots.append(snapshot)
                 self._kept.add(state.tokens)  # it is on disk already
                 return snapshot
+            self._spare_buffer = buffer
         return None
 
     def _save_snapshot(self) -> None:

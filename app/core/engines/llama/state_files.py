@@ -101,23 +101,26 @@ class StateFiles:
                 found.append(state)
         return found
 
-    def read(self, state: SavedState) -> bytes | None:
-        """The state's bytes if the file still holds exactly them; a damaged file is removed."""
+    def read_into(self, state: SavedState, buffer) -> bool:
+        """Reads the state into ``buffer`` (writable, at least ``state.size`` bytes), where it is
+        to be used, with no copy on the way; False (the file removed) unless the file still
+        holds exactly the state its header names."""
+        target = memoryview(buffer).cast("B")[: state.size]
         try:
             with state.path.open("rb") as file:
                 file.seek(-state.size, os.SEEK_END)
-                data = file.read(state.size)
+                read = file.readinto(target)
         except OSError:
-            data = b""
-        if len(data) != state.size or hashlib.sha256(data).hexdigest() != state.sha256:
+            read = 0
+        if read != state.size or hashlib.sha256(target).hexdigest() != state.sha256:
             logger.warning("Ignoring the damaged saved state %s", state.path.name)
             _remove(state.path)
-            return None
+            return False
         try:
             os.utime(state.path)  # used now: evicted last
         except OSError:
             pass
-        return data
+        return True
 
     def forget(self, state: SavedState) -> None:
         """Removes a state llama.cpp refused."""
