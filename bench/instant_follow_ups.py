@@ -14,7 +14,8 @@ includes them as ``instant_follow_ups``.
   started again, and the chat opened again (its state read from disk); and what reopening cost
   before states were kept (the whole chat evaluated).
 * **The state file**: its size per 1,000 tokens of history, the time to write it (from leaving
-  the chat until it is on disk) and to read and check it.
+  the chat until it is on disk), how long leaving keeps the engine (handing the states to the
+  writer) and the time to read and check a file.
 """
 
 from __future__ import annotations
@@ -145,6 +146,7 @@ def measure(path: Path, *, repeats: int = 3, turns: int = 9, user_tokens: int = 
         left = time.perf_counter()
         first.open(None)  # the chat is left: its states go to disk
         first.idle()  # the engine has handed them to the writer
+        handed_over_seconds = time.perf_counter() - left
         first.files.wait_until_written(TIMEOUT_S)
         write_seconds = time.perf_counter() - left
         typed_1 = []
@@ -181,6 +183,7 @@ def measure(path: Path, *, repeats: int = 3, turns: int = 9, user_tokens: int = 
         "state_file_bytes": file_bytes,
         "state_file_bytes_per_1000_tokens": file_bytes / (history_tokens / 1000),
         "state_write_seconds": write_seconds,
+        "leaving_engine_seconds": handed_over_seconds,
         "state_read_seconds": read_seconds,
     }
 

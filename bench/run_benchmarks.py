@@ -74,7 +74,7 @@ class Plan:
     api_disconnects: int = 5
     server_rounds: int = 7  # bench/model_server.py: the remote engine reading our own `serve`
     server_stops: int = 5
-    follow_up_repeats: int = 3  # bench/instant_follow_ups.py: typed questions, chats resumed after a restart
+    follow_up_repeats: int = 5  # bench/instant_follow_ups.py: typed questions, chats resumed after a restart
     typed_characters: int = 240  # typed into a long chat while the engine reads it (GUI stalls)
     typing_chat_messages: int = 12  # the chat typed into: ~4,000 tokens with the real tokenizer
     typed_characters_per_second: float = 6.0  # about 70 words a minute
