@@ -124,6 +124,7 @@ class ModelsController(QObject):
         self._header_reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-headers")
         self._headers_requested: set[Path] = set()
         self._shut_down = False
+        self._reporting = threading.RLock()  # held by a worker while it emits, and by shutdown
         self._sig_shape_read.connect(self._on_shape_read)
         # Which projector each model loads with, looked up on the header reader too. A lookup
         # belongs to a generation: a pairing or a file that changed starts a new one, and the
@@ -163,7 +164,7 @@ class ModelsController(QObject):
 
     def _new_download_manager(self) -> DownloadManager:
         return DownloadManager(
-            self.models_dir, self.hub_settings, self.secrets.token, lambda progress: _report(self._sig_reported, progress)
+            self.models_dir, self.hub_settings, self.secrets.token, lambda progress: self._report(self._sig_reported, progress)
         )
 
     def change_models_dir(self, folder: Path, *, move_files: bool) -> None:
@@ -287,8 +288,7 @@ class ModelsController(QObject):
             vision = VisionProjector.from_gguf(projector) if projector is not None else None
         except (ValueError, OSError) as error:  # an unreadable projector just means "text only"
             logger.info("No image support for %s: %s", path, error)
-        if not self._shut_down:
-            _report(self._sig_image_support_read, path, ImageSupport(projector, vision), generation)
+        self._report(self._sig_image_support_read, path, ImageSupport(projector, vision), generation)
 
     def _on_image_support_read(self, path: Path, support: ImageSupport, generation: int) -> None:
         if generation != self._image_support_generation:
@@ -317,8 +317,7 @@ class ModelsController(QObject):
                 shape = ModelShape.from_gguf(path)
             except Exception as error:  # any unreadable header just means "no advice"
                 logger.info("No shape for %s: %s", path, error)
-        if not self._shut_down:
-            _report(self._sig_shape_read, path, shape)
+        self._report(self._sig_shape_read, path, shape)
 
     def _on_shape_read(self, path: Path, shape: ModelShape | None) -> None:
         self._shapes[path] = shape
@@ -398,7 +397,7 @@ class ModelsController(QObject):
         return self._probe_hardware(self.models_dir, speed)
 
     def _measure_memory_speed(self) -> None:  # worker thread
-        _report(self._sig_speed_measured, probe_decode_bandwidth(self.hardware.physical_cores))
+        self._report(self._sig_speed_measured, probe_decode_bandwidth(self.hardware.physical_cores))
 
     def _on_speed_measured(self, bytes_per_second: float) -> None:
         if not self._settings.decode_bytes_per_second:  # a reply may have measured it meanwhile
@@ -579,29 +578,32 @@ class ModelsController(QObject):
             try:
                 failures = self.catalog.refresh(make_hf_api(settings, token), hub_endpoint(settings))
             except (CatalogError, OfflineError) as error:
-                _report(self.sig_catalog_refresh_failed, str(error))
+                self._report(self.sig_catalog_refresh_failed, str(error))
                 return
-            _report(self.sig_catalog_refreshed, failures)
+            self._report(self.sig_catalog_refreshed, failures)
 
         threading.Thread(target=run, name="catalog-refresh", daemon=True).start()
+
+    def _report(self, signal, *values) -> None:  # worker threads
+        """Emits a worker thread's result, unless the controller was shut down: the window may
+        be deleted from then on, and emitting a deleted object's signal can crash the process."""
+        with self._reporting:
+            if self._shut_down:
+                return
+            try:
+                signal.emit(*values)
+            except RuntimeError:  # "Signal source has been deleted": deleted without a shutdown
+                logger.debug("A worker finished after its controller was deleted")
 
     def shutdown(self) -> None:
         """Stops the downloads at once; the queue is saved and they resume at the next start. The
         window does not wait for a transfer stuck on a hanging connection (its worker is a
         daemon thread, and what it wrote stays valid: the file only ever grows)."""
         self._stall_timer.stop()
-        self._shut_down = True
+        with self._reporting:  # a worker reporting now finishes first; none reports after
+            self._shut_down = True
         self._header_reader.shutdown(wait=False, cancel_futures=True)
         self.downloads.shutdown(timeout=QUIT_WAIT_SECONDS)
-
-
-def _report(signal, *values) -> None:
-    """Emits a worker thread's result; the window (and this controller with it) may have been
-    closed and deleted meanwhile, and then nobody is left to tell."""
-    try:
-        signal.emit(*values)
-    except RuntimeError:  # "Signal source has been deleted"
-        logger.debug("A worker finished after its window was closed")
 
 
 def download_is_active(progress: DownloadProgress | None) -> bool:
