@@ -73,7 +73,7 @@ class CoreServices:
         )
         session = ChatSession(store, engine, default_thinking=settings.enable_thinking, tools=tools)
         session.set_image_detail(settings.image_detail)
-        session.set_read_while_typing(settings.read_while_typing)
+        session.set_read_while_typing(settings.read_while_typing, on_battery=settings.read_while_typing_on_battery)
         # The store's own method: it reads only the folder fixed when the store opened, never the
         # database, so the GUI thread may call it.
         image_path = store.submit(lambda opened: opened.image_path).result()

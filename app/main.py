@@ -70,7 +70,9 @@ def build_app(paths: AppPaths) -> DesktopApp:
     window.sig_settings_changed.connect(lambda: core.session.set_image_detail(settings.image_detail))
     # And whether it reads the next message while it is typed (the states' budget is read by the
     # state files themselves, at their next write).
-    window.sig_settings_changed.connect(lambda: core.session.set_read_while_typing(settings.read_while_typing))
+    window.sig_settings_changed.connect(
+        lambda: core.session.set_read_while_typing(settings.read_while_typing, on_battery=settings.read_while_typing_on_battery)
+    )
     # Offline mode too: the tool service stops and keeps off the servers on other computers.
     window.sig_settings_changed.connect(lambda: core.tools.set_offline(settings.offline_mode))
     # And the model servers stop contacting, or contact again, those on other computers.

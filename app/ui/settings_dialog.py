@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSpinBox,
+    QStyle,
     QVBoxLayout,
     QWidget,
 )
@@ -260,8 +261,17 @@ class SettingsDialog(QDialog):
             "When you pause while typing, the model reads what you have written so far, so that "
             "after Send only the last words are left to read."
         ))
-        # Under the box, not in its text: a check box's text does not wrap, and this would widen the dialog.
-        self.read_while_typing_note = QLabel(self.tr("Answers start sooner; switch off to save battery."))
+        self.read_while_typing_on_battery = QCheckBox(self.tr("Also when running on battery"))
+        self.read_while_typing_on_battery.setChecked(self._settings.read_while_typing_on_battery)
+        self.read_while_typing_on_battery.setToolTip(self.tr(
+            "Words read before you change them are read again: on battery, that work costs charge."
+        ))
+        self.read_while_typing_on_battery.setEnabled(self.read_while_typing.isChecked())
+        self.read_while_typing.toggled.connect(self.read_while_typing_on_battery.setEnabled)
+        # Under the boxes, not in their text: a check box's text does not wrap, and this would widen the dialog.
+        self.read_while_typing_note = QLabel(self.tr(
+            "Answers start sooner. On battery, your message is read once you send it, unless allowed above."
+        ))
         self.read_while_typing_note.setObjectName("secondaryText")
         self.read_while_typing_note.setWordWrap(True)
         self.saved_states_use = QLabel()
@@ -292,6 +302,14 @@ class SettingsDialog(QDialog):
 
         form = QFormLayout()
         form.addRow("", self.read_while_typing)
+        # Indented under the box it depends on, level with that box's text.
+        on_battery_row = QHBoxLayout()
+        indent = self.style().pixelMetric(QStyle.PixelMetric.PM_IndicatorWidth) + self.style().pixelMetric(
+            QStyle.PixelMetric.PM_CheckBoxLabelSpacing
+        )
+        on_battery_row.setContentsMargins(indent, 0, 0, 0)
+        on_battery_row.addWidget(self.read_while_typing_on_battery)
+        form.addRow("", on_battery_row)
         form.addRow("", self.read_while_typing_note)
         form.addRow(self.tr("Saved chat states:"), use_row)
         form.addRow(self.tr("Space for them:"), self.saved_states_budget)
@@ -492,6 +510,7 @@ class SettingsDialog(QDialog):
         settings.gpu_device = self.gpu_device.currentData()
         settings.image_detail = self.image_detail.currentData()
         settings.read_while_typing = self.read_while_typing.isChecked()
+        settings.read_while_typing_on_battery = self.read_while_typing_on_battery.isChecked()
         settings.saved_states_budget_bytes = self._typed_saved_states_budget()
         if self.forget_token.isChecked():
             controller.secrets.set_token(None)

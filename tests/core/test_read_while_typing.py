@@ -28,7 +28,8 @@ class Chat:
         self.host.subscribe(loaded)
         self.host.load_model(model, LoadSettings(context_size=2048))
         loaded.wait_for(ModelLoaded)
-        self.session = ChatSession(self.worker, self.host)
+        self.battery = False  # whether the computer runs on its battery, as the session sees it
+        self.session = ChatSession(self.worker, self.host, on_battery=lambda: self.battery)
         self.events = EventRecorder()
         self.session.subscribe(self.events)
         self.session.open_conversation(None)
@@ -46,7 +47,9 @@ class Chat:
         return self.events.wait_for(TurnFinished, count=finished + 1)
 
     def idle(self) -> None:
-        """Until the engine has done what is queued, preparations included."""
+        """Until the session has handled what it was told (its jobs run on the store worker)
+        and the engine has done what that queued, preparations included."""
+        self.worker.submit(lambda _store: None).result(TIMEOUT_S)
         self.host.call(lambda _engine: None, Priority.PREPARATION).result(TIMEOUT_S)
 
     def typed(self, text: str, *, replacing: int | None = None) -> None:
@@ -156,3 +159,17 @@ def test_an_edited_question_read_while_it_was_typed_leaves_only_its_last_words_t
     sent = sending.edit(sending.first_question(), QUESTION + "?").reply
     assert sent.stats.evaluated_prompt_tokens - edited.stats.evaluated_prompt_tokens >= len(QUESTION) * 2 // 3
     assert (edited.content, edited.reasoning) == (sent.content, sent.reasoning)
+
+
+def test_on_battery_nothing_is_read_before_the_message_is_sent_unless_allowed(chats: tuple[Chat, Chat]) -> None:
+    typing, sending = chats
+    typing.battery = True
+    typing.session.read_while_typing(QUESTION)
+    typing.idle()
+    on_battery = typing.turn(QUESTION + "?").reply.stats.evaluated_prompt_tokens
+    assert on_battery == sending.turn(QUESTION + "?").reply.stats.evaluated_prompt_tokens
+
+    typing.session.set_read_while_typing(True, on_battery=True)
+    typing.typed(QUESTION)
+    allowed = typing.turn(QUESTION + "?").reply.stats.evaluated_prompt_tokens
+    assert allowed <= on_battery - len(QUESTION) * 2 // 3

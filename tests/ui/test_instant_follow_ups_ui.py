@@ -165,6 +165,25 @@ def test_switched_off_in_settings_a_pause_in_typing_reads_nothing(qtbot, paths, 
     close(app)
 
 
+def test_reading_on_battery_is_a_choice_kept_in_settings_and_offered_only_while_reading_is_on(qtbot, paths) -> None:
+    app = open_app(qtbot, paths)
+
+    def allow_on_battery(dialog: SettingsDialog) -> None:
+        on_battery = dialog.read_while_typing_on_battery
+        assert on_battery.isEnabled() and not on_battery.isChecked()  # off unless allowed
+        on_battery.click()
+        dialog.read_while_typing.click()
+        assert not on_battery.isEnabled()  # nothing is read at all: nothing to allow
+        dialog.read_while_typing.click()
+        assert on_battery.isEnabled() and on_battery.isChecked()
+        dialog.accept()
+
+    in_settings(app, allow_on_battery)
+    saved = load_settings(paths.settings_file)
+    assert saved.read_while_typing and saved.read_while_typing_on_battery
+    close(app)
+
+
 def test_settings_show_the_space_the_saved_chat_states_use_and_clear_empties_their_folder(
     qtbot, paths, tiny_model, monkeypatch
 ) -> None:

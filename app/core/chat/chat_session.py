@@ -102,6 +102,7 @@ from app.core.engines.engine_events import (
 from app.core.engines.engine_host import EngineHost, Priority
 from app.core.engines.tool_calls import OPEN as TOOL_CALL_OPEN
 from app.core.images.image_intake import PreparedImage
+from app.core.models.hardware_probe import runs_on_battery
 from app.core.listeners import Listeners
 from app.core.tools.tool_catalog import OfferedTools, ToolDefinition, ToolRun, offer
 from app.core.tools.tool_service import ToolCallHandle, ToolService
@@ -138,15 +139,19 @@ class ChatSession:
         *,
         default_thinking: bool | None = None,
         tools: ToolService | None = None,
+        on_battery: Callable[[], bool] = runs_on_battery,
     ) -> None:
         """``default_thinking`` is the thinking choice for new chats (None: the model's own);
-        ``tools`` the tools replies may call (None: none, whatever a chat's settings say)."""
+        ``tools`` the tools replies may call (None: none, whatever a chat's settings say);
+        ``on_battery`` says whether the computer runs on its battery now."""
         self._worker = worker
         self._host = host
         self._tools = tools
         self._listeners: Listeners[SessionEvent] = Listeners()
         self._closing = False
-        self._reads_while_typing = True  # a flag any thread may flip; read on the worker
+        self._reads_while_typing = True  # flags any thread may flip; read on the worker
+        self._reads_on_battery = False
+        self._on_battery = on_battery
         # Worker-thread state:
         self._default_thinking = default_thinking
         self._facts: ModelFacts | None = host.facts
@@ -180,9 +185,11 @@ class ChatSession:
                 self._path = store.messages(conversation_id)
                 self._settings = ChatSettings.from_dict(self._conversation.generation_settings)
                 self._system_prompt = self._conversation.system_prompt
+            # Its saved state is asked for first: restoring it is under way (queued on the
+            # engine) by the time anyone hears that the chat is open, and is read while it is read.
+            self._prepare_next_turn(store, saved_only=True)
             self._show(store)
             self._emit_settings()
-            self._prepare_next_turn(store, saved_only=True)  # its saved state, read while it is read
 
         self._run(open_)
 
@@ -275,6 +282,8 @@ class ChatSession:
         def read(store: ConversationStore) -> None:
             if not self._reads_while_typing or self._facts is None or self._turn is not None or self._closing:
                 return
+            if not self._reads_on_battery and self._on_battery():
+                return  # typing on throws the drafts read away: battery spent for nothing
             if len(text) > MAX_MESSAGE_CHARACTERS or not (text.strip() or images or replacing is not None):
                 return
             if images and not self._facts.reads_images:
@@ -295,10 +304,11 @@ class ChatSession:
 
         self._run(read)
 
-    def set_read_while_typing(self, enabled: bool) -> None:
+    def set_read_while_typing(self, enabled: bool, *, on_battery: bool = False) -> None:
         """Whether ``read_while_typing`` reads (off: the message is read once it is sent, which
-        saves the work of reading drafts, on battery for instance)."""
-        self._reads_while_typing = enabled
+        saves the work of reading drafts), and whether it does so while the computer runs on
+        its battery (by default not: typing on, the drafts read are work thrown away)."""
+        self._reads_while_typing, self._reads_on_battery = enabled, on_battery
 
     def stop(self) -> None:
         """Stops the reply being written, also one asked for a moment ago and not yet started."""

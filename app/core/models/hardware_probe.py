@@ -51,3 +51,13 @@ def _free_disk_bytes(folder: Path | None) -> int | None:
         return shutil.disk_usage(folder).free
     except OSError:
         return None
+
+
+def runs_on_battery() -> bool:
+    """Whether the computer runs on its battery now (unplugged); False without a battery or
+    when the system does not say."""
+    try:
+        battery = psutil.sensors_battery()
+    except (OSError, RuntimeError, NotImplementedError):
+        return False
+    return battery is not None and battery.power_plugged is False

@@ -50,6 +50,7 @@ class Settings:
     # The disk space saved model states may take (conversations resumed without reading them again).
     saved_states_budget_bytes: int = 2 * 1024**3
     read_while_typing: bool = True  # the engine reads the next message during pauses in typing
+    read_while_typing_on_battery: bool = False  # ... also while the computer runs on its battery
     # [server name, model id] when the model used last runs on a model server; empty otherwise.
     last_remote_model: list[str] = field(default_factory=list)
 
