@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtGui import QGuiApplication, QImage
 from PySide6.QtWidgets import QMessageBox
 
 from app.core.chat.chat_events import NextTurnPrepared
@@ -20,8 +20,8 @@ from app.core.profile.settings import load_settings
 from app.main import DesktopApp
 from app.ui.formatting import format_binary_bytes
 from app.ui.settings_dialog import SettingsDialog
-from tests.ui.test_images_ui import picture
 from tests.ui.app_driver import WAIT_MS, close, in_settings, load, open_app, stored, stored_messages, wait_until_idle
+from tests.vision_fixtures import picture_bytes
 
 QUESTION = "What about the rivers in the north of the country"
 
@@ -126,7 +126,7 @@ def test_a_pasted_picture_is_read_before_its_question_is_typed(qtbot, paths, tin
     read_ahead = ReadAhead(app)
     composer = app.window.composer
     composer.edit.setFocus()
-    QGuiApplication.clipboard().setImage(picture(800, 600))
+    QGuiApplication.clipboard().setImage(QImage.fromData(picture_bytes(800, 600)))
     qtbot.keyClick(composer.edit, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier)
     qtbot.waitUntil(lambda: bool(read_ahead.events), timeout=WAIT_MS)  # once it is ready, the pause reads it
     assert read_ahead.events[-1].evaluated_tokens > 300
